@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+/* tcpstates, kernel side: every TCP state change from sock:inet_sock_set_state, with the
+ * time spent in the state it leaves. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "tcpstates.h"
+#include "stream.bpf.h"
+#include "sock.bpf.h"
+
+#define TCP_CLOSE 7
+#define MAX_SOCKETS 10240
+
+const volatile __u16 target_family = 0;
+const volatile __u8 filter_by_lport = 0;
+const volatile __u8 filter_by_rport = 0;
+/* Port sets as bitmaps (bit p set: port p traced), so a filter costs one load. */
+const volatile __u64 lports[1024] = {};
+const volatile __u64 rports[1024] = {};
+
+/* Never written: it puts struct state_change into the skeleton's generated types. */
+struct state_change state_change_layout = {};
+
+/* When each socket entered its current state (ktime ns), for the MS column. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SOCKETS);
+	__type(key, __u64);
+	__type(value, __u64);
+} timestamps SEC(".maps");
+
+static __always_inline int port_in(const volatile __u64 *set, __u16 port)
+{
+	return (set[port >> 6] >> (port & 63)) & 1;
+}
+
+static __always_inline int record_change(void *ctx, const struct sock *sk, int oldstate,
+					 int newstate, const int direct)
+{
+	const struct inet_sock *inet = (const struct inet_sock *)sk;
+	struct state_change ev = {};
+	__u16 protocol, family, sport, dport;
+	__u64 skaddr = (__u64)sk, ts, *tsp;
+
+	if (direct)
+		protocol = BPF_CORE_READ_BITFIELD(sk, sk_protocol);
+	else
+		protocol = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+	/* The tracepoint also fires for SCTP and MPTCP sockets. */
+	if (protocol != IPPROTO_TCP)
+		return 0;
+
+	SK_READ(direct, family, sk->__sk_common.skc_family);
+	if (target_family && family != target_family)
+		return 0;
+	SK_READ(direct, sport, inet->inet_sport);
+	SK_READ(direct, dport, sk->__sk_common.skc_dport);
+	sport = bpf_ntohs(sport);
+	dport = bpf_ntohs(dport);
+	if (filter_by_lport && !port_in(lports, sport))
+		return 0;
+	if (filter_by_rport && !port_in(rports, dport))
+		return 0;
+
+	ts = bpf_ktime_get_ns();
+	tsp = bpf_map_lookup_elem(&timestamps, &skaddr);
+	ev.delta_us = tsp ? (ts - *tsp) / 1000 : 0;
+	ev.skaddr = skaddr;
+	ev.ts_us = ts / 1000;
+	ev.pid = bpf_get_current_pid_tgid() >> 32;
+	ev.oldstate = oldstate;
+	ev.newstate = newstate;
+	ev.family = family;
+	ev.sport = sport;
+	ev.dport = dport;
+	bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
+	SK_READ_ADDRS(direct, sk, family, ev.saddr, ev.daddr);
+	emit_event(ctx, &ev, sizeof(ev));
+
+	if (newstate == TCP_CLOSE)
+		bpf_map_delete_elem(&timestamps, &skaddr);
+	else
+		bpf_map_update_elem(&timestamps, &skaddr, &ts, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(set_state_btf, const struct sock *sk, const int oldstate, const int newstate)
+{
+	return record_change(ctx, sk, oldstate, newstate, 1);
+}
+
+SEC("raw_tp/inet_sock_set_state")
+int BPF_PROG(set_state_raw, const struct sock *sk, const int oldstate, const int newstate)
+{
+	return record_change(ctx, sk, oldstate, newstate, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,54 @@
+//! Command-line conventions shared by the tools: bcc's exit codes, one-line errors, help.
+
+use std::fmt::Display;
+use std::process;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+
+/// Normal end, or ended by Ctrl-C, SIGTERM or a closed stdout.
+pub const EXIT_OK: i32 = 0;
+/// A runtime or BPF failure.
+pub const EXIT_FAILURE: i32 = 1;
+/// A usage error (argp's EX_USAGE, which bcc's tools exit with).
+pub const EXIT_USAGE: i32 = 64;
+
+/// Parses the command line; help and version exit 0, any error exits 64 with one line.
+pub fn parse<T: Parser>(tool: &str) -> T {
+    match T::try_parse() {
+        Ok(options) => options,
+        Err(err) => match err.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                // clap writes help and version to stdout; a closed pipe is no failure here.
+                let _ = err.print();
+                process::exit(EXIT_OK)
+            }
+            _ => usage_error(tool, clap_message(&err)),
+        },
+    }
+}
+
+/// The first line of a clap error, without clap's `error: ` prefix and styling.
+fn clap_message(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{message} (see --help)")
+}
+
+/// Prints `tool: message` on stderr and exits 64.
+pub fn usage_error(tool: &str, message: impl Display) -> ! {
+    eprintln!("{tool}: {message}");
+    process::exit(EXIT_USAGE)
+}
+
+/// Runs a tool's body; an error becomes one line on stderr and exit 1.
+pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<()>) -> ! {
+    match body() {
+        Ok(()) => process::exit(EXIT_OK),
+        Err(err) => {
+            eprintln!("{tool}: {err:#}");
+            process::exit(EXIT_FAILURE)
+        }
+    }
+}

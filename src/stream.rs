@@ -1,0 +1,240 @@
+//! Events from BPF to user space: a BPF ring buffer, or a per-CPU perf buffer where the
+//! kernel has none, with every lost or skipped event reported on stderr.
+
+use std::cell::Cell;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use libbpf_rs::{
+    MapCore, MapFlags, MapMut, MapType, OpenMapMut, PerfBuffer, PerfBufferBuilder, RingBuffer,
+    RingBufferBuilder,
+};
+
+/// Set to anything but `0` or empty, forces the perf buffer even where a ring buffer works.
+pub const FORCE_PERF_ENV: &str = "TCPTOOLS_PERF_BUFFER";
+/// Size of the ring buffer (all CPUs share it).
+pub const RINGBUF_BYTES: u32 = 4 << 20;
+/// Size of each CPU's perf buffer, in pages.
+pub const PERF_PAGES_PER_CPU: usize = 64;
+/// How long one poll waits for events.
+pub const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// How often lost and skipped events are checked while running.
+const LOSS_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Which kind of buffer carries the events; chosen before the BPF object is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    RingBuffer,
+    PerfBuffer,
+}
+
+impl Transport {
+    /// The ring buffer when the kernel has one (5.8+) and the environment does not force
+    /// the perf buffer.
+    pub fn choose() -> Transport {
+        let forced = std::env::var(FORCE_PERF_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
+        // SAFETY: a plain probe call; a null opts pointer is allowed.
+        let has_ringbuf = unsafe {
+            libbpf_rs::libbpf_sys::libbpf_probe_bpf_map_type(
+                libbpf_rs::libbpf_sys::BPF_MAP_TYPE_RINGBUF,
+                std::ptr::null(),
+            )
+        } == 1;
+        if forced || !has_ringbuf {
+            Transport::PerfBuffer
+        } else {
+            Transport::RingBuffer
+        }
+    }
+
+    /// Shapes the open `events` map for this transport. The BPF side must also be told,
+    /// through its `use_ringbuf` constant (see bpf/stream.bpf.h).
+    pub fn prepare(self, events: &mut OpenMapMut) -> Result<()> {
+        match self {
+            Transport::RingBuffer => events.set_max_entries(RINGBUF_BYTES),
+            Transport::PerfBuffer => {
+                events.set_type(MapType::PerfEventArray)?;
+                events.set_key_size(4)?;
+                events.set_value_size(4)?;
+                // 0 lets libbpf size it to the number of possible CPUs.
+                events.set_max_entries(0)
+            }
+        }
+        .context("failed to set up the event buffer map")
+    }
+
+    pub fn uses_ringbuf(self) -> u8 {
+        u8::from(self == Transport::RingBuffer)
+    }
+}
+
+enum Buffer<'a> {
+    Ring(RingBuffer<'a>),
+    Perf(PerfBuffer<'a>),
+}
+
+/// A stream of raw event records, handed one at a time to a callback.
+pub struct EventStream<'a> {
+    buffer: Buffer<'a>,
+    losses: Losses<'a>,
+}
+
+impl<'a> EventStream<'a> {
+    /// Opens the stream over a loaded `events` map. `ringbuf_drops` is the BPF side's
+    /// per-CPU count of records that found the ring buffer full; `programs` are the
+    /// attached programs whose skipped runs (`recursion_misses`) are reported.
+    pub fn open(
+        transport: Transport,
+        events: &'a MapMut<'a>,
+        ringbuf_drops: &'a MapMut<'a>,
+        programs: Vec<BorrowedFd<'a>>,
+        mut on_event: impl FnMut(&[u8]) + 'a,
+    ) -> Result<Self> {
+        let buffer = match transport {
+            Transport::RingBuffer => {
+                let mut builder = RingBufferBuilder::new();
+                builder.add(events, move |data: &[u8]| {
+                    on_event(data);
+                    0
+                })?;
+                Buffer::Ring(builder.build().context("failed to open ring buffer")?)
+            }
+            Transport::PerfBuffer => Buffer::Perf(
+                PerfBufferBuilder::new(events)
+                    .pages(PERF_PAGES_PER_CPU)
+                    .sample_cb(move |_cpu: i32, data: &[u8]| on_event(data))
+                    .lost_cb(|cpu: i32, count: u64| {
+                        eprintln!("lost {count} events on CPU #{cpu}");
+                    })
+                    .build()
+                    .context("failed to open perf buffer")?,
+            ),
+        };
+        Ok(EventStream {
+            buffer,
+            losses: Losses::new(ringbuf_drops, programs),
+        })
+    }
+
+    /// Waits up to `timeout` for events and hands each to the callback. A signal that
+    /// interrupts the wait is not an error.
+    pub fn poll(&self, timeout: Duration) -> Result<()> {
+        let result = match &self.buffer {
+            Buffer::Ring(ring) => ring.poll(timeout),
+            Buffer::Perf(perf) => perf.poll(timeout),
+        };
+        match result {
+            Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
+            other => other.context("error polling the event buffer"),
+        }
+    }
+
+    /// Polls until `after_batch` returns false or a stop is requested, calling it after
+    /// every poll (to flush output), and reports losses as they happen and at the end.
+    pub fn run(&self, mut after_batch: impl FnMut() -> bool) -> Result<()> {
+        while !crate::signal::stop_requested() {
+            self.poll(POLL_TIMEOUT)?;
+            if !after_batch() {
+                break;
+            }
+            self.losses.report_if_due();
+        }
+        // Whatever is already in the buffer still reaches the output.
+        self.poll(Duration::ZERO)?;
+        after_batch();
+        self.losses.report();
+        Ok(())
+    }
+
+    pub fn losses(&self) -> &Losses<'a> {
+        &self.losses
+    }
+}
+
+/// Counts of events that never reached user space, reported on stderr as they grow.
+pub struct Losses<'a> {
+    ringbuf_drops: &'a MapMut<'a>,
+    programs: Vec<BorrowedFd<'a>>,
+    reported_drops: Cell<u64>,
+    reported_skips: Cell<u64>,
+    last_check: Cell<Instant>,
+}
+
+impl<'a> Losses<'a> {
+    fn new(ringbuf_drops: &'a MapMut<'a>, programs: Vec<BorrowedFd<'a>>) -> Self {
+        Losses {
+            ringbuf_drops,
+            programs,
+            reported_drops: Cell::new(0),
+            reported_skips: Cell::new(0),
+            last_check: Cell::new(Instant::now()),
+        }
+    }
+
+    fn report_if_due(&self) {
+        if self.last_check.get().elapsed() >= LOSS_CHECK_EVERY {
+            self.report();
+        }
+    }
+
+    /// Prints the events lost or skipped since the last report.
+    pub fn report(&self) {
+        self.last_check.set(Instant::now());
+        let drops = self.ringbuf_drops();
+        if drops > self.reported_drops.get() {
+            eprintln!("lost {} events", drops - self.reported_drops.get());
+            self.reported_drops.set(drops);
+        }
+        let skips = self.kernel_skips();
+        if skips > self.reported_skips.get() {
+            eprintln!(
+                "kernel skipped {} events",
+                skips - self.reported_skips.get()
+            );
+            self.reported_skips.set(skips);
+        }
+    }
+
+    /// Records the ring buffer had no room for, summed over CPUs.
+    pub fn ringbuf_drops(&self) -> u64 {
+        let per_cpu = self
+            .ringbuf_drops
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        per_cpu
+            .iter()
+            .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+            .map(u64::from_ne_bytes)
+            .sum()
+    }
+
+    /// Runs the kernel skipped because a BPF program was already running on that CPU
+    /// (`recursion_misses`): an event that happened but was never seen.
+    pub fn kernel_skips(&self) -> u64 {
+        self.programs.iter().map(|fd| recursion_misses(*fd)).sum()
+    }
+}
+
+fn recursion_misses(prog: BorrowedFd<'_>) -> u64 {
+    let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: info is a properly sized, writable bpf_prog_info and len says its size.
+    let ret = unsafe {
+        libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(prog.as_raw_fd(), &mut info, &mut len)
+    };
+    if ret == 0 {
+        info.recursion_misses
+    } else {
+        0
+    }
+}
+
+/// The file descriptors of the loaded programs among `programs`.
+pub fn program_fds<'a, P: AsFd + 'a>(
+    programs: impl IntoIterator<Item = &'a P>,
+) -> Vec<BorrowedFd<'a>> {
+    programs.into_iter().map(|p| p.as_fd()).collect()
+}

@@ -1,0 +1,264 @@
+//! Test support for the live BPF tests: private network namespaces with real loopback
+//! traffic, and tools run as child processes. Live tests need root; without it they fail.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Runs a command and panics with its output unless it succeeds.
+pub fn sh(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace of this test's own, with loopback up; removed on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates `tcpt-TAG-PID`. Fails the test (never skips) when it cannot.
+    pub fn new(tag: &str) -> Netns {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "live BPF tests need root (run `sudo make test`)"
+        );
+        let name = format!("tcpt-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        sh("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        sh("ip", &["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs `f` on a thread named `comm` that has entered this namespace; its sockets live
+    /// there, and the kernel sees this process's pid with `comm` as the task name.
+    pub fn run<T: Send + 'static>(&self, comm: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        thread::Builder::new()
+            .name(comm.to_owned())
+            .spawn(move || {
+                let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+                setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).expect("setns into the test namespace");
+                f()
+            })
+            .expect("spawn traffic thread")
+            .join()
+            .expect("traffic thread panicked")
+    }
+
+    /// `tc`/`nft`/`ip` inside the namespace.
+    pub fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        sh("ip", &all);
+    }
+
+    pub fn exec(&self, program: &str, args: &[&str]) {
+        let mut all = vec!["netns", "exec", self.name.as_str(), program];
+        all.extend_from_slice(args);
+        sh("ip", &all);
+    }
+
+    /// Shapes loopback with tbf so a round trip takes about 8 ms.
+    pub fn slow_loopback(&self) {
+        self.exec(
+            "tc",
+            &["qdisc", "add", "dev", "lo", "root", "tbf", "rate", "2mbit", "burst", "3000", "latency", "200ms"],
+        );
+    }
+
+    /// Drops every other SYN to `port`, so each connect there takes about 1 s.
+    pub fn drop_every_other_syn(&self, port: u16) {
+        let rule = format!(
+            "add table inet tcpt; add chain inet tcpt input {{ type filter hook input priority 0; }}; \
+             add rule inet tcpt input tcp dport {port} tcp flags & (syn|ack) == syn numgen inc mod 2 == 0 drop"
+        );
+        self.exec("nft", &[&rule]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// One complete connection on loopback: listen, connect, accept, client closes first,
+/// server reads EOF and closes, listener closes. `rounds` request/response exchanges.
+pub fn connection(listen: SocketAddr, rounds: usize) -> SocketAddr {
+    use std::io::Write;
+    let listener = TcpListener::bind(listen).expect("bind listener");
+    let mut client = TcpStream::connect(listen).expect("connect");
+    let client_addr = client.local_addr().expect("client address");
+    let (mut accepted, _) = listener.accept().expect("accept");
+    let mut byte = [0u8; 1];
+    for _ in 0..rounds {
+        client.write_all(b"x").expect("client write");
+        accepted.read_exact(&mut byte).expect("server read");
+        accepted.write_all(b"y").expect("server write");
+        client.read_exact(&mut byte).expect("client read");
+    }
+    drop(client);
+    let mut rest = Vec::new();
+    accepted.read_to_end(&mut rest).expect("server reads EOF");
+    // Give the client's FIN_WAIT2 -> CLOSE (it follows the server's FIN) time to happen.
+    drop(accepted);
+    thread::sleep(Duration::from_millis(50));
+    drop(listener);
+    client_addr
+}
+
+/// A tool running as a child process, its stdout collected line by line.
+pub struct Tool {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    stderr: thread::JoinHandle<String>,
+}
+
+/// What a tool printed and how it ended.
+pub struct Finished {
+    pub stdout: Vec<String>,
+    pub stderr: String,
+    pub status: ExitStatus,
+}
+
+impl Tool {
+    /// Starts `bin` and waits until it printed `ready_lines` lines (its header), at most 30 s.
+    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)], ready_lines: usize) -> Tool {
+        let mut child = Command::new(bin)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let mut tool = Tool {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tool.seen.len() < ready_lines {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tool.lines.recv_timeout(left) {
+                Ok(line) => tool.seen.push(line),
+                Err(_) => {
+                    let _ = tool.child.kill();
+                    let status = tool.child.wait().ok();
+                    let stderr = tool.stderr.join().unwrap_or_default();
+                    panic!("{bin} {args:?} did not become ready ({status:?}); stderr: {stderr}");
+                }
+            }
+        }
+        tool
+    }
+
+    /// Waits until a line matching `pred` appears (at most `timeout`); the lines so far.
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        if self.seen.iter().any(|l| pred(l)) {
+            return true;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = pred(&line);
+                    self.seen.push(line);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` and collects everything the tool printed; fails after 20 s.
+    pub fn stop_with(mut self, signal: Signal) -> Finished {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), signal);
+        self.finish()
+    }
+
+    /// Waits (at most 20 s) for the tool to end by itself.
+    pub fn finish(mut self) -> Finished {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for tool") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tool did not end within 20 s");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        Finished {
+            stdout: self.seen,
+            stderr: self.stderr.join().unwrap_or_default(),
+            status,
+        }
+    }
+}
+
+/// Runs a tool to completion with a time bound and returns what it printed.
+pub fn run_tool(bin: &str, args: &[&str]) -> Finished {
+    let child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+    let out = child.wait_with_output().expect("tool output");
+    Finished {
+        stdout: String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        status: out.status,
+    }
+}
