@@ -23,7 +23,7 @@ pub fn parse<T: Parser>(tool: &str) -> T {
                 let _ = err.print();
                 process::exit(EXIT_OK)
             }
-            _ => usage_error(tool, clap_message(&err)),
+            _ => usage_error(format!("{tool}: {}", clap_message(&err))),
         },
     }
 }
@@ -36,9 +36,9 @@ fn clap_message(err: &clap::Error) -> String {
     format!("{message} (see --help)")
 }
 
-/// Prints `tool: message` on stderr and exits 64.
-pub fn usage_error(tool: &str, message: impl Display) -> ! {
-    eprintln!("{tool}: {message}");
+/// Prints `message` (bcc's wording, e.g. `Invalid ports: 80abc`) on stderr and exits 64.
+pub fn usage_error(message: impl Display) -> ! {
+    eprintln!("{message}");
     process::exit(EXIT_USAGE)
 }
 

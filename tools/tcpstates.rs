@@ -50,10 +50,22 @@ struct Options {
     #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
     ipv6: bool,
     /// Comma-separated list of remote ports to trace.
-    #[arg(short = 'D', long = "remoteport", value_name = "DPORT")]
+    #[arg(
+        short = 'D',
+        long = "remoteport",
+        value_name = "DPORT",
+        allow_hyphen_values = true,
+        verbatim_doc_comment
+    )]
     remoteport: Option<String>,
     /// Comma-separated list of local ports to trace.
-    #[arg(short = 'L', long = "localport", value_name = "LPORT")]
+    #[arg(
+        short = 'L',
+        long = "localport",
+        value_name = "LPORT",
+        allow_hyphen_values = true,
+        verbatim_doc_comment
+    )]
     localport: Option<String>,
     /// Include timestamp on output
     #[arg(short = 'T', long = "timestamp")]
@@ -96,7 +108,7 @@ impl Config {
         let ports = |arg: Option<String>| {
             arg.map(|a| {
                 PortList::parse(&a)
-                    .unwrap_or_else(|| cli::usage_error(TOOL, format!("Invalid ports: {a}")))
+                    .unwrap_or_else(|| cli::usage_error(format!("Invalid ports: {a}")))
             })
         };
         Config {

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{channel, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,12 @@ impl Netns {
         sh("ip", &["netns", "add", &name]);
         let ns = Netns { name };
         sh("ip", &["-n", &ns.name, "link", "set", "lo", "up"]);
+        // Tracepoints see every namespace: keep this one's ephemeral ports (the clients'
+        // local ports) away from the fixed ports tests filter on, all below 50000.
+        ns.exec(
+            "sysctl",
+            &["-qw", "net.ipv4.ip_local_port_range=50000 60999"],
+        );
         ns
     }
 
@@ -82,7 +88,10 @@ impl Netns {
     pub fn slow_loopback(&self) {
         self.exec(
             "tc",
-            &["qdisc", "add", "dev", "lo", "root", "tbf", "rate", "2mbit", "burst", "3000", "latency", "200ms"],
+            &[
+                "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "2mbit", "burst", "3000",
+                "latency", "200ms",
+            ],
         );
     }
 
@@ -98,7 +107,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -191,25 +202,39 @@ impl Tool {
         tool
     }
 
-    /// Waits until a line matching `pred` appears (at most `timeout`); the lines so far.
+    /// Waits until a line matching `pred` appears (at most `timeout`).
     pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
-        if self.seen.iter().any(|l| pred(l)) {
-            return true;
-        }
+        self.wait_for_count(timeout, 1, pred)
+    }
+
+    /// Waits until `count` lines match `pred` (at most `timeout`); true if they did.
+    pub fn wait_for_count(
+        &mut self,
+        timeout: Duration,
+        count: usize,
+        pred: impl Fn(&str) -> bool,
+    ) -> bool {
         let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
+        let mut matched = self.seen.iter().filter(|l| pred(l)).count();
+        while matched < count {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            match self.lines.recv_timeout(deadline - now) {
                 Ok(line) => {
-                    let hit = pred(&line);
+                    matched += usize::from(pred(&line));
                     self.seen.push(line);
-                    if hit {
-                        return true;
-                    }
                 }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return false,
+                Err(_) => return false,
             }
         }
+        true
+    }
+
+    /// The lines printed so far (the header first).
+    pub fn lines(&self) -> &[String] {
+        &self.seen
     }
 
     pub fn pid(&self) -> u32 {
@@ -217,7 +242,7 @@ impl Tool {
     }
 
     /// Sends `signal` and collects everything the tool printed; fails after 20 s.
-    pub fn stop_with(mut self, signal: Signal) -> Finished {
+    pub fn stop_with(self, signal: Signal) -> Finished {
         let _ = kill(Pid::from_raw(self.child.id() as i32), signal);
         self.finish()
     }
@@ -257,7 +282,10 @@ pub fn run_tool(bin: &str, args: &[&str]) -> Finished {
         .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
     let out = child.wait_with_output().expect("tool output");
     Finished {
-        stdout: String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect(),
+        stdout: String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         status: out.status,
     }

@@ -1,0 +1,303 @@
+//! Golden strings for every tcpstates layout, checked against bcc's printf formats.
+
+use chrono::{Local, TimeZone};
+use tcptools::net::{AF_INET, AF_INET6};
+use tcptools::out::Comm;
+use tcptools::tcpstates::{state_name, Format, Printer, StateChange};
+
+const HEADER: &str = "SKADDR           PID     COMM       LADDR           LPORT RADDR           RPORT OLDSTATE    -> NEWSTATE    MS\n";
+const WIDE_HEADER: &str = "SKADDR           PID     COMM             IP LADDR                                   LPORT RADDR                                   RPORT OLDSTATE    -> NEWSTATE    MS\n";
+
+fn v4(a: [u8; 4]) -> [u8; 16] {
+    let mut addr = [0u8; 16];
+    addr[..4].copy_from_slice(&a);
+    addr
+}
+
+fn v6(text: &str) -> [u8; 16] {
+    text.parse::<std::net::Ipv6Addr>().unwrap().octets()
+}
+
+fn change(family: u16, laddr: [u8; 16], lport: u16, raddr: [u8; 16], rport: u16) -> StateChange {
+    StateChange {
+        skaddr: 0xffff8881064b0940,
+        pid: 7673,
+        comm: Comm::from_kernel(b"python3\0"),
+        family,
+        laddr,
+        lport,
+        raddr,
+        rport,
+        oldstate: 1,
+        newstate: 4,
+        delta_us: 50345,
+        ts_us: 10_000_000,
+    }
+}
+
+fn loopback_v4() -> StateChange {
+    change(AF_INET, v4([127, 0, 0, 1]), 59600, v4([127, 0, 0, 1]), 8765)
+}
+
+fn render(format: Format, events: &[StateChange]) -> String {
+    let at = Local.with_ymd_and_hms(2026, 1, 2, 22, 22, 29).unwrap();
+    let mut printer = Printer::new(format);
+    let mut out = Vec::new();
+    printer.header(&mut out).unwrap();
+    for ev in events {
+        printer.line(ev, at, &mut out).unwrap();
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn default_layout() {
+    let mut idle = loopback_v4();
+    idle.pid = 0;
+    idle.comm = Comm::from_kernel(b"swapper/0\0");
+    idle.oldstate = 4;
+    idle.newstate = 5;
+    idle.delta_us = 2342;
+    assert_eq!(
+        render(Format::default(), &[loopback_v4(), idle]),
+        format!(
+            "{HEADER}\
+ffff8881064b0940 7673    python3    127.0.0.1       59600 127.0.0.1       8765  ESTABLISHED -> FIN_WAIT1   50.345\n\
+ffff8881064b0940 0       swapper/0  127.0.0.1       59600 127.0.0.1       8765  FIN_WAIT1   -> FIN_WAIT2   2.342\n"
+        )
+    );
+}
+
+#[test]
+fn long_names_are_cut_to_ten_bytes_and_long_addresses_push_columns() {
+    let mut ev = change(AF_INET6, v6("::ffff:127.0.0.1"), 59600, v6("::1"), 8765);
+    ev.comm = Comm::from_kernel(b"averylongname15");
+    ev.delta_us = 125;
+    assert_eq!(
+        render(Format::default(), &[ev]),
+        format!(
+            "{HEADER}\
+ffff8881064b0940 7673    averylongn ::ffff:127.0.0.1 59600 ::1             8765  ESTABLISHED -> FIN_WAIT1   0.125\n"
+        )
+    );
+}
+
+#[test]
+fn wide_layout_prints_39_character_ipv6_addresses_in_full() {
+    let mut ev = change(
+        AF_INET6,
+        v6("2001:db8:1234:5678:9abc:def0:1234:5678"),
+        443,
+        v6("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff"),
+        65535,
+    );
+    ev.pid = 123456;
+    ev.comm = Comm::from_kernel(b"averylongname15");
+    ev.oldstate = 2;
+    ev.newstate = 13;
+    ev.delta_us = 2500;
+    let wide = Format {
+        wide: true,
+        ..Format::default()
+    };
+    assert_eq!(
+        render(wide, &[ev]),
+        format!(
+            "{WIDE_HEADER}\
+ffff8881064b0940 123456  averylongname15  6  2001:db8:1234:5678:9abc:def0:1234:5678  443   2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff  65535 SYN_SENT    -> UNKNOWN     2.500\n"
+        )
+    );
+}
+
+#[test]
+fn clock_column_with_wide_layout() {
+    let mut ev = change(AF_INET, v4([127, 0, 0, 1]), 8765, v4([0, 0, 0, 0]), 0);
+    ev.skaddr = 0xffff8881064b3780;
+    ev.pid = 8204;
+    ev.oldstate = 7;
+    ev.newstate = 10;
+    ev.delta_us = 0;
+    let format = Format {
+        clock: true,
+        wide: true,
+        ..Format::default()
+    };
+    assert_eq!(
+        render(format, &[ev]),
+        format!(
+            "TIME(s)  {WIDE_HEADER}\
+22:22:29 ffff8881064b3780 8204    python3          4  127.0.0.1                               8765  0.0.0.0                                 0     CLOSE       -> LISTEN      0.000\n"
+        )
+    );
+}
+
+#[test]
+fn seconds_column_counts_from_the_first_printed_event_and_may_go_negative() {
+    let first = loopback_v4();
+    let mut later = loopback_v4();
+    later.ts_us = first.ts_us + 12_345_678;
+    let mut earlier = loopback_v4();
+    earlier.ts_us = first.ts_us - 1_500_000;
+    let format = Format {
+        seconds: true,
+        ..Format::default()
+    };
+    let text = render(format, &[first, later, earlier]);
+    let prefixes: Vec<&str> = text.lines().map(|l| &l[..10]).collect();
+    assert_eq!(
+        prefixes,
+        ["TIME(s)   ", "0.000000  ", "12.345678 ", "-1.500000 "]
+    );
+    let plain = render(Format::default(), &[loopback_v4()]);
+    assert_eq!(
+        &text.lines().nth(1).unwrap()[10..],
+        plain.lines().nth(1).unwrap()
+    );
+}
+
+#[test]
+fn clock_and_seconds_together_put_the_clock_first() {
+    let format = Format {
+        clock: true,
+        seconds: true,
+        ..Format::default()
+    };
+    let text = render(format, &[loopback_v4()]);
+    assert!(
+        text.starts_with(&format!("TIME(s)  TIME(s)   {HEADER}")),
+        "{text}"
+    );
+    assert!(text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .starts_with("22:22:29 0.000000  ffff8881064b0940 "));
+}
+
+#[test]
+fn csv_layout_is_python_tcpstates_csv() {
+    let format = Format {
+        csv: true,
+        wide: true,
+        ..Format::default()
+    };
+    assert_eq!(
+        render(format, &[loopback_v4()]),
+        "SKADDR,C-PID,C-COMM,IP,LADDR,LPORT,RADDR,RPORT,OLDSTATE,NEWSTATE,MS\n\
+ffff8881064b0940,7673,python3,4,127.0.0.1,59600,127.0.0.1,8765,ESTABLISHED,FIN_WAIT1,50.345\n"
+    );
+}
+
+#[test]
+fn csv_with_clock_and_seconds() {
+    let format = Format {
+        csv: true,
+        clock: true,
+        seconds: true,
+        ..Format::default()
+    };
+    assert_eq!(
+        render(format, &[loopback_v4()]),
+        "TIME,TIME(s),SKADDR,C-PID,C-COMM,IP,LADDR,LPORT,RADDR,RPORT,OLDSTATE,NEWSTATE,MS\n\
+22:22:29,0.000000,ffff8881064b0940,7673,python3,4,127.0.0.1,59600,127.0.0.1,8765,ESTABLISHED,FIN_WAIT1,50.345\n"
+    );
+}
+
+#[test]
+fn csv_quotes_fields_holding_commas_or_quotes() {
+    let mut ev = loopback_v4();
+    ev.comm = Comm::from_kernel(b"a,b\"c\0");
+    let format = Format {
+        csv: true,
+        ..Format::default()
+    };
+    let text = render(format, &[ev]);
+    assert_eq!(
+        text.lines().nth(1).unwrap(),
+        "ffff8881064b0940,7673,\"a,b\"\"c\",4,127.0.0.1,59600,127.0.0.1,8765,ESTABLISHED,FIN_WAIT1,50.345"
+    );
+}
+
+#[test]
+fn json_has_named_fields_and_numbers() {
+    let format = Format {
+        json: true,
+        seconds: true,
+        ..Format::default()
+    };
+    let text = render(format, &[loopback_v4()]);
+    assert_eq!(text.lines().count(), 1, "no header in JSON: {text}");
+    let value: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+    let at = Local.with_ymd_and_hms(2026, 1, 2, 22, 22, 29).unwrap();
+    assert_eq!(
+        value,
+        serde_json::json!({
+            "time": tcptools::time::rfc3339(at),
+            "skaddr": "ffff8881064b0940",
+            "pid": 7673,
+            "comm": "python3",
+            "ip": 4,
+            "laddr": "127.0.0.1",
+            "lport": 59600,
+            "raddr": "127.0.0.1",
+            "rport": 8765,
+            "oldstate": "ESTABLISHED",
+            "newstate": "FIN_WAIT1",
+            "ms": 50.345,
+            "seconds": 0.0,
+        })
+    );
+}
+
+#[test]
+fn control_characters_in_process_names_print_as_question_marks() {
+    let mut ev = loopback_v4();
+    ev.comm = Comm::from_kernel(b"ev\x1b[2Jil\x07\0");
+    let text = render(Format::default(), &[ev]);
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("ffff8881064b0940 7673    ev?[2Jil?  127.0.0.1 "),
+        "{text}"
+    );
+}
+
+#[test]
+fn state_names_and_unnamed_numbers() {
+    let names: Vec<String> = (0..=14).map(state_name).collect();
+    assert_eq!(
+        names,
+        [
+            "0",
+            "ESTABLISHED",
+            "SYN_SENT",
+            "SYN_RECV",
+            "FIN_WAIT1",
+            "FIN_WAIT2",
+            "TIME_WAIT",
+            "CLOSE",
+            "CLOSE_WAIT",
+            "LAST_ACK",
+            "LISTEN",
+            "CLOSING",
+            "NEW_SYN_RECV",
+            "UNKNOWN",
+            "14"
+        ]
+    );
+    assert_eq!(state_name(-3), "-3");
+    let mut ev = loopback_v4();
+    ev.oldstate = 0;
+    ev.newstate = 99;
+    let text = render(Format::default(), &[ev]);
+    assert!(
+        text.ends_with("8765  0           -> 99          50.345\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn short_records_are_rejected() {
+    assert_eq!(StateChange::decode(&[0u8; 10]), None);
+}
