@@ -218,7 +218,9 @@ impl<'a> Losses<'a> {
     }
 }
 
-fn recursion_misses(prog: BorrowedFd<'_>) -> u64 {
+/// How many times the kernel skipped `prog` because a BPF program was already running on
+/// that CPU; 0 when the kernel cannot tell.
+pub fn recursion_misses(prog: BorrowedFd<'_>) -> u64 {
     let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
     let mut len = std::mem::size_of_val(&info) as u32;
     // SAFETY: info is a properly sized, writable bpf_prog_info and len says its size.
