@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: GPL-2.0
+/* tcpconnlat, kernel side: the time from a connect's SYN_SENT to its answer, from
+ * sock:inet_sock_set_state alone. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "tcpconnlat.h"
+#include "stream.bpf.h"
+#include "sock.bpf.h"
+
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_CLOSE 7
+#define ECONNREFUSED 111
+#define MAX_CONNECTS 4096
+
+const volatile __u16 target_family = 0;
+const volatile __u32 target_tgid = 0;
+const volatile __u64 min_us = 0;
+
+/* Never written: they put the structs into the skeleton's generated types. */
+struct connect_latency connect_latency_layout = {};
+struct connect_start connect_start_layout = {};
+
+/* Connects in flight. Every way out of SYN_SENT passes through the tracepoint and deletes
+ * the entry, so none outlives its socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_CONNECTS);
+	__type(key, __u64);
+	__type(value, struct connect_start);
+} connlat_start SEC(".maps");
+
+/* CLOSE -> SYN_SENT happens inside connect(), so the current task is the one connecting. */
+static __always_inline void start_connect(const struct sock *sk)
+{
+	struct connect_start start = {};
+	__u64 skaddr = (__u64)sk;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (target_tgid && tgid != target_tgid)
+		return;
+	start.ts_ns = bpf_ktime_get_ns();
+	start.tgid = tgid;
+	bpf_get_current_comm(&start.comm, sizeof(start.comm));
+	/* A socket connected again after a failed attempt overwrites its old entry. */
+	bpf_map_update_elem(&connlat_start, &skaddr, &start, BPF_ANY);
+}
+
+static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u16 family,
+					   const int direct)
+{
+	const struct inet_sock *inet = (const struct inet_sock *)sk;
+	struct connect_latency ev = {};
+	struct connect_start *start;
+	__u64 skaddr = (__u64)sk, now;
+	__s64 delta;
+	__u16 lport, dport;
+
+	start = bpf_map_lookup_elem(&connlat_start, &skaddr);
+	if (!start)
+		return;
+	now = bpf_ktime_get_ns();
+	delta = (__s64)(now - start->ts_ns);
+	if (delta < 0)
+		goto cleanup;
+	ev.delta_us = delta / 1000;
+	if (min_us && ev.delta_us < min_us)
+		goto cleanup;
+
+	ev.ts_us = now / 1000;
+	ev.tgid = start->tgid;
+	__builtin_memcpy(ev.comm, start->comm, sizeof(ev.comm));
+	ev.family = family;
+	/* Not skc_num: closing a refused socket releases its port (skc_num = 0) before the
+	 * tracepoint fires, while inet_sport keeps it. */
+	SK_READ(direct, lport, inet->inet_sport);
+	SK_READ(direct, dport, sk->__sk_common.skc_dport);
+	ev.lport = bpf_ntohs(lport);
+	ev.dport = bpf_ntohs(dport);
+	SK_READ_ADDRS(direct, sk, family, ev.saddr, ev.daddr);
+	emit_event(ctx, &ev, sizeof(ev));
+cleanup:
+	bpf_map_delete_elem(&connlat_start, &skaddr);
+}
+
+static __always_inline int on_state_change(void *ctx, const struct sock *sk, int oldstate,
+					   int newstate, const int direct)
+{
+	__u16 protocol, family;
+	__u64 skaddr = (__u64)sk;
+	int err;
+
+	if (newstate != TCP_SYN_SENT && oldstate != TCP_SYN_SENT)
+		return 0;
+	if (direct)
+		protocol = BPF_CORE_READ_BITFIELD(sk, sk_protocol);
+	else
+		protocol = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+	/* The tracepoint also fires for SCTP and MPTCP sockets. */
+	if (protocol != IPPROTO_TCP)
+		return 0;
+
+	if (newstate == TCP_SYN_SENT) {
+		SK_READ(direct, family, sk->__sk_common.skc_family);
+		if (target_family && family != target_family)
+			return 0;
+		if (oldstate == TCP_CLOSE)
+			start_connect(sk);
+		return 0;
+	}
+
+	/* Leaving SYN_SENT: only sockets with an entry passed the filters. */
+	if (newstate == TCP_ESTABLISHED) {
+		SK_READ(direct, family, sk->__sk_common.skc_family);
+		answer_connect(ctx, sk, family, direct);
+		return 0;
+	}
+	if (newstate == TCP_CLOSE) {
+		/* tcp_reset() sets ECONNREFUSED before closing a SYN_SENT socket on an RST: bcc
+		 * measures up to that answer too. Timeouts, close() and local failures do not. */
+		SK_READ(direct, err, sk->sk_err);
+		if (err == ECONNREFUSED) {
+			SK_READ(direct, family, sk->__sk_common.skc_family);
+			answer_connect(ctx, sk, family, direct);
+			return 0;
+		}
+	}
+	bpf_map_delete_elem(&connlat_start, &skaddr);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(set_state_btf, const struct sock *sk, const int oldstate, const int newstate)
+{
+	return on_state_change(ctx, sk, oldstate, newstate, 1);
+}
+
+SEC("raw_tp/inet_sock_set_state")
+int BPF_PROG(set_state_raw, const struct sock *sk, const int oldstate, const int newstate)
+{
+	return on_state_change(ctx, sk, oldstate, newstate, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";

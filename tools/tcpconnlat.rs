@@ -1,0 +1,233 @@
+//! tcpconnlat: trace TCP connects and show how long each waited for its answer.
+
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
+
+use anyhow::{Context, Result};
+use chrono::Local;
+use clap::{ArgAction, Parser};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::OpenObject;
+
+use tcptools::attach::{self, Hook};
+use tcptools::net::{AF_INET, AF_INET6};
+use tcptools::out::Output;
+use tcptools::skel::tcpconnlat::{TcpconnlatSkel, TcpconnlatSkelBuilder};
+use tcptools::stream::{EventStream, Transport};
+use tcptools::tcpconnlat::{ConnectLatency, Format, Printer};
+use tcptools::{cli, privilege, signal};
+
+const TOOL: &str = "tcpconnlat";
+
+// ---- options ----
+
+const EXAMPLES: &str = "EXAMPLES:
+    tcpconnlat              # trace all TCP connects
+    tcpconnlat 1            # trace connection latency slower than 1 ms
+    tcpconnlat 0.1          # trace connection latency slower than 100 us
+    tcpconnlat -t           # include seconds since the first event
+    tcpconnlat -p 185       # trace PID 185 only
+    tcpconnlat -L           # include LPORT while printing outputs
+    tcpconnlat -4           # trace IPv4 family only
+    tcpconnlat --json       # one JSON object per connect";
+
+#[derive(Parser)]
+#[command(
+    name = TOOL,
+    version,
+    about = "Trace TCP connects and show connection latency.",
+    override_usage = "tcpconnlat [--help] [-t] [-p PID] [-L] [-4] [-6] [--json] [MIN_MS]",
+    after_help = EXAMPLES,
+    disable_help_flag = true,
+    infer_long_args = true,
+    args_override_self = true
+)]
+struct Options {
+    /// Trace IPv4 family only
+    #[arg(short = '4', long = "ipv4", overrides_with = "ipv6")]
+    ipv4: bool,
+    /// Trace IPv6 family only
+    #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
+    ipv6: bool,
+    /// Include LPORT on output
+    #[arg(short = 'L', long = "lport")]
+    lport: bool,
+    /// Trace this PID only
+    #[arg(
+        short = 'p',
+        long = "pid",
+        value_name = "PID",
+        allow_hyphen_values = true
+    )]
+    pid: Option<String>,
+    /// Include timestamp on output
+    #[arg(short = 't', long = "timestamp")]
+    timestamp: bool,
+    /// One JSON object per line
+    #[arg(long = "json")]
+    json: bool,
+    /// Verbose debug output
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+    /// Give this help list
+    #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
+    help: Option<bool>,
+    /// Trace connects slower than this many milliseconds only
+    #[arg(value_name = "MIN_MS")]
+    min_ms: Vec<String>,
+}
+
+/// What to trace and how to print it, validated.
+struct Config {
+    family: u16,
+    /// 0: every process.
+    pid: u32,
+    /// 0: every connect.
+    min_us: u64,
+    format: Format,
+    verbose: bool,
+}
+
+/// The minimum latency in whole microseconds, as bcc truncates it; None unless it is a
+/// finite number of milliseconds that leaves at least 1 µs.
+fn parse_min_us(arg: &str) -> Option<u64> {
+    let ms: f64 = arg.parse().ok()?;
+    if !ms.is_finite() || ms < 0.0 {
+        return None;
+    }
+    // `as` saturates: an absurd minimum simply hides every connect.
+    let us = (ms * 1000.0) as u64;
+    (us > 0).then_some(us)
+}
+
+fn parse_pid(arg: &str) -> Option<u32> {
+    let pid: i32 = arg.parse().ok()?;
+    u32::try_from(pid).ok().filter(|&p| p > 0)
+}
+
+impl Config {
+    fn from_options(o: Options) -> Config {
+        let mut positional = o.min_ms.into_iter();
+        let min_us = positional.next().map_or(0, |arg| {
+            parse_min_us(&arg)
+                .unwrap_or_else(|| cli::usage_error(format!("Invalid delay (in us): {arg}")))
+        });
+        if let Some(extra) = positional.next() {
+            cli::usage_error(format!("Unrecognized positional argument: {extra}"));
+        }
+        let pid = o.pid.map_or(0, |arg| {
+            parse_pid(&arg).unwrap_or_else(|| cli::usage_error(format!("invalid PID: {arg}")))
+        });
+        Config {
+            family: if o.ipv4 {
+                AF_INET
+            } else if o.ipv6 {
+                AF_INET6
+            } else {
+                0
+            },
+            pid,
+            min_us,
+            format: Format {
+                seconds: o.timestamp,
+                lport: o.lport,
+                json: o.json,
+            },
+            verbose: o.verbose,
+        }
+    }
+}
+
+fn main() {
+    let config = Config::from_options(cli::parse(TOOL));
+    cli::run(TOOL, || trace(&config))
+}
+
+// ---- BPF setup ----
+
+fn open_load_attach<'obj>(
+    hook: Hook,
+    object: &'obj mut MaybeUninit<OpenObject>,
+    config: &Config,
+    transport: Transport,
+) -> Result<TcpconnlatSkel<'obj>> {
+    let mut open = TcpconnlatSkelBuilder::default()
+        .open(object)
+        .context("failed to open BPF object")?;
+    open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
+    open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
+    transport.prepare(&mut open.maps.events)?;
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .context("BPF object has no read-only data")?;
+    rodata.use_ringbuf = transport.uses_ringbuf();
+    rodata.target_family = config.family;
+    rodata.target_tgid = config.pid;
+    rodata.min_us = config.min_us;
+    let mut skel = open.load().context("failed to load BPF object")?;
+    skel.attach().context("failed to attach BPF programs")?;
+    Ok(skel)
+}
+
+fn trace(config: &Config) -> Result<()> {
+    privilege::require_bpf()?;
+    attach::libbpf_logging(config.verbose);
+    signal::install()?;
+    let transport = Transport::choose();
+    let mut storage = attach::object_storage();
+    let (skel, hook) = attach::with_fallback(&mut storage, |hook, object| {
+        open_load_attach(hook, object, config, transport)
+    })?;
+    let program = match hook {
+        Hook::TpBtf => skel.progs.set_state_btf.as_fd(),
+        Hook::RawTp => skel.progs.set_state_raw.as_fd(),
+    };
+
+    // ---- event loop ----
+
+    let out = RefCell::new(Output::stdout());
+    let mut printer = Printer::new(config.format);
+    let failure = RefCell::new(None);
+    // As bcc, the header comes once the event buffer is open; a buffer that cannot be set
+    // up is an error (exit 1), where bcc exits 0.
+    let stream = EventStream::open(
+        transport,
+        &skel.maps.events,
+        &skel.maps.ringbuf_drops,
+        vec![program],
+        |data| {
+            let Some(connect) = ConnectLatency::decode(data) else {
+                eprintln!("Error: packet too small");
+                return;
+            };
+            if !connect.has_known_family() {
+                eprintln!("broken event: event->af={}", connect.family);
+                return;
+            }
+            let now = Local::now();
+            if let Err(err) = out.borrow_mut().emit(|w| printer.line(&connect, now, w)) {
+                failure.borrow_mut().get_or_insert(err);
+            }
+        },
+    )?;
+    {
+        let mut out = out.borrow_mut();
+        out.emit(|w| Printer::new(config.format).header(w))?;
+        out.flush()?;
+    }
+    stream.run(|| {
+        let mut out = out.borrow_mut();
+        if let Err(err) = out.flush() {
+            failure.borrow_mut().get_or_insert(err);
+        }
+        failure.borrow().is_none() && !out.is_closed()
+    })?;
+    drop(stream);
+    match failure.into_inner() {
+        Some(err) => Err(err).context("failed to write output"),
+        None => Ok(()),
+    }
+}
