@@ -4,7 +4,11 @@
 #   make build      release build of the three tools
 #   make test       every test, including the live BPF tests (run as root)
 #   make run TOOL=tcpstates ARGS=-T
-#   make install    PREFIX=/usr/local DESTDIR=  (binaries in $(PREFIX)/sbin)
+#   make install    PREFIX=/usr/local DESTDIR=  (binaries in $(PREFIX)/sbin, man pages,
+#                   bash/zsh/fish completions); make uninstall removes exactly those files
+#   make docs       man pages and completions into target/docs (from the clap definitions)
+#   make release    static release build in target/static (needs only libc), with sizes
+#   make static-check  make release, then ldd: fail on any library but the libc family
 #   make vmlinux    regenerate vmlinux/<arch>/vmlinux.h from the running kernel's BTF
 #   make bench      regenerate BENCHMARKS.md
 
@@ -13,15 +17,33 @@ DESTDIR ?=
 CARGO   ?= cargo
 TOOL    ?= tcpstates
 ARGS    ?=
-TOOLS   := tcpstates tcprtt tcpconnlat
+# Every [[bin]] in Cargo.toml: tcpstates tcprtt tcpconnlat, and tcptools-exporter once it is there.
+TOOLS   := $(shell awk '/^\[\[bin\]\]/ { bin = 1; next } /^\[/ { bin = 0 } bin && $$1 == "name" { gsub(/"/, "", $$3); print $$3 }' Cargo.toml)
 ARCH    := $(shell uname -m)
 
 # Debian packages: building BPF (clang, llvm), linking libbpf (libelf, zlib, pkg-config),
 # live tests (nftables, iproute2, and libbpf-tools as the peer to compare with),
-# `make vmlinux` (bpftool).
-DEPS := clang llvm libelf-dev zlib1g-dev pkg-config nftables iproute2 libbpf-tools bpftool
+# `make vmlinux` (bpftool), the exporter's live test (prometheus).
+DEPS := clang llvm libelf-dev zlib1g-dev pkg-config nftables iproute2 libbpf-tools bpftool prometheus
 
-.PHONY: all deps build test run install uninstall vmlinux bench clean
+# Install layout; install-files copies what build and docs made, and runs no cargo (so
+# tests/packaging.rs can call it while `cargo test` holds the build lock).
+BINDIR   ?= target/release
+DOCS     ?= target/docs
+sbindir  := $(PREFIX)/sbin
+man8dir  := $(PREFIX)/share/man/man8
+bashdir  := $(PREFIX)/share/bash-completion/completions
+zshdir   := $(PREFIX)/share/zsh/site-functions
+fishdir  := $(PREFIX)/share/fish/vendor_completions.d
+
+# The release build: libbpf vendored (libbpf-sys' default), libelf and zlib linked from
+# their static archives (Debian: libelf-dev, zlib1g-dev), in its own target directory.
+STATIC_TARGET := target/static
+STATIC_LIBDIR := $(abspath $(dir $(shell $(CC) -print-file-name=libelf.a)))
+# ldd may list only these: the C library family and the kernel's vDSO.
+LIBC_ONLY := ^(linux-vdso\.so\.1|linux-gate\.so\.1|libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|(/[^ ]*/)?ld-linux[^ /]*\.so\.[0-9]+)$$
+
+.PHONY: all deps build test run docs install install-files uninstall release static-check ldd-check vmlinux bench clean
 
 all: build
 
@@ -45,16 +67,51 @@ build: deps
 
 test: deps
 	$(CARGO) test --release -- --test-threads=4
+	$(MAKE) --no-print-directory static-check
 
 run: build
 	./target/release/$(TOOL) $(ARGS)
 
-install: build
-	install -d $(DESTDIR)$(PREFIX)/sbin
-	for t in $(TOOLS); do install -m 0755 target/release/$$t $(DESTDIR)$(PREFIX)/sbin/$$t; done
+docs: deps
+	$(CARGO) run --release --example gendocs -- $(DOCS)
+
+install: build docs
+	$(MAKE) --no-print-directory install-files
+
+install-files:
+	install -d $(DESTDIR)$(sbindir) $(DESTDIR)$(man8dir) $(DESTDIR)$(bashdir) $(DESTDIR)$(zshdir) $(DESTDIR)$(fishdir)
+	set -e; for t in $(TOOLS); do \
+		install -m 0755 $(BINDIR)/$$t $(DESTDIR)$(sbindir)/$$t; \
+		install -m 0644 $(DOCS)/man8/$$t.8 $(DESTDIR)$(man8dir)/$$t.8; \
+		install -m 0644 $(DOCS)/completions/bash/$$t $(DESTDIR)$(bashdir)/$$t; \
+		install -m 0644 $(DOCS)/completions/zsh/_$$t $(DESTDIR)$(zshdir)/_$$t; \
+		install -m 0644 $(DOCS)/completions/fish/$$t.fish $(DESTDIR)$(fishdir)/$$t.fish; \
+	done
 
 uninstall:
-	for t in $(TOOLS); do rm -f $(DESTDIR)$(PREFIX)/sbin/$$t; done
+	for t in $(TOOLS); do \
+		rm -f $(DESTDIR)$(sbindir)/$$t $(DESTDIR)$(man8dir)/$$t.8 $(DESTDIR)$(bashdir)/$$t \
+			$(DESTDIR)$(zshdir)/_$$t $(DESTDIR)$(fishdir)/$$t.fish; \
+	done
+
+release: deps
+	@test -f $(STATIC_LIBDIR)/libelf.a && test -f $(STATIC_LIBDIR)/libz.a || \
+		{ echo "release: libelf.a and libz.a not found (in '$(STATIC_LIBDIR)'): install libelf-dev and zlib1g-dev" >&2; exit 1; }
+	LIBBPF_SYS_LIBRARY_PATH=$(STATIC_LIBDIR) $(CARGO) build --release --features static --target-dir $(STATIC_TARGET) --bins
+	@for t in $(TOOLS); do printf '%-20s %9s bytes  %s\n' $$t $$(stat -c %s $(STATIC_TARGET)/release/$$t) $(STATIC_TARGET)/release/$$t; done
+
+static-check: release
+	@$(MAKE) --no-print-directory ldd-check
+
+# Fails unless every binary in LDD_DIR needs only the libc family (tests run it on both builds).
+LDD_DIR ?= $(STATIC_TARGET)/release
+ldd-check:
+	@set -e; for t in $(TOOLS); do \
+		libs=$$(ldd $(LDD_DIR)/$$t | awk '{ print $$1 }'); \
+		bad=$$(printf '%s\n' "$$libs" | grep -Ev '$(LIBC_ONLY)' || true); \
+		if [ -n "$$bad" ]; then echo "ldd-check: $$t needs more than libc:" $$bad >&2; exit 1; fi; \
+		echo "ldd-check: $$t needs only" $$libs; \
+	done
 
 vmlinux: deps
 	mkdir -p vmlinux/$(ARCH)

@@ -26,6 +26,13 @@ const volatile __u8 targ_saddr_v6[16] = {};
 const volatile __u8 targ_daddr_v6[16] = {};
 const volatile __u8 filter_saddr_v6 = 0;
 const volatile __u8 filter_daddr_v6 = 0;
+/* For tcptools-exporter (the tool leaves them 0): key the histograms by family alone, and
+ * count only sockets whose local (remote) port is in a set (bit p set: port p). */
+const volatile __u8 targ_family_key = 0;
+const volatile __u8 filter_lports = 0;
+const volatile __u8 filter_rports = 0;
+const volatile __u64 lports[1024] = {};
+const volatile __u64 rports[1024] = {};
 
 /* The interval samples go to. User space moves it on at every interval boundary, waits
  * until no program run can still hold the old value, then reads and deletes the old
@@ -68,6 +75,11 @@ static __always_inline int v6_equal(const __u8 *a, const volatile __u8 *b)
 	return 1;
 }
 
+static __always_inline int port_in(const volatile __u64 *set, __u16 port)
+{
+	return (set[port >> 6] >> (port & 63)) & 1;
+}
+
 static __always_inline int record_rtt(const struct sock *sk)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
@@ -90,6 +102,10 @@ static __always_inline int record_rtt(const struct sock *sk)
 	if (targ_sport && lport != targ_sport)
 		return 0;
 	if (targ_dport && dport != targ_dport)
+		return 0;
+	if (filter_lports && !port_in(lports, lport))
+		return 0;
+	if (filter_rports && !port_in(rports, dport))
 		return 0;
 
 	SK_READ_ADDRS(0, sk, family, saddr, daddr);
@@ -121,6 +137,8 @@ static __always_inline int record_rtt(const struct sock *sk)
 	} else if (targ_raddr_hist) {
 		key.family = family;
 		__builtin_memcpy(key.addr, daddr, sizeof(key.addr));
+	} else if (targ_family_key) {
+		key.family = family;
 	}
 
 	/* srtt_us holds the smoothed RTT in 1/8 us (tcp_rtt_estimator keeps it << 3). */

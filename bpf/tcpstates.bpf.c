@@ -67,6 +67,8 @@ static __always_inline int record_change(void *ctx, const struct sock *sk, int o
 	ts = bpf_ktime_get_ns();
 	tsp = bpf_map_lookup_elem(&timestamps, &skaddr);
 	ev.delta_us = tsp ? (ts - *tsp) / 1000 : 0;
+	/* The tools print 0 for an unseen start; tcptools-exporter must tell it from 0 us. */
+	ev.delta_known = tsp != NULL;
 	ev.skaddr = skaddr;
 	ev.ts_us = ts / 1000;
 	ev.pid = bpf_get_current_pid_tgid() >> 32;

@@ -17,7 +17,8 @@ struct state_change {
 	__u16 sport;     /* host order */
 	__u16 dport;     /* host order */
 	__u8 comm[TASK_COMM_LEN];
-	__u8 pad[2];
+	__u8 delta_known; /* 1: delta_us counts from a state start this program saw */
+	__u8 pad;
 };
 
 #endif

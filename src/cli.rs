@@ -52,3 +52,15 @@ pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<()>) -> ! {
         }
     }
 }
+
+/// What a tool's man page says beyond its options, kept beside its clap definition.
+pub struct ManPage {
+    /// DESCRIPTION: paragraphs separated by `\n`.
+    pub description: &'static str,
+    /// The kernel tracepoint(s) the tool attaches to.
+    pub tracepoints: &'static str,
+    /// Whether events stream to user space (ring buffer or perf buffer), not only maps.
+    pub event_stream: bool,
+    /// How the tool differs from bcc's, one item each.
+    pub differences: &'static [&'static str],
+}

@@ -52,8 +52,8 @@ impl Journal {
             ("OBJECT_TCP_SOURCE_PORT", ev.lport.to_string()),
             (destination, format_addr(ev.family, &ev.raddr)),
             ("OBJECT_TCP_DESTINATION_PORT", ev.rport.to_string()),
-            ("OBJECT_TCP_OLD_STATE", state_name(ev.oldstate)),
-            ("OBJECT_TCP_NEW_STATE", state_name(ev.newstate)),
+            ("OBJECT_TCP_OLD_STATE", state_name(ev.oldstate).into_owned()),
+            ("OBJECT_TCP_NEW_STATE", state_name(ev.newstate).into_owned()),
             ("OBJECT_TCP_SPAN_TIME", ev.delta_us.to_string()),
         ];
         // journald fills OBJECT_COMM in itself for root's records.

@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod cli;
+pub mod exporter;
 pub mod hist;
 pub mod journal;
 pub mod net;
@@ -25,6 +26,11 @@ pub mod skel {
         non_upper_case_globals,
         dead_code
     )]
+
+    /// Empty programs, the benchmarks' floor (bench/floor.rs).
+    pub mod floor {
+        include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
+    }
 
     pub mod tcpconnlat {
         include!(concat!(env!("OUT_DIR"), "/tcpconnlat.skel.rs"));

@@ -1,5 +1,6 @@
 //! Addresses and ports: `inet_ntop`-exact formatting and the port lists of `-L`/`-D`.
 
+use std::fmt::{self, Write as _};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const AF_INET: u16 = 2;
@@ -9,17 +10,65 @@ pub const AF_INET6: u16 = 10;
 /// `family` is AF_INET, otherwise RFC 5952 IPv6 (with `::ffff:a.b.c.d` and `::a.b.c.d`
 /// for the IPv4-mapped and IPv4-compatible forms).
 pub fn format_addr(family: u16, addr: &[u8; 16]) -> String {
-    if family == AF_INET {
-        return Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string();
+    AddrText::new(family, addr).as_str().to_owned()
+}
+
+/// An address formatted as [`format_addr`] does, held on the stack: printing one per
+/// event allocates nothing. Its `Display` honours width and alignment (`{:<15}`).
+pub struct AddrText {
+    buf: [u8; 46],
+    len: usize,
+}
+
+impl AddrText {
+    pub fn new(family: u16, addr: &[u8; 16]) -> Self {
+        let mut text = AddrText {
+            buf: [0; 46],
+            len: 0,
+        };
+        // Cannot fail: INET6_ADDRSTRLEN (46) holds every form.
+        let _ = if family == AF_INET {
+            write!(
+                text,
+                "{}",
+                Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])
+            )
+        } else {
+            let v6 = Ipv6Addr::from(*addr);
+            let words = v6.segments();
+            // glibc prints ::/96 addresses with an embedded dotted quad unless word 6 is zero.
+            if words[..6].iter().all(|&w| w == 0) && words[6] != 0 {
+                write!(
+                    text,
+                    "::{}",
+                    Ipv4Addr::new(addr[12], addr[13], addr[14], addr[15])
+                )
+            } else {
+                write!(text, "{v6}")
+            }
+        };
+        text
     }
-    let v6 = Ipv6Addr::from(*addr);
-    let words = v6.segments();
-    // glibc prints ::/96 addresses with an embedded dotted quad unless word 6 is zero.
-    if words[..6].iter().all(|&w| w == 0) && words[6] != 0 {
-        let v4 = Ipv4Addr::new(addr[12], addr[13], addr[14], addr[15]);
-        return format!("::{v4}");
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
-    v6.to_string()
+}
+
+impl fmt::Write for AddrText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl fmt::Display for AddrText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// A set of TCP ports given as a comma-separated list (`-L 80,443`).

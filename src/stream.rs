@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -78,6 +79,8 @@ enum Buffer<'a> {
 pub struct EventStream<'a> {
     buffer: Buffer<'a>,
     losses: Losses<'a>,
+    /// Records the perf buffer reported lost, all CPUs together.
+    perf_lost: Rc<Cell<u64>>,
 }
 
 impl<'a> EventStream<'a> {
@@ -91,6 +94,8 @@ impl<'a> EventStream<'a> {
         programs: Vec<BorrowedFd<'a>>,
         mut on_event: impl FnMut(&[u8]) + 'a,
     ) -> Result<Self> {
+        let perf_lost = Rc::new(Cell::new(0u64));
+        let lost_counter = Rc::clone(&perf_lost);
         let buffer = match transport {
             Transport::RingBuffer => {
                 let mut builder = RingBufferBuilder::new();
@@ -104,7 +109,8 @@ impl<'a> EventStream<'a> {
                 PerfBufferBuilder::new(events)
                     .pages(PERF_PAGES_PER_CPU)
                     .sample_cb(move |_cpu: i32, data: &[u8]| on_event(data))
-                    .lost_cb(|cpu: i32, count: u64| {
+                    .lost_cb(move |cpu: i32, count: u64| {
+                        lost_counter.set(lost_counter.get().saturating_add(count));
                         eprintln!("lost {count} events on CPU #{cpu}");
                     })
                     .build()
@@ -114,6 +120,7 @@ impl<'a> EventStream<'a> {
         Ok(EventStream {
             buffer,
             losses: Losses::new(ringbuf_drops, programs),
+            perf_lost,
         })
     }
 
@@ -121,7 +128,9 @@ impl<'a> EventStream<'a> {
     /// interrupts the wait is not an error.
     pub fn poll(&self, timeout: Duration) -> Result<()> {
         let result = match &self.buffer {
-            Buffer::Ring(ring) => ring.poll(timeout),
+            // The BPF side skips most wakeups (bpf/stream.bpf.h): after the wait, read
+            // whatever is there, woken or not.
+            Buffer::Ring(ring) => ring.poll(timeout).and_then(|()| ring.consume()),
             Buffer::Perf(perf) => perf.poll(timeout),
         };
         match result {
@@ -149,6 +158,14 @@ impl<'a> EventStream<'a> {
 
     pub fn losses(&self) -> &Losses<'a> {
         &self.losses
+    }
+
+    /// Every event that never reached the callback so far: ring buffer drops plus the
+    /// perf buffer's reported losses (kernel skips not included).
+    pub fn lost_total(&self) -> u64 {
+        self.losses
+            .ringbuf_drops()
+            .saturating_add(self.perf_lost.get())
     }
 }
 

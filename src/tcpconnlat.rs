@@ -1,5 +1,7 @@
 //! tcpconnlat's events and how they are printed: bcc's column layouts and JSON.
 
+pub mod options;
+
 use std::io::{self, Write};
 
 use chrono::{DateTime, Local};

@@ -1,5 +1,7 @@
 //! tcprtt's histograms and how each interval is printed: bcc's sections, or JSON.
 
+pub mod options;
+
 use std::cmp::Ordering;
 use std::io::{self, Write};
 

@@ -1,14 +1,16 @@
 //! tcpstates' events and how they are printed: bcc's column layouts, PY's CSV, and JSON.
 
+pub mod options;
+
+use std::borrow::Cow;
 use std::io::{self, Write};
 
-use chrono::{DateTime, Local};
 use serde_json::json;
 
-use crate::net::{format_addr, AF_INET};
+use crate::net::{AddrText, AF_INET};
 use crate::out::Comm;
 use crate::skel::tcpstates::types;
-use crate::time::{rfc3339, seconds_since};
+use crate::time::{rfc3339, seconds_since, WallClock};
 
 /// One TCP state change, as the BPF program saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +54,7 @@ impl StateChange {
 }
 
 /// The kernel's TCP state names as bcc prints them; a number with no name prints as itself.
-pub fn state_name(state: i32) -> String {
+pub fn state_name(state: i32) -> Cow<'static, str> {
     const NAMES: [&str; 13] = [
         "ESTABLISHED",
         "SYN_SENT",
@@ -72,7 +74,10 @@ pub fn state_name(state: i32) -> String {
         .ok()
         .and_then(|i| i.checked_sub(1))
         .and_then(|i| NAMES.get(i))
-        .map_or_else(|| state.to_string(), |name| (*name).to_owned())
+        .map_or_else(
+            || Cow::Owned(state.to_string()),
+            |name| Cow::Borrowed(*name),
+        )
 }
 
 /// How lines are laid out.
@@ -152,32 +157,32 @@ impl Printer {
         }
     }
 
-    /// One event, printed at wall-clock time `at`.
+    /// One event, printed at the time `clock` tells.
     pub fn line(
         &mut self,
         ev: &StateChange,
-        at: DateTime<Local>,
+        clock: &mut WallClock,
         w: &mut dyn Write,
     ) -> io::Result<()> {
         let first = *self.first_ts_us.get_or_insert(ev.ts_us);
         let seconds = seconds_since(first, ev.ts_us);
         let f = self.format;
-        let laddr = format_addr(ev.family, &ev.laddr);
-        let raddr = format_addr(ev.family, &ev.raddr);
+        let laddr = AddrText::new(ev.family, &ev.laddr);
+        let raddr = AddrText::new(ev.family, &ev.raddr);
         let ip = if ev.family == AF_INET { 4 } else { 6 };
         let ms = ev.delta_us as f64 / 1000.0;
         let (old, new) = (state_name(ev.oldstate), state_name(ev.newstate));
 
         if f.json {
             let mut object = json!({
-                "time": rfc3339(at),
+                "time": rfc3339(clock.now()),
                 "skaddr": format!("{:x}", ev.skaddr),
                 "pid": ev.pid,
                 "comm": ev.comm.to_text(),
                 "ip": ip,
-                "laddr": laddr,
+                "laddr": laddr.as_str(),
                 "lport": ev.lport,
-                "raddr": raddr,
+                "raddr": raddr.as_str(),
                 "rport": ev.rport,
                 "oldstate": old,
                 "newstate": new,
@@ -192,7 +197,7 @@ impl Printer {
         if f.csv {
             let mut fields = Vec::with_capacity(13);
             if f.clock {
-                fields.push(at.format("%H:%M:%S").to_string());
+                fields.push(clock.hms().to_owned());
             }
             if f.seconds {
                 fields.push(format!("{seconds:.6}"));
@@ -202,12 +207,12 @@ impl Printer {
                 ev.pid.to_string(),
                 ev.comm.to_text(),
                 ip.to_string(),
-                laddr,
+                laddr.to_string(),
                 ev.lport.to_string(),
-                raddr,
+                raddr.to_string(),
                 ev.rport.to_string(),
-                old,
-                new,
+                old.into_owned(),
+                new.into_owned(),
                 format!("{ms:.3}"),
             ]);
             let mut csv = csv::WriterBuilder::new()
@@ -217,7 +222,7 @@ impl Printer {
             return csv.flush();
         }
         if f.clock {
-            write!(w, "{:>8} ", at.format("%H:%M:%S"))?;
+            write!(w, "{:>8} ", clock.hms())?;
         }
         if f.seconds {
             write!(w, "{seconds:<9.6} ")?;

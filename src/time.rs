@@ -1,5 +1,7 @@
 //! Time as the tools print it: wall-clock `HH:MM:SS`, RFC 3339, and relative seconds.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use chrono::{DateTime, Local, SecondsFormat};
 
 /// Local wall-clock time now, `%H:%M:%S`, as bcc's `-T` prints it.
@@ -14,6 +16,52 @@ pub fn now_rfc3339() -> String {
 
 pub fn rfc3339(at: DateTime<Local>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, false)
+}
+
+/// Wall-clock time for event lines, read only when a layout shows it; `HH:MM:SS` is
+/// formatted once per second, not once per event.
+pub struct WallClock {
+    fixed: Option<DateTime<Local>>,
+    second: u64,
+    hms: String,
+}
+
+impl WallClock {
+    /// The system's clock.
+    pub fn system() -> Self {
+        WallClock {
+            fixed: None,
+            second: u64::MAX,
+            hms: String::new(),
+        }
+    }
+
+    /// A clock stopped at `at`, for golden tests.
+    pub fn fixed(at: DateTime<Local>) -> Self {
+        WallClock {
+            fixed: Some(at),
+            second: u64::MAX,
+            hms: at.format("%H:%M:%S").to_string(),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Local> {
+        self.fixed.unwrap_or_else(Local::now)
+    }
+
+    /// Local time now as `%H:%M:%S`.
+    pub fn hms(&mut self) -> &str {
+        if self.fixed.is_none() {
+            let second = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if second != self.second {
+                self.second = second;
+                self.hms = Local::now().format("%H:%M:%S").to_string();
+            }
+        }
+        &self.hms
+    }
 }
 
 /// Seconds from the first event to this one, both in kernel microseconds. A signed

@@ -4,6 +4,7 @@ use chrono::{Local, TimeZone};
 use tcptools::net::{AF_INET, AF_INET6};
 use tcptools::out::Comm;
 use tcptools::tcpstates::{state_name, Format, Printer, StateChange};
+use tcptools::time::WallClock;
 
 const HEADER: &str = "SKADDR           PID     COMM       LADDR           LPORT RADDR           RPORT OLDSTATE    -> NEWSTATE    MS\n";
 const WIDE_HEADER: &str = "SKADDR           PID     COMM             IP LADDR                                   LPORT RADDR                                   RPORT OLDSTATE    -> NEWSTATE    MS\n";
@@ -41,11 +42,12 @@ fn loopback_v4() -> StateChange {
 
 fn render(format: Format, events: &[StateChange]) -> String {
     let at = Local.with_ymd_and_hms(2026, 1, 2, 22, 22, 29).unwrap();
+    let mut clock = WallClock::fixed(at);
     let mut printer = Printer::new(format);
     let mut out = Vec::new();
     printer.header(&mut out).unwrap();
     for ev in events {
-        printer.line(ev, at, &mut out).unwrap();
+        printer.line(ev, &mut clock, &mut out).unwrap();
     }
     String::from_utf8(out).unwrap()
 }
@@ -265,7 +267,7 @@ fn control_characters_in_process_names_print_as_question_marks() {
 
 #[test]
 fn state_names_and_unnamed_numbers() {
-    let names: Vec<String> = (0..=14).map(state_name).collect();
+    let names: Vec<String> = (0..=14).map(|s| state_name(s).into_owned()).collect();
     assert_eq!(
         names,
         [

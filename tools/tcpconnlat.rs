@@ -6,7 +6,6 @@ use std::os::fd::AsFd;
 
 use anyhow::{Context, Result};
 use chrono::Local;
-use clap::{ArgAction, Parser};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::OpenObject;
 
@@ -15,6 +14,7 @@ use tcptools::net::{AF_INET, AF_INET6};
 use tcptools::out::Output;
 use tcptools::skel::tcpconnlat::{TcpconnlatSkel, TcpconnlatSkelBuilder};
 use tcptools::stream::{EventStream, Transport};
+use tcptools::tcpconnlat::options::Options;
 use tcptools::tcpconnlat::{ConnectLatency, Format, Printer};
 use tcptools::{cli, privilege, signal};
 
@@ -22,61 +22,8 @@ const TOOL: &str = "tcpconnlat";
 
 // ---- options ----
 
-const EXAMPLES: &str = "EXAMPLES:
-    tcpconnlat              # trace all TCP connects
-    tcpconnlat 1            # trace connection latency slower than 1 ms
-    tcpconnlat 0.1          # trace connection latency slower than 100 us
-    tcpconnlat -t           # include seconds since the first event
-    tcpconnlat -p 185       # trace PID 185 only
-    tcpconnlat -L           # include LPORT while printing outputs
-    tcpconnlat -4           # trace IPv4 family only
-    tcpconnlat --json       # one JSON object per connect";
-
-#[derive(Parser)]
-#[command(
-    name = TOOL,
-    version,
-    about = "Trace TCP connects and show connection latency.",
-    override_usage = "tcpconnlat [--help] [-t] [-p PID] [-L] [-4] [-6] [--json] [MIN_MS]",
-    after_help = EXAMPLES,
-    disable_help_flag = true,
-    infer_long_args = true,
-    args_override_self = true
-)]
-struct Options {
-    /// Trace IPv4 family only
-    #[arg(short = '4', long = "ipv4", overrides_with = "ipv6")]
-    ipv4: bool,
-    /// Trace IPv6 family only
-    #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
-    ipv6: bool,
-    /// Include LPORT on output
-    #[arg(short = 'L', long = "lport")]
-    lport: bool,
-    /// Trace this PID only
-    #[arg(
-        short = 'p',
-        long = "pid",
-        value_name = "PID",
-        allow_hyphen_values = true
-    )]
-    pid: Option<String>,
-    /// Include timestamp on output
-    #[arg(short = 't', long = "timestamp")]
-    timestamp: bool,
-    /// One JSON object per line
-    #[arg(long = "json")]
-    json: bool,
-    /// Verbose debug output
-    #[arg(short = 'v', long = "verbose")]
-    verbose: bool,
-    /// Give this help list
-    #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
-    help: Option<bool>,
-    /// Trace connects slower than this many milliseconds only
-    #[arg(value_name = "MIN_MS")]
-    min_ms: Vec<String>,
-}
+// `Options` lives in the library so the man page and completions come from the same
+// definition (`make docs`); here the parsed options are validated into a Config.
 
 /// What to trace and how to print it, validated.
 struct Config {

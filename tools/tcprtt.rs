@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::Local;
-use clap::{ArgAction, Parser};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
@@ -17,6 +16,7 @@ use tcptools::net::{AF_INET, AF_INET6};
 use tcptools::out::Output;
 use tcptools::skel::tcprtt::{TcprttSkel, TcprttSkelBuilder};
 use tcptools::stream::recursion_misses;
+use tcptools::tcprtt::options::Options;
 use tcptools::tcprtt::{banner, sort_sections, write_interval, Format, KeyKind, RttHist};
 use tcptools::{cli, privilege, signal};
 
@@ -24,111 +24,8 @@ const TOOL: &str = "tcprtt";
 
 // ---- options ----
 
-const EXAMPLES: &str = "EXAMPLES:
-    tcprtt            # summarize TCP RTT
-    tcprtt -i 1 -d 10 # print 1 second summaries, 10 times
-    tcprtt -m -T      # summarize in millisecond, and timestamps
-    tcprtt -p         # filter for local port
-    tcprtt -P         # filter for remote port
-    tcprtt -a         # filter for local address
-    tcprtt -A         # filter for remote address
-    tcprtt -b         # show sockets histogram by local address
-    tcprtt -B         # show sockets histogram by remote address
-    tcprtt -e         # show extension summary(average)
-    tcprtt -6 -B      # IPv6 sockets only, one histogram per remote address
-    tcprtt --json     # one JSON object per histogram per interval";
-
-#[derive(Parser)]
-#[command(
-    name = TOOL,
-    version,
-    about = "Summarize TCP RTT as a histogram.",
-    override_usage = "tcprtt [-bBemTv46] [-a LADDR] [-A RADDR] [-d DURATION] [-i INTERVAL] [-p LPORT] [-P RPORT] [--json]",
-    after_help = EXAMPLES,
-    disable_help_flag = true,
-    infer_long_args = true,
-    args_override_self = true
-)]
-struct Options {
-    /// Trace IPv4 family only
-    #[arg(short = '4', long = "ipv4", overrides_with = "ipv6")]
-    ipv4: bool,
-    /// Trace IPv6 family only
-    #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
-    ipv6: bool,
-    /// filter for local address
-    #[arg(
-        short = 'a',
-        long = "laddr",
-        value_name = "LADDR",
-        allow_hyphen_values = true
-    )]
-    laddr: Option<String>,
-    /// filter for remote address
-    #[arg(
-        short = 'A',
-        long = "raddr",
-        value_name = "RADDR",
-        allow_hyphen_values = true
-    )]
-    raddr: Option<String>,
-    /// show sockets histogram by local address
-    #[arg(short = 'b', long = "byladdr")]
-    byladdr: bool,
-    /// show sockets histogram by remote address
-    #[arg(short = 'B', long = "byraddr")]
-    byraddr: bool,
-    /// total duration of trace, seconds
-    #[arg(
-        short = 'd',
-        long = "duration",
-        value_name = "DURATION",
-        allow_hyphen_values = true
-    )]
-    duration: Option<String>,
-    /// show extension summary(average)
-    #[arg(short = 'e', long = "extension")]
-    extension: bool,
-    /// summary interval, seconds
-    #[arg(
-        short = 'i',
-        long = "interval",
-        value_name = "INTERVAL",
-        allow_hyphen_values = true
-    )]
-    interval: Option<String>,
-    /// One JSON object per histogram per interval
-    #[arg(long = "json")]
-    json: bool,
-    /// millisecond histogram
-    #[arg(short = 'm', long = "millisecond")]
-    millisecond: bool,
-    /// filter for local port
-    #[arg(
-        short = 'p',
-        long = "lport",
-        value_name = "LPORT",
-        allow_hyphen_values = true
-    )]
-    lport: Option<String>,
-    /// filter for remote port
-    #[arg(
-        short = 'P',
-        long = "rport",
-        value_name = "RPORT",
-        allow_hyphen_values = true
-    )]
-    rport: Option<String>,
-    /// include timestamp on output
-    #[arg(short = 'T', long = "timestamp")]
-    timestamp: bool,
-    /// Verbose debug output
-    #[arg(short = 'v', long = "verbose")]
-    verbose: bool,
-    /// Give this help list
-    #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
-    help: Option<bool>,
-}
+// `Options` lives in the library so the man page and completions come from the same
+// definition (`make docs`); here the parsed options are validated into a Config.
 
 /// An address filter: IPv4 (network order) or IPv6. The all-zero address means no filter,
 /// as in bcc.

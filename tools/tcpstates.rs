@@ -5,8 +5,6 @@ use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
 use anyhow::{Context, Result};
-use chrono::Local;
-use clap::{ArgAction, Parser};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::OpenObject;
 
@@ -15,83 +13,17 @@ use tcptools::net::{PortList, AF_INET, AF_INET6};
 use tcptools::out::Output;
 use tcptools::skel::tcpstates::{TcpstatesSkel, TcpstatesSkelBuilder};
 use tcptools::stream::{EventStream, Transport};
+use tcptools::tcpstates::options::Options;
 use tcptools::tcpstates::{Format, Printer, StateChange};
+use tcptools::time::WallClock;
 use tcptools::{cli, privilege, signal};
 
 const TOOL: &str = "tcpstates";
 
 // ---- options ----
 
-const EXAMPLES: &str = "EXAMPLES:
-    tcpstates                  # trace all TCP state changes
-    tcpstates -T               # include timestamps
-    tcpstates -L 80            # only trace local port 80
-    tcpstates -D 80            # only trace remote port 80
-    tcpstates -t               # include seconds since the first event
-    tcpstates -s               # comma-separated values
-    tcpstates --json           # one JSON object per event";
-
-#[derive(Parser)]
-#[command(
-    name = TOOL,
-    version,
-    about = "Trace TCP session state changes and durations.",
-    override_usage = "tcpstates [-4] [-6] [-T] [-t] [-w] [-s] [-Y] [--json] [-L lport] [-D dport]",
-    after_help = EXAMPLES,
-    disable_help_flag = true,
-    infer_long_args = true,
-    args_override_self = true
-)]
-struct Options {
-    /// Trace IPv4 family only
-    #[arg(short = '4', long = "ipv4", overrides_with = "ipv6")]
-    ipv4: bool,
-    /// Trace IPv6 family only
-    #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
-    ipv6: bool,
-    /// Comma-separated list of remote ports to trace.
-    #[arg(
-        short = 'D',
-        long = "remoteport",
-        value_name = "DPORT",
-        allow_hyphen_values = true,
-        verbatim_doc_comment
-    )]
-    remoteport: Option<String>,
-    /// Comma-separated list of local ports to trace.
-    #[arg(
-        short = 'L',
-        long = "localport",
-        value_name = "LPORT",
-        allow_hyphen_values = true,
-        verbatim_doc_comment
-    )]
-    localport: Option<String>,
-    /// Include timestamp on output
-    #[arg(short = 'T', long = "timestamp")]
-    timestamp: bool,
-    /// Include seconds since the first printed event on output
-    #[arg(short = 't', long = "seconds")]
-    seconds: bool,
-    /// Comma separated values output
-    #[arg(short = 's', long = "csv")]
-    csv: bool,
-    /// Also log each state change to the systemd journal
-    #[arg(short = 'Y', long = "journal")]
-    journal: bool,
-    /// One JSON object per line
-    #[arg(long = "json")]
-    json: bool,
-    /// Verbose debug output
-    #[arg(short = 'v', long = "verbose")]
-    verbose: bool,
-    /// Wide column output (fits IPv6 addresses)
-    #[arg(short = 'w', long = "wide")]
-    wide: bool,
-    /// Give this help list
-    #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
-    help: Option<bool>,
-}
+// `Options` lives in the library so the man page and completions come from the same
+// definition (`make docs`); here the parsed options are validated into a Config.
 
 /// What to trace and how to print it, validated.
 struct Config {
@@ -195,11 +127,10 @@ fn trace(config: &Config) -> Result<()> {
 
     let out = RefCell::new(Output::stdout());
     let mut printer = Printer::new(config.format);
-    {
-        let mut out = out.borrow_mut();
-        out.emit(|w| printer.header(w))?;
-        out.flush()?;
-    }
+    let mut clock = WallClock::system();
+    // Buffered now, shown once the event buffer is open: a perf buffer drops what the
+    // kernel sends before that, so the header is the promise that nothing is missed.
+    out.borrow_mut().emit(|w| printer.header(w))?;
     let failure = RefCell::new(None);
     let stream = EventStream::open(
         transport,
@@ -211,8 +142,10 @@ fn trace(config: &Config) -> Result<()> {
                 eprintln!("Error: packet too small");
                 return;
             };
-            let now = Local::now();
-            if let Err(err) = out.borrow_mut().emit(|w| printer.line(&change, now, w)) {
+            if let Err(err) = out
+                .borrow_mut()
+                .emit(|w| printer.line(&change, &mut clock, w))
+            {
                 failure.borrow_mut().get_or_insert(err);
             }
             if let Some(journal) = &journal {
@@ -220,6 +153,7 @@ fn trace(config: &Config) -> Result<()> {
             }
         },
     )?;
+    out.borrow_mut().flush()?;
     stream.run(|| {
         let mut out = out.borrow_mut();
         if let Err(err) = out.flush() {

@@ -1,0 +1,112 @@
+//! tcpstates' command line and the prose of its man page: the one definition that the tool
+//! parses with and that the man page and shell completions are generated from.
+
+use clap::{ArgAction, CommandFactory, Parser};
+
+use crate::cli::ManPage;
+
+/// bcc's examples, shown by `--help` and in the man page.
+pub const EXAMPLES: &str = "EXAMPLES:
+    tcpstates                  # trace all TCP state changes
+    tcpstates -T               # include timestamps
+    tcpstates -L 80            # only trace local port 80
+    tcpstates -D 80            # only trace remote port 80
+    tcpstates -t               # include seconds since the first event
+    tcpstates -s               # comma-separated values
+    tcpstates --json           # one JSON object per event";
+
+#[derive(Parser)]
+#[command(
+    name = "tcpstates",
+    version,
+    about = "Trace TCP session state changes and durations.",
+    override_usage = "tcpstates [-4] [-6] [-T] [-t] [-w] [-s] [-Y] [--json] [-L lport] [-D dport]",
+    after_help = EXAMPLES,
+    disable_help_flag = true,
+    infer_long_args = true,
+    args_override_self = true
+)]
+pub struct Options {
+    /// Trace IPv4 family only
+    #[arg(short = '4', long = "ipv4", overrides_with = "ipv6")]
+    pub ipv4: bool,
+    /// Trace IPv6 family only
+    #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
+    pub ipv6: bool,
+    /// Comma-separated list of remote ports to trace.
+    #[arg(
+        short = 'D',
+        long = "remoteport",
+        value_name = "DPORT",
+        allow_hyphen_values = true,
+        verbatim_doc_comment
+    )]
+    pub remoteport: Option<String>,
+    /// Comma-separated list of local ports to trace.
+    #[arg(
+        short = 'L',
+        long = "localport",
+        value_name = "LPORT",
+        allow_hyphen_values = true,
+        verbatim_doc_comment
+    )]
+    pub localport: Option<String>,
+    /// Include timestamp on output
+    #[arg(short = 'T', long = "timestamp")]
+    pub timestamp: bool,
+    /// Include seconds since the first printed event on output
+    #[arg(short = 't', long = "seconds")]
+    pub seconds: bool,
+    /// Comma separated values output
+    #[arg(short = 's', long = "csv")]
+    pub csv: bool,
+    /// Also log each state change to the systemd journal
+    #[arg(short = 'Y', long = "journal")]
+    pub journal: bool,
+    /// One JSON object per line
+    #[arg(long = "json")]
+    pub json: bool,
+    /// Verbose debug output
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Wide column output (fits IPv6 addresses)
+    #[arg(short = 'w', long = "wide")]
+    pub wide: bool,
+    /// Give this help list
+    #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
+    help: Option<bool>,
+}
+
+/// The command line as clap sees it (for the man page and completions).
+pub fn command() -> clap::Command {
+    Options::command()
+}
+
+/// The man page's prose.
+pub const MAN: ManPage = ManPage {
+    description: "tcpstates prints one line for each TCP state change of any socket in the \
+system (every network namespace), with the process that was running when it happened, both \
+addresses and ports, the old and the new state, and how long the socket spent in the old \
+state, in milliseconds. It is a port of bcc's libbpf-tools tcpstates: its columns, CSV rows \
+and messages are bcc's, byte for byte, apart from the differences listed below.\n\
+The process shown is the one on the CPU when the state changed, which for changes made by \
+the kernel (a SYN-ACK or a FIN arriving) is often unrelated to the socket.",
+    tracepoints: "sock:inet_sock_set_state",
+    event_stream: true,
+    differences: &[
+        "Port lists (-L, -D) accept 1 to 65535 only; 0, 65536, negatives, non-numbers, \
+trailing garbage (80abc) and an empty or all-comma list are usage errors (exit 64).",
+        "IPv6 addresses of any length are printed in full.",
+        "A TCP state number with no name prints as its decimal number, not (null).",
+        "Added from bcc's Python tool: -t/--seconds (seconds since the first printed event), \
+-s/--csv (its CSV header and rows; a field holding a comma or quote is quoted as RFC 4180 \
+says) and -Y/--journal (each event also goes to the systemd journal with its field names).",
+        "Added: -4/-6 family filters (the last one given wins) and --json (one JSON object \
+per event, times in RFC 3339).",
+        "Output is flushed after each batch of events, so a pipe or the journal sees it at \
+once.",
+        "Control characters in process names are printed as ?.",
+        "Events the kernel skipped because another BPF program was running on that CPU are \
+reported on standard error (kernel skipped N events).",
+    ],
+};

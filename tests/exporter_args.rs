@@ -1,0 +1,76 @@
+//! tcptools-exporter's command line and startup errors: one line on stderr, exit 64 for
+//! usage errors, exit 1 for runtime ones.
+
+mod common;
+
+use std::net::TcpListener;
+
+use common::run_tool;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tcptools-exporter");
+
+fn assert_fails(args: &[&str], code: i32, expected: &str) {
+    let done = run_tool(BIN, args);
+    assert_eq!(done.status.code(), Some(code), "{args:?}: {}", done.stderr);
+    assert!(done.stdout.is_empty(), "{args:?}: {:?}", done.stdout);
+    assert_eq!(
+        done.stderr.lines().count(),
+        1,
+        "{args:?}: {:?}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains(expected),
+        "{args:?}: {:?} lacks {expected:?}",
+        done.stderr
+    );
+}
+
+#[test]
+fn usage_errors() {
+    assert_fails(
+        &["--listen", "nonsense"],
+        64,
+        "invalid listen address: nonsense",
+    );
+    assert_fails(
+        &["--listen", "127.0.0.1"],
+        64,
+        "invalid listen address: 127.0.0.1",
+    );
+    assert_fails(&["-L", "80abc"], 64, "Invalid ports: 80abc");
+    assert_fails(&["-D", "0"], 64, "Invalid ports: 0");
+    assert_fails(&["--bogus"], 64, "tcptools-exporter: ");
+    assert_fails(&["extra"], 64, "tcptools-exporter: ");
+}
+
+#[test]
+fn help_and_version() {
+    let done = run_tool(BIN, &["--help"]);
+    assert_eq!(done.status.code(), Some(0));
+    let help = done.stdout.join("\n");
+    for needle in [
+        "--listen",
+        "127.0.0.1:9435",
+        "--localport",
+        "--remoteport",
+        "EXAMPLES:",
+    ] {
+        assert!(help.contains(needle), "help lacks {needle}: {help}");
+    }
+    let done = run_tool(BIN, &["-V"]);
+    assert_eq!(done.status.code(), Some(0));
+    assert!(done.stdout[0].starts_with("tcptools-exporter "));
+}
+
+/// An address already taken is a runtime error, reported before any BPF is loaded.
+#[test]
+fn busy_address_is_one_line_exit_1() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    if !nix::unistd::geteuid().is_root() {
+        assert_fails(&["--listen", &addr], 1, "needs root");
+        return;
+    }
+    assert_fails(&["--listen", &addr], 1, &format!("cannot listen on {addr}"));
+}

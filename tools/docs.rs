@@ -1,0 +1,281 @@
+//! Man pages and shell completions, generated from the clap definitions the tools parse with.
+//!
+//! Shared by the `gendocs` example (`make docs`) and tests/packaging.rs, which includes this
+//! file with `#[path]`: the test generates the same files without a nested cargo build.
+
+// Each includer uses a different part of this module.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use clap::{Command, CommandFactory};
+use clap_complete::Shell;
+use clap_mangen::Man;
+use roff::{bold, italic, roman, Roff};
+
+use tcptools::cli::ManPage;
+
+/// One documented tool: its clap command, `--help` examples and man page prose.
+pub struct Tool {
+    pub name: &'static str,
+    pub command: fn() -> Command,
+    pub examples: &'static str,
+    pub man: &'static ManPage,
+}
+
+/// Every tool that gets a man page and completions.
+pub const TOOLS: &[Tool] = &[
+    Tool {
+        name: "tcpstates",
+        command: tcptools::tcpstates::options::command,
+        examples: tcptools::tcpstates::options::EXAMPLES,
+        man: &tcptools::tcpstates::options::MAN,
+    },
+    Tool {
+        name: "tcprtt",
+        command: tcptools::tcprtt::options::command,
+        examples: tcptools::tcprtt::options::EXAMPLES,
+        man: &tcptools::tcprtt::options::MAN,
+    },
+    Tool {
+        name: "tcpconnlat",
+        command: tcptools::tcpconnlat::options::command,
+        examples: tcptools::tcpconnlat::options::EXAMPLES,
+        man: &tcptools::tcpconnlat::options::MAN,
+    },
+    Tool {
+        name: "tcptools-exporter",
+        command: <tcptools::exporter::options::Options as CommandFactory>::command,
+        examples: tcptools::exporter::options::EXAMPLES,
+        man: &EXPORTER_MAN,
+    },
+];
+
+// TODO(exporter): move beside its Options in src/exporter/options.rs as `pub const MAN`.
+const EXPORTER_MAN: ManPage = ManPage {
+    description: "",
+    tracepoints: "sock:inet_sock_set_state and tcp:tcp_probe",
+    event_stream: true,
+    differences: &[],
+};
+
+/// The shells completions are generated for.
+pub const SHELLS: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];
+
+/// A man page's path under the output directory; `make install-files` copies it to
+/// `share/man/man8/`.
+pub fn man_path(tool: &str) -> String {
+    format!("man8/{tool}.8")
+}
+
+/// A completion script's path under the output directory; its file name is the one each
+/// shell looks up (`make install-files` copies `completions/<shell>/*` to the shell's
+/// directory).
+pub fn completion_path(shell: Shell, tool: &str) -> String {
+    match shell {
+        Shell::Zsh => format!("completions/zsh/_{tool}"),
+        Shell::Fish => format!("completions/fish/{tool}.fish"),
+        _ => format!("completions/{shell}/{tool}"),
+    }
+}
+
+/// Writes every man page and completion script under `out`; returns the files written.
+pub fn generate(out: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for tool in TOOLS {
+        let mut files = vec![(man_path(tool.name), man_page(tool)?)];
+        for shell in SHELLS {
+            files.push((completion_path(shell, tool.name), completion(tool, shell)));
+        }
+        for (relative, content) in files {
+            let path = out.join(relative);
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            fs::write(&path, content)?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+/// A completion script for `shell`.
+pub fn completion(tool: &Tool, shell: Shell) -> Vec<u8> {
+    let mut cmd = (tool.command)();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, tool.name, &mut script);
+    script
+}
+
+/// The man page, section 8: clap's NAME, SYNOPSIS, OPTIONS and VERSION around the
+/// tool's prose, EXAMPLES from its `--help`, and what every tool needs of the kernel.
+pub fn man_page(tool: &Tool) -> io::Result<Vec<u8>> {
+    let man = Man::new((tool.command)())
+        .section("8")
+        .source(format!("tcptools {}", env!("CARGO_PKG_VERSION")))
+        .manual("System Administration");
+    let cmd = (tool.command)();
+    let mut page = Vec::new();
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    description(tool, &cmd).to_writer(&mut page)?;
+    man.render_options_section(&mut page)?;
+    examples(tool).to_writer(&mut page)?;
+    requirements(tool).to_writer(&mut page)?;
+    environment(tool).to_writer(&mut page)?;
+    exit_status().to_writer(&mut page)?;
+    differences(tool).to_writer(&mut page)?;
+    see_also(tool).to_writer(&mut page)?;
+    man.render_version_section(&mut page)?;
+    Ok(page)
+}
+
+fn description(tool: &Tool, cmd: &Command) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["DESCRIPTION"]);
+    let about = cmd.get_long_about().or(cmd.get_about());
+    let mut paragraphs: Vec<String> = about
+        .map(|text| text.to_string().split("\n\n").map(str::to_owned).collect())
+        .unwrap_or_default();
+    paragraphs.extend(
+        tool.man
+            .description
+            .split('\n')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned),
+    );
+    for (i, paragraph) in paragraphs.into_iter().enumerate() {
+        if i > 0 {
+            roff.control("PP", []);
+        }
+        roff.text([roman(paragraph)]);
+    }
+    roff
+}
+
+/// `--help`'s EXAMPLES block (`    command   # what it does`): each command, its purpose below.
+fn examples(tool: &Tool) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXAMPLES"]);
+    for line in tool.examples.lines().skip(1) {
+        let (command, what) = line.split_once('#').unwrap_or((line, ""));
+        // Not .TP: it puts a description beside a command shorter than its indent.
+        roff.control("PP", []);
+        roff.text([bold(command.trim())]);
+        roff.control("RS", ["4"]);
+        roff.text([roman(what.trim())]);
+        roff.control("RE", []);
+    }
+    roff
+}
+
+fn requirements(tool: &Tool) -> Roff {
+    let mut items = vec![
+        vec![
+            roman("Kernel BTF at "),
+            italic("/sys/kernel/btf/vmlinux"),
+            roman(
+                " (CONFIG_DEBUG_INFO_BTF=y): the BPF programs are compiled once and \
+                relocated to the running kernel (CO-RE).",
+            ),
+        ],
+        vec![roman(format!(
+            "The kernel tracepoint {}, attached with tp_btf, which needs Linux 5.5 or \
+             later; where that cannot load, with raw_tp (Linux 4.17 or later). Neither \
+             kprobes nor fentry nor a mounted tracefs is needed.",
+            tool.man.tracepoints
+        ))],
+    ];
+    if tool.man.event_stream {
+        items.push(vec![roman(
+            "Events reach user space through a BPF ring buffer on Linux 5.8 or later, else \
+             through a perf buffer.",
+        )]);
+    }
+    items.push(vec![roman(
+        "Root, or the capabilities CAP_BPF and CAP_PERFMON (Linux 5.8 or later; before \
+         that, CAP_SYS_ADMIN). Without them the tool exits 1 saying so.",
+    )]);
+    let mut roff = Roff::new();
+    roff.control("SH", ["REQUIREMENTS"]);
+    for item in items {
+        roff.control("IP", ["\\(bu", "2"]);
+        roff.text(item);
+    }
+    roff
+}
+
+fn environment(tool: &Tool) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["ENVIRONMENT"]);
+    roff.control("TP", []);
+    roff.text([bold(format!("{}=1", tcptools::attach::FORCE_RAW_TP_ENV))]);
+    roff.text([roman("Attach with raw_tp even where tp_btf works.")]);
+    if tool.man.event_stream {
+        roff.control("TP", []);
+        roff.text([bold(format!("{}=1", tcptools::stream::FORCE_PERF_ENV))]);
+        roff.text([roman(
+            "Use a perf buffer even where the kernel has a ring buffer.",
+        )]);
+    }
+    roff
+}
+
+fn exit_status() -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in [
+        (
+            tcptools::cli::EXIT_OK,
+            "Normal end, Ctrl-C (SIGINT), SIGTERM or a closed standard output.",
+        ),
+        (
+            tcptools::cli::EXIT_FAILURE,
+            "A runtime or BPF failure, described in one line on standard error.",
+        ),
+        (
+            tcptools::cli::EXIT_USAGE,
+            "A usage error: one line on standard error naming the bad argument.",
+        ),
+    ] {
+        roff.control("TP", []);
+        roff.text([bold(code.to_string())]);
+        roff.text([roman(meaning)]);
+    }
+    roff
+}
+
+/// Empty for a tool bcc does not have.
+fn differences(tool: &Tool) -> Roff {
+    let mut roff = Roff::new();
+    if tool.man.differences.is_empty() {
+        return roff;
+    }
+    roff.control("SH", ["DIFFERENCES FROM BCC"]);
+    roff.text([roman(format!(
+        "Output is byte-identical to bcc's libbpf-tools {}, except:",
+        tool.name
+    ))]);
+    for item in tool.man.differences {
+        roff.control("IP", ["\\(bu", "2"]);
+        roff.text([roman(*item)]);
+    }
+    roff
+}
+
+fn see_also(tool: &Tool) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["SEE ALSO"]);
+    let mut refs = Vec::new();
+    for other in TOOLS.iter().filter(|other| other.name != tool.name) {
+        refs.push(bold(other.name));
+        refs.push(roman("(8), "));
+    }
+    refs.push(bold("bpftool"));
+    refs.push(roman("(8)"));
+    roff.text(refs);
+    roff
+}
