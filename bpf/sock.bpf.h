@@ -17,6 +17,17 @@
 			bpf_core_read(&(dst), sizeof(dst), &(expr));         \
 	} while (0)
 
+/* The local port as the tracepoints report it: ntohs(inet_sport), not skc_num, which
+ * the kernel clears before SYN_SENT -> CLOSE of a refused connect. inet_sport lies
+ * beyond struct sock, where the verifier stops a tp_btf program's plain loads, so it is
+ * always a probe read. */
+#define SK_READ_SPORT(sk, dst)                                                       \
+	do {                                                                         \
+		const struct inet_sock *inet__ = (const struct inet_sock *)(sk);    \
+		bpf_core_read(&(dst), sizeof(dst), &inet__->inet_sport);             \
+		dst = bpf_ntohs(dst);                                                \
+	} while (0)
+
 /* Copies an address field of n bytes into dst. */
 #define SK_READ_ADDR(direct, dst, field, n)                                  \
 	do {                                                                 \

@@ -52,7 +52,6 @@ static __always_inline void start_connect(const struct sock *sk)
 static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u16 family,
 					   const int direct)
 {
-	const struct inet_sock *inet = (const struct inet_sock *)sk;
 	struct connect_latency ev = {};
 	struct connect_start *start;
 	__u64 skaddr = (__u64)sk, now;
@@ -74,11 +73,9 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	ev.tgid = start->tgid;
 	__builtin_memcpy(ev.comm, start->comm, sizeof(ev.comm));
 	ev.family = family;
-	/* Not skc_num: closing a refused socket releases its port (skc_num = 0) before the
-	 * tracepoint fires, while inet_sport keeps it. */
-	SK_READ(direct, lport, inet->inet_sport);
+	SK_READ_SPORT(sk, lport);
 	SK_READ(direct, dport, sk->__sk_common.skc_dport);
-	ev.lport = bpf_ntohs(lport);
+	ev.lport = lport;
 	ev.dport = bpf_ntohs(dport);
 	SK_READ_ADDRS(direct, sk, family, ev.saddr, ev.daddr);
 	emit_event(ctx, &ev, sizeof(ev));

@@ -39,7 +39,6 @@ static __always_inline int port_in(const volatile __u64 *set, __u16 port)
 static __always_inline int record_change(void *ctx, const struct sock *sk, int oldstate,
 					 int newstate, const int direct)
 {
-	const struct inet_sock *inet = (const struct inet_sock *)sk;
 	struct state_change ev = {};
 	__u16 protocol, family, sport, dport;
 	__u64 skaddr = (__u64)sk, ts, *tsp;
@@ -55,9 +54,8 @@ static __always_inline int record_change(void *ctx, const struct sock *sk, int o
 	SK_READ(direct, family, sk->__sk_common.skc_family);
 	if (target_family && family != target_family)
 		return 0;
-	SK_READ(direct, sport, inet->inet_sport);
+	SK_READ_SPORT(sk, sport);
 	SK_READ(direct, dport, sk->__sk_common.skc_dport);
-	sport = bpf_ntohs(sport);
 	dport = bpf_ntohs(dport);
 	if (filter_by_lport && !port_in(lports, sport))
 		return 0;

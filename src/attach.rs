@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{anyhow, Result};
 use libbpf_rs::{OpenObject, PrintLevel};
@@ -47,15 +48,31 @@ pub fn with_fallback<'obj, T>(
         anyhow!("skipped ({FORCE_RAW_TP_ENV} is set)")
     } else {
         match open_load_attach(Hook::TpBtf, first) {
-            Ok(loaded) => return Ok((loaded, Hook::TpBtf)),
+            Ok(loaded) => {
+                report_hook("attached with tp_btf");
+                return Ok((loaded, Hook::TpBtf));
+            }
             Err(err) => err,
         }
     };
     match open_load_attach(Hook::RawTp, second) {
-        Ok(loaded) => Ok((loaded, Hook::RawTp)),
+        Ok(loaded) => {
+            report_hook(&format!("tp_btf refused ({btf_err:#}); attached with raw_tp"));
+            Ok((loaded, Hook::RawTp))
+        }
         Err(raw_err) => Err(anyhow!(
             "failed to load and attach BPF programs: with tp_btf: {btf_err:#}; with raw_tp: {raw_err:#} (run with -v for libbpf's log)"
         )),
+    }
+}
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// With `-v`, says which kind of program is attached: a silent fallback would hide a
+/// `tp_btf` program the kernel refuses.
+fn report_hook(message: &str) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        eprintln!("{message}");
     }
 }
 
@@ -66,6 +83,7 @@ fn print_to_stderr(_level: PrintLevel, message: String) {
 /// Routes libbpf's messages: all of them to stderr with `-v`, none otherwise (a refused
 /// `tp_btf` load would print a verifier log although the `raw_tp` fallback works).
 pub fn libbpf_logging(verbose: bool) {
+    VERBOSE.store(verbose, Ordering::Relaxed);
     if verbose {
         libbpf_rs::set_print(Some((PrintLevel::Debug, print_to_stderr)));
     } else {

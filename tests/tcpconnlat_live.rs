@@ -418,3 +418,8 @@ fn connects_that_never_complete_leave_no_entries() {
         done.stdout
     );
 }
+
+#[test]
+fn attaches_with_tp_btf() {
+    common::assert_attaches_with_tp_btf(BIN, &[], 1);
+}

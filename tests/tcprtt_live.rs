@@ -406,3 +406,8 @@ fn raw_tp_program() {
     assert_eq!(all[0].header, "Remote Address = fd00::70 ");
     assert!(within(all[0].total(), 20), "{:?}", all[0]);
 }
+
+#[test]
+fn attaches_with_tp_btf() {
+    common::assert_attaches_with_tp_btf(BIN, &[], 1);
+}

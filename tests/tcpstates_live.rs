@@ -472,3 +472,8 @@ fn a_closed_pipe_ends_the_tool_quietly() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{HEADER}\n"));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+#[test]
+fn attaches_with_tp_btf() {
+    common::assert_attaches_with_tp_btf(BIN, &[], 1);
+}

@@ -290,3 +290,18 @@ pub fn run_tool(bin: &str, args: &[&str]) -> Finished {
         status: out.status,
     }
 }
+
+/// The primary path must work on this kernel: with `-v` the tool says it attached its
+/// `tp_btf` programs, not that the kernel refused them and `raw_tp` took over.
+pub fn assert_attaches_with_tp_btf(bin: &str, args: &[&str], ready_lines: usize) {
+    let mut all = vec!["-v"];
+    all.extend_from_slice(args);
+    let done = Tool::start(bin, &all, &[], ready_lines).stop_with(Signal::SIGINT);
+    assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("attached with tp_btf\n"),
+        "{}",
+        done.stderr
+    );
+    assert!(!done.stderr.contains("refused"), "{}", done.stderr);
+}
