@@ -78,7 +78,7 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	ev.lport = lport;
 	ev.dport = bpf_ntohs(dport);
 	SK_READ_ADDRS(direct, sk, family, ev.saddr, ev.daddr);
-	emit_event(ctx, &ev, sizeof(ev));
+	emit_event(ctx, &ev, sizeof(ev), now);
 cleanup:
 	bpf_map_delete_elem(&connlat_start, &skaddr);
 }

@@ -77,10 +77,14 @@ static __always_inline int record_change(void *ctx, const struct sock *sk, int o
 	ev.dport = dport;
 	bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
 	SK_READ_ADDRS(direct, sk, family, ev.saddr, ev.daddr);
-	emit_event(ctx, &ev, sizeof(ev));
+	emit_event(ctx, &ev, sizeof(ev), ts);
 
+	/* A socket's entry is inserted once, rewritten in place and deleted at CLOSE: an
+	 * update of an existing key would allocate a new element and free the old one. */
 	if (newstate == TCP_CLOSE)
 		bpf_map_delete_elem(&timestamps, &skaddr);
+	else if (tsp)
+		*tsp = ts;
 	else
 		bpf_map_update_elem(&timestamps, &skaddr, &ts, BPF_ANY);
 	return 0;

@@ -139,3 +139,97 @@ mod tests {
         assert_eq!(buf, b"sh   ");
     }
 }
+
+/// A text line built column by column, padded as printf's `%-Ns`, `%-Nd` and `%-Nx`
+/// pad: plain byte pushes, several times cheaper per event than `write!`.
+#[derive(Default)]
+pub struct Line {
+    buf: Vec<u8>,
+}
+
+impl Line {
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The underlying buffer, for the rare column that needs `write!`.
+    pub fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    pub fn text(&mut self, s: &str) -> &mut Self {
+        self.buf.extend_from_slice(s.as_bytes());
+        self
+    }
+
+    /// `%-Ns`: left-aligned, padded with spaces to `width`, never cut.
+    pub fn left(&mut self, s: &[u8], width: usize) -> &mut Self {
+        self.buf.extend_from_slice(s);
+        self.pad(s.len(), width)
+    }
+
+    /// `%Ns`: right-aligned.
+    pub fn right(&mut self, s: &[u8], width: usize) -> &mut Self {
+        self.pad(s.len(), width);
+        self.buf.extend_from_slice(s);
+        self
+    }
+
+    /// `%-Nd`/`%-Nu`.
+    pub fn dec(&mut self, n: u64, width: usize) -> &mut Self {
+        let mut digits = itoa::Buffer::new();
+        self.left(digits.format(n).as_bytes(), width)
+    }
+
+    /// `%-Nx`: lowercase hex, no `0x`.
+    pub fn hex(&mut self, n: u64, width: usize) -> &mut Self {
+        let mut digits = [0u8; 16];
+        let mut at = digits.len();
+        let mut rest = n;
+        loop {
+            at -= 1;
+            digits[at] = b"0123456789abcdef"[(rest & 15) as usize];
+            rest >>= 4;
+            if rest == 0 {
+                break;
+            }
+        }
+        self.left(&digits[at..], width)
+    }
+
+    fn pad(&mut self, len: usize, width: usize) -> &mut Self {
+        if len < width {
+            self.buf.resize(self.buf.len() + (width - len), b' ');
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::Line;
+
+    #[test]
+    fn columns_pad_like_printf() {
+        let mut line = Line::default();
+        line.hex(0xffff8881064b0940, 16)
+            .text("|")
+            .hex(0, 3)
+            .text("|")
+            .dec(7673, 7)
+            .text("|")
+            .dec(123456789, 5)
+            .text("|")
+            .left(b"abc", 2)
+            .text("|")
+            .right(b"ab", 4);
+        assert_eq!(
+            String::from_utf8_lossy(line.as_bytes()),
+            "ffff8881064b0940|0  |7673   |123456789|abc|  ab"
+        );
+    }
+}
