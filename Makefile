@@ -119,7 +119,8 @@ vmlinux: deps
 	mv vmlinux/$(ARCH)/vmlinux.h.tmp vmlinux/$(ARCH)/vmlinux.h
 
 bench: build
-	bench/run.sh
+	$(CARGO) build --release --examples
+	python3 bench/run.py $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -12,7 +12,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::raw::c_int;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,9 +30,15 @@ const SERVER_POLL_MS: u16 = 10;
 const ACCEPT_BATCH: usize = 64;
 /// Time the servers get after the clients finish to serve the last connections.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
-/// A paced worker that falls further behind its schedule than this many intervals
-/// drops the missed slots instead of catching up in a burst.
-const MAX_PACING_LAG_INTERVALS: u32 = 2;
+/// Accept queue length asked for on every listener; the kernel caps it at
+/// net.core.somaxconn. std listens with 128, which a storm can overflow while the
+/// servers are starved of CPU, and an overflow costs the client a 1 s SYN retransmit.
+const LISTEN_BACKLOG: c_int = 4096;
+/// A paced worker that falls further behind its schedule than this drops the missed
+/// slots instead of catching up in a burst. It is wide enough to absorb ordinary
+/// scheduling delays on a busy 2-CPU machine (so the offered rate holds) and small
+/// enough that a catch-up burst stays short.
+const MAX_PACING_LAG: Duration = Duration::from_millis(20);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -229,13 +236,54 @@ fn make_plan(args: Args) -> Result<Plan> {
     })
 }
 
+extern "C" {
+    /// listen(2) from the C library std already links; nix's socket module is not
+    /// enabled in this crate.
+    fn listen(fd: c_int, backlog: c_int) -> c_int;
+}
+
+/// Raises the accept queue length of a listening socket (listen(2) may be called again).
+fn widen_backlog(listener: &TcpListener) -> io::Result<()> {
+    // SAFETY: listen() only reads its two integer arguments; the descriptor is a
+    // valid listening socket owned by `listener` for the duration of the call.
+    let rc = unsafe { listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The kernel's ephemeral port range, if it can be read.
+fn ephemeral_port_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut bounds = text.split_whitespace().map(str::parse::<u16>);
+    Some((bounds.next()?.ok()?, bounds.next()?.ok()?))
+}
+
+/// Explains a failed bind when the port is one the kernel hands out to clients: a
+/// TIME_WAIT socket of an earlier storm may still hold it.
+fn bind_hint(target: &SocketAddr) -> String {
+    match ephemeral_port_range() {
+        Some((low, high)) if (low..=high).contains(&target.port()) => format!(
+            " (port {} is inside net.ipv4.ip_local_port_range {low}-{high}, so a client \
+             socket in TIME_WAIT may hold it for up to 60 s; wait, or pick a --base-port \
+             outside that range)",
+            target.port()
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Binds one nonblocking listener per target (std sets SO_REUSEADDR on Unix).
 fn open_listeners(targets: &[SocketAddr]) -> Result<Vec<TcpListener>> {
     targets
         .iter()
         .map(|target| {
-            let listener =
-                TcpListener::bind(target).with_context(|| format!("cannot listen on {target}"))?;
+            let listener = TcpListener::bind(target)
+                .with_context(|| format!("cannot listen on {target}{}", bind_hint(target)))?;
+            widen_backlog(&listener)
+                .with_context(|| format!("cannot widen the accept queue on {target}"))?;
             listener
                 .set_nonblocking(true)
                 .with_context(|| format!("cannot make the listener on {target} nonblocking"))?;
@@ -312,7 +360,7 @@ fn storm(plan: &Plan, listeners: Vec<TcpListener>) -> Result<Summary> {
     }
 
     // Wait until the servers have closed every connection the clients made.
-    let drain_deadline = Instant::now().max(deadline) + DRAIN_GRACE;
+    let drain_deadline = Instant::now().min(deadline) + DRAIN_GRACE;
     while stats.served.load(Ordering::Relaxed) < tally.connected && Instant::now() < drain_deadline
     {
         thread::sleep(Duration::from_millis(1));
@@ -371,7 +419,7 @@ fn run_worker(context: &WorkerContext) -> WorkerTally {
             if next_slot > now {
                 thread::sleep(next_slot.min(context.deadline) - now);
                 now = Instant::now();
-            } else if now - next_slot > interval * MAX_PACING_LAG_INTERVALS {
+            } else if now - next_slot > MAX_PACING_LAG {
                 // Too far behind: forget the missed slots rather than burst.
                 next_slot = now;
             }
@@ -385,7 +433,10 @@ fn run_worker(context: &WorkerContext) -> WorkerTally {
             break;
         }
         let target = context.targets[(ticket % context.targets.len() as u64) as usize];
-        let stream = match TcpStream::connect(target) {
+        // Bound the connect by the deadline too: a dropped SYN would otherwise
+        // block it for a 1 s, 3 s, 7 s, ... retransmit series.
+        let remaining = context.deadline.saturating_duration_since(now);
+        let stream = match TcpStream::connect_timeout(&target, remaining) {
             Ok(stream) => stream,
             Err(_) => {
                 tally.errors += 1;
