@@ -6,6 +6,18 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
+/// The family the BPF side keeps for `-4`/`-6` (clap already let the later one win),
+/// or 0 for both.
+pub fn family_filter(ipv4: bool, ipv6: bool) -> u16 {
+    if ipv4 {
+        AF_INET
+    } else if ipv6 {
+        AF_INET6
+    } else {
+        0
+    }
+}
+
 /// Formats an address as glibc's `inet_ntop` does: IPv4 from the first 4 bytes when
 /// `family` is AF_INET, otherwise RFC 5952 IPv6 (with `::ffff:a.b.c.d` and `::a.b.c.d`
 /// for the IPv4-mapped and IPv4-compatible forms).

@@ -1,12 +1,15 @@
 //! Events from BPF to user space: a BPF ring buffer, or a per-CPU perf buffer where the
 //! kernel has none, with every lost or skipped event reported on stderr.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+
+use crate::out::Output;
 use libbpf_rs::{
     MapCore, MapFlags, MapMut, MapType, OpenMapMut, PerfBuffer, PerfBufferBuilder, RingBuffer,
     RingBufferBuilder,
@@ -166,6 +169,44 @@ impl<'a> EventStream<'a> {
         self.losses
             .ringbuf_drops()
             .saturating_add(self.perf_lost.get())
+    }
+}
+
+/// The event tools' loop: prints `header` once the event buffer is open (a perf buffer
+/// drops what the kernel sends before that, so the header promises nothing is missed),
+/// then `line` for each record, flushing after each batch, until SIGINT, SIGTERM or a
+/// closed stdout. A write error ends the loop and is returned.
+pub fn print_events<'a>(
+    transport: Transport,
+    events: &'a MapMut<'a>,
+    ringbuf_drops: &'a MapMut<'a>,
+    programs: Vec<BorrowedFd<'a>>,
+    header: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    mut line: impl FnMut(&[u8], &mut dyn Write) -> io::Result<()> + 'a,
+) -> Result<()> {
+    let out = RefCell::new(Output::stdout());
+    let failure = RefCell::new(None);
+    let stream = EventStream::open(transport, events, ringbuf_drops, programs, |data| {
+        if let Err(err) = out.borrow_mut().emit(|w| line(data, w)) {
+            failure.borrow_mut().get_or_insert(err);
+        }
+    })?;
+    {
+        let mut out = out.borrow_mut();
+        out.emit(header)?;
+        out.flush()?;
+    }
+    stream.run(|| {
+        let mut out = out.borrow_mut();
+        if let Err(err) = out.flush() {
+            failure.borrow_mut().get_or_insert(err);
+        }
+        failure.borrow().is_none() && !out.is_closed()
+    })?;
+    drop(stream);
+    match failure.into_inner() {
+        Some(err) => Err(err).context("failed to write output"),
+        None => Ok(()),
     }
 }
 

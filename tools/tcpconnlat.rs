@@ -1,6 +1,5 @@
 //! tcpconnlat: trace TCP connects and show how long each waited for its answer.
 
-use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
@@ -10,10 +9,9 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::OpenObject;
 
 use tcptools::attach::{self, Hook};
-use tcptools::net::{AF_INET, AF_INET6};
-use tcptools::out::Output;
+use tcptools::net::family_filter;
 use tcptools::skel::tcpconnlat::{TcpconnlatSkel, TcpconnlatSkelBuilder};
-use tcptools::stream::{EventStream, Transport};
+use tcptools::stream::{self, Transport};
 use tcptools::tcpconnlat::options::Options;
 use tcptools::tcpconnlat::{ConnectLatency, Format, Printer};
 use tcptools::{cli, privilege, signal};
@@ -67,13 +65,7 @@ impl Config {
             parse_pid(&arg).unwrap_or_else(|| cli::usage_error(format!("invalid PID: {arg}")))
         });
         Config {
-            family: if o.ipv4 {
-                AF_INET
-            } else if o.ipv6 {
-                AF_INET6
-            } else {
-                0
-            },
+            family: family_filter(o.ipv4, o.ipv6),
             pid,
             min_us,
             format: Format {
@@ -133,48 +125,28 @@ fn trace(config: &Config) -> Result<()> {
         Hook::RawTp => skel.progs.set_state_raw.as_fd(),
     };
 
-    // ---- event loop ----
+    // ---- event loop and rendering ----
 
-    let out = RefCell::new(Output::stdout());
     let mut printer = Printer::new(config.format);
-    let failure = RefCell::new(None);
-    // As bcc, the header comes once the event buffer is open; a buffer that cannot be set
-    // up is an error (exit 1), where bcc exits 0.
-    let stream = EventStream::open(
+    let mut header = Vec::new();
+    printer.header(&mut header)?;
+    // Unlike bcc, an event buffer that cannot be set up is an error (exit 1, bcc: 0).
+    stream::print_events(
         transport,
         &skel.maps.events,
         &skel.maps.ringbuf_drops,
         vec![program],
-        |data| {
+        |w| w.write_all(&header),
+        |data, w| {
             let Some(connect) = ConnectLatency::decode(data) else {
                 eprintln!("Error: packet too small");
-                return;
+                return Ok(());
             };
             if !connect.has_known_family() {
                 eprintln!("broken event: event->af={}", connect.family);
-                return;
+                return Ok(());
             }
-            let now = Local::now();
-            if let Err(err) = out.borrow_mut().emit(|w| printer.line(&connect, now, w)) {
-                failure.borrow_mut().get_or_insert(err);
-            }
+            printer.line(&connect, Local::now(), w)
         },
-    )?;
-    {
-        let mut out = out.borrow_mut();
-        out.emit(|w| Printer::new(config.format).header(w))?;
-        out.flush()?;
-    }
-    stream.run(|| {
-        let mut out = out.borrow_mut();
-        if let Err(err) = out.flush() {
-            failure.borrow_mut().get_or_insert(err);
-        }
-        failure.borrow().is_none() && !out.is_closed()
-    })?;
-    drop(stream);
-    match failure.into_inner() {
-        Some(err) => Err(err).context("failed to write output"),
-        None => Ok(()),
-    }
+    )
 }

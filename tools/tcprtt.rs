@@ -12,7 +12,7 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
 use tcptools::attach::{self, Hook};
-use tcptools::net::{AF_INET, AF_INET6};
+use tcptools::net::family_filter;
 use tcptools::out::Output;
 use tcptools::skel::tcprtt::{TcprttSkel, TcprttSkelBuilder};
 use tcptools::stream::recursion_misses;
@@ -127,13 +127,7 @@ impl Config {
             // interval of the whole duration, then exit.
             interval: interval.or(duration),
             duration,
-            family: if o.ipv4 {
-                AF_INET
-            } else if o.ipv6 {
-                AF_INET6
-            } else {
-                0
-            },
+            family: family_filter(o.ipv4, o.ipv6),
             lport,
             rport,
             laddr,

@@ -1,6 +1,5 @@
 //! tcpstates: trace TCP session state changes and how long each state lasted.
 
-use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
@@ -9,10 +8,9 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::OpenObject;
 
 use tcptools::attach::{self, Hook};
-use tcptools::net::{PortList, AF_INET, AF_INET6};
-use tcptools::out::Output;
+use tcptools::net::{family_filter, PortList};
 use tcptools::skel::tcpstates::{TcpstatesSkel, TcpstatesSkelBuilder};
-use tcptools::stream::{EventStream, Transport};
+use tcptools::stream::{self, Transport};
 use tcptools::tcpstates::options::Options;
 use tcptools::tcpstates::{Format, Printer, StateChange};
 use tcptools::time::WallClock;
@@ -44,13 +42,7 @@ impl Config {
             })
         };
         Config {
-            family: if o.ipv4 {
-                AF_INET
-            } else if o.ipv6 {
-                AF_INET6
-            } else {
-                0
-            },
+            family: family_filter(o.ipv4, o.ipv6),
             local_ports: ports(o.localport),
             remote_ports: ports(o.remoteport),
             format: Format {
@@ -123,47 +115,27 @@ fn trace(config: &Config) -> Result<()> {
         Hook::RawTp => skel.progs.set_state_raw.as_fd(),
     };
 
-    // ---- event loop ----
+    // ---- event loop and rendering ----
 
-    let out = RefCell::new(Output::stdout());
     let mut printer = Printer::new(config.format);
+    let mut header = Vec::new();
+    printer.header(&mut header)?;
     let mut clock = WallClock::system();
-    // Buffered now, shown once the event buffer is open: a perf buffer drops what the
-    // kernel sends before that, so the header is the promise that nothing is missed.
-    out.borrow_mut().emit(|w| printer.header(w))?;
-    let failure = RefCell::new(None);
-    let stream = EventStream::open(
+    stream::print_events(
         transport,
         &skel.maps.events,
         &skel.maps.ringbuf_drops,
         vec![program],
-        |data| {
+        |w| w.write_all(&header),
+        |data, w| {
             let Some(change) = StateChange::decode(data) else {
                 eprintln!("Error: packet too small");
-                return;
+                return Ok(());
             };
-            if let Err(err) = out
-                .borrow_mut()
-                .emit(|w| printer.line(&change, &mut clock, w))
-            {
-                failure.borrow_mut().get_or_insert(err);
-            }
             if let Some(journal) = &journal {
                 journal.send(&change);
             }
+            printer.line(&change, &mut clock, w)
         },
-    )?;
-    out.borrow_mut().flush()?;
-    stream.run(|| {
-        let mut out = out.borrow_mut();
-        if let Err(err) = out.flush() {
-            failure.borrow_mut().get_or_insert(err);
-        }
-        failure.borrow().is_none() && !out.is_closed()
-    })?;
-    drop(stream);
-    match failure.into_inner() {
-        Some(err) => Err(err).context("failed to write output"),
-        None => Ok(()),
-    }
+    )
 }
