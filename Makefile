@@ -66,7 +66,7 @@ build: deps
 	$(CARGO) build --release --bins
 
 test: deps
-	$(CARGO) test --release -- --test-threads=4
+	$(CARGO) test --release --no-fail-fast -- --test-threads=4
 	$(MAKE) --no-print-directory static-check
 
 run: build

@@ -80,25 +80,23 @@ static __always_inline int port_in(const volatile __u64 *set, __u16 port)
 	return (set[port >> 6] >> (port & 63)) & 1;
 }
 
-static __always_inline int record_rtt(const struct sock *sk)
+static __always_inline int record_rtt(const struct sock *sk, const int direct)
 {
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	struct hist_key key = {};
 	__u8 saddr[16] = {}, daddr[16] = {};
 	__u16 family, lport, dport;
 	__u32 srtt, slot;
 	struct hist *hist;
 
-	/* Plain probe reads: srtt_us lies beyond struct sock, where a tp_btf program may not
-	 * load directly, and one body then serves both the tp_btf and the raw_tp program. */
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	SK_READ(direct, family, sk->__sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	if (targ_family && family != targ_family)
 		return 0;
 	/* skc_num is the local port in host order (inet_sport in network order). */
-	lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	SK_READ(direct, lport, sk->__sk_common.skc_num);
+	SK_READ(direct, dport, sk->__sk_common.skc_dport);
+	dport = bpf_ntohs(dport);
 	if (targ_sport && lport != targ_sport)
 		return 0;
 	if (targ_dport && dport != targ_dport)
@@ -108,7 +106,10 @@ static __always_inline int record_rtt(const struct sock *sk)
 	if (filter_rports && !port_in(rports, dport))
 		return 0;
 
-	SK_READ_ADDRS(0, sk, family, saddr, daddr);
+	/* Addresses cost two reads per packet: only when a filter or the key needs them. */
+	if (targ_saddr || targ_daddr || filter_saddr_v6 || filter_daddr_v6 || targ_laddr_hist ||
+	    targ_raddr_hist)
+		SK_READ_ADDRS(direct, sk, family, saddr, daddr);
 	/* As bcc: an address filter of one family excludes every socket of the other. */
 	if (family == AF_INET) {
 		__u32 saddr4, daddr4;
@@ -141,8 +142,18 @@ static __always_inline int record_rtt(const struct sock *sk)
 		key.family = family;
 	}
 
-	/* srtt_us holds the smoothed RTT in 1/8 us (tcp_rtt_estimator keeps it << 3). */
-	srtt = BPF_CORE_READ(tp, srtt_us) >> 3;
+	/* srtt_us holds the smoothed RTT in 1/8 us (tcp_rtt_estimator keeps it << 3). It lies
+	 * beyond struct sock: a tp_btf program reaches it through bpf_skc_to_tcp_sock(), a
+	 * raw_tp program with a probe read. */
+	if (direct) {
+		const struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+		if (!tp)
+			return 0;
+		srtt = tp->srtt_us >> 3;
+	} else {
+		srtt = BPF_CORE_READ((const struct tcp_sock *)sk, srtt_us) >> 3;
+	}
 	if (targ_ms)
 		srtt /= 1000;
 
@@ -166,13 +177,13 @@ static __always_inline int record_rtt(const struct sock *sk)
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_probe_btf, const struct sock *sk, const struct sk_buff *skb)
 {
-	return record_rtt(sk);
+	return record_rtt(sk, 1);
 }
 
 SEC("raw_tp/tcp_probe")
 int BPF_PROG(tcp_probe_raw, const struct sock *sk, const struct sk_buff *skb)
 {
-	return record_rtt(sk);
+	return record_rtt(sk, 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";

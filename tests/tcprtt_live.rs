@@ -302,8 +302,10 @@ fn intervals_neither_lose_nor_duplicate_samples() {
     let whole = Tool::start(BIN, &["-p", "41050", "-a", "127.0.0.50"], &[], 1);
     ns.run("rtt-gen", || {
         let listener = TcpListener::bind(addr("127.0.0.50:41050")).expect("bind listener");
+        // Bounded by time (3.5 s, so at least three 1-second intervals see samples), and
+        // by count in case the clock misbehaves.
         let end = std::time::Instant::now() + Duration::from_millis(3500);
-        for _ in 0..1000 {
+        for _ in 0..100_000 {
             if std::time::Instant::now() >= end {
                 break;
             }

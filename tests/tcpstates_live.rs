@@ -297,7 +297,10 @@ fn assert_same_events(a: &[Line], b: &[Line], ms_tolerance: f64) {
     assert_eq!(comparable(a), comparable(b));
     for l in a {
         // The same socket address can serve several connections: match every column.
-        let without_ms = |x: &Line| Line { ms: 0.0, ..x.clone() };
+        let without_ms = |x: &Line| Line {
+            ms: 0.0,
+            ..x.clone()
+        };
         let twin = b.iter().find(|m| without_ms(m) == without_ms(l)).unwrap();
         assert!((l.ms - twin.ms).abs() <= ms_tolerance, "{l:?} vs {twin:?}");
     }
