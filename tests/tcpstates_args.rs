@@ -113,3 +113,22 @@ fn without_privileges_one_line_names_what_is_missing() {
         "tcpstates: tracing the kernel needs root, or the capabilities CAP_BPF and CAP_PERFMON\n"
     );
 }
+
+#[test]
+fn journal_without_journald_is_one_clear_error() {
+    if std::path::Path::new("/run/systemd/journal/socket").exists() {
+        eprintln!("journald runs here: the missing-journal error cannot be provoked");
+        return;
+    }
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "run as root (`sudo make test`)"
+    );
+    let done = run_tool(BIN, &["-Y"]);
+    assert_eq!(done.status.code(), Some(1), "{}", done.stderr);
+    assert!(done.stdout.is_empty(), "{:?}", done.stdout);
+    assert_eq!(
+        done.stderr,
+        "tcpstates: journal logging (-Y) needs systemd-journald, but /run/systemd/journal/socket does not exist\n"
+    );
+}
