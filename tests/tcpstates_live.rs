@@ -156,14 +156,10 @@ fn assert_full_connection(lines: &[Line], port: u16, addr: &str, client_port: u1
             "{l:?}"
         );
     }
-    // What the traffic thread did itself (syscalls) carries its pid and name.
-    for (old, new) in [
-        ("CLOSE", "LISTEN"),
-        ("CLOSE", "SYN_SENT"),
-        ("ESTABLISHED", "FIN_WAIT1"),
-        ("CLOSE_WAIT", "LAST_ACK"),
-        ("LISTEN", "CLOSE"),
-    ] {
+    // listen() and connect() run in the traffic thread, so their changes carry its pid and
+    // name. Not the closes: a socket is released with its last file reference, and a
+    // process another test forks at that moment holds one until it execs.
+    for (old, new) in [("CLOSE", "LISTEN"), ("CLOSE", "SYN_SENT")] {
         let l = lines.iter().find(|l| l.old == old && l.new == new).unwrap();
         assert_eq!((l.pid, l.comm.as_str()), (me, comm), "{l:?}");
     }
