@@ -6,6 +6,8 @@ use std::process;
 use clap::error::ErrorKind;
 use clap::Parser;
 
+use crate::net::PortList;
+
 /// Normal end, or ended by Ctrl-C, SIGTERM or a closed stdout.
 pub const EXIT_OK: i32 = 0;
 /// A runtime or BPF failure.
@@ -40,6 +42,11 @@ fn clap_message(err: &clap::Error) -> String {
 pub fn usage_error(message: impl Display) -> ! {
     eprintln!("{message}");
     process::exit(EXIT_USAGE)
+}
+
+/// A `-L`/`-D` port list, or bcc's `Invalid ports: ARG` and exit 64.
+pub fn port_list(arg: Option<String>) -> Option<PortList> {
+    arg.map(|a| PortList::parse(&a).unwrap_or_else(|| usage_error(format!("Invalid ports: {a}"))))
 }
 
 /// Runs a tool's body; an error becomes one line on stderr and exit 1.

@@ -35,16 +35,10 @@ struct Config {
 
 impl Config {
     fn from_options(o: Options) -> Config {
-        let ports = |arg: Option<String>| {
-            arg.map(|a| {
-                PortList::parse(&a)
-                    .unwrap_or_else(|| cli::usage_error(format!("Invalid ports: {a}")))
-            })
-        };
         Config {
             family: family_filter(o.ipv4, o.ipv6),
-            local_ports: ports(o.localport),
-            remote_ports: ports(o.remoteport),
+            local_ports: cli::port_list(o.localport),
+            remote_ports: cli::port_list(o.remoteport),
             format: Format {
                 clock: o.timestamp,
                 seconds: o.seconds,

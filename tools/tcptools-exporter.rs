@@ -18,7 +18,6 @@ use tcptools::exporter::options::Options;
 use tcptools::exporter::{
     http, state_change_delta_known, Log2Hist, Metrics, PortFilter, RttTotals,
 };
-use tcptools::net::PortList;
 use tcptools::skel::tcpconnlat::{TcpconnlatSkel, TcpconnlatSkelBuilder};
 use tcptools::skel::tcprtt::{TcprttSkel, TcprttSkelBuilder};
 use tcptools::skel::tcpstates::{TcpstatesSkel, TcpstatesSkelBuilder};
@@ -52,17 +51,11 @@ impl Config {
             .listen
             .parse::<SocketAddr>()
             .unwrap_or_else(|_| cli::usage_error(format!("invalid listen address: {}", o.listen)));
-        let ports = |arg: Option<String>| {
-            arg.map(|a| {
-                PortList::parse(&a)
-                    .unwrap_or_else(|| cli::usage_error(format!("Invalid ports: {a}")))
-            })
-        };
         Config {
             listen,
             ports: PortFilter {
-                local: ports(o.localport),
-                remote: ports(o.remoteport),
+                local: cli::port_list(o.localport),
+                remote: cli::port_list(o.remoteport),
             },
             verbose: o.verbose,
         }
