@@ -169,7 +169,22 @@ impl Summary {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(err) if !err.use_stderr() => err.exit(), // --help, --version
+        Err(err) => {
+            // One line, like every other setup failure, instead of clap's usage block.
+            let rendered = err.render().to_string();
+            let message = rendered
+                .lines()
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("loadgen: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -417,7 +432,11 @@ fn run_worker(context: &WorkerContext) -> WorkerTally {
         let mut now = Instant::now();
         if let Some(interval) = context.interval {
             if next_slot > now {
-                thread::sleep(next_slot.min(context.deadline) - now);
+                thread::sleep(
+                    next_slot
+                        .min(context.deadline)
+                        .saturating_duration_since(now),
+                );
                 now = Instant::now();
             } else if now - next_slot > MAX_PACING_LAG {
                 // Too far behind: forget the missed slots rather than burst.
