@@ -10,20 +10,7 @@ use common::run_tool;
 const BIN: &str = env!("CARGO_BIN_EXE_tcptools-exporter");
 
 fn assert_fails(args: &[&str], code: i32, expected: &str) {
-    let done = run_tool(BIN, args);
-    assert_eq!(done.status.code(), Some(code), "{args:?}: {}", done.stderr);
-    assert!(done.stdout.is_empty(), "{args:?}: {:?}", done.stdout);
-    assert_eq!(
-        done.stderr.lines().count(),
-        1,
-        "{args:?}: {:?}",
-        done.stderr
-    );
-    assert!(
-        done.stderr.contains(expected),
-        "{args:?}: {:?} lacks {expected:?}",
-        done.stderr
-    );
+    common::assert_one_line_failure(BIN, args, code, expected);
 }
 
 #[test]

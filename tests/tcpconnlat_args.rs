@@ -7,24 +7,7 @@ use common::run_tool;
 const BIN: &str = env!("CARGO_BIN_EXE_tcpconnlat");
 
 fn assert_usage_error(args: &[&str], expected: &str) {
-    let done = run_tool(BIN, args);
-    assert_eq!(done.status.code(), Some(64), "{args:?}: {}", done.stderr);
-    assert!(
-        done.stdout.is_empty(),
-        "{args:?} printed on stdout: {:?}",
-        done.stdout
-    );
-    assert_eq!(
-        done.stderr.lines().count(),
-        1,
-        "{args:?}: {:?}",
-        done.stderr
-    );
-    assert!(
-        done.stderr.contains(expected),
-        "{args:?}: {:?} lacks {expected:?}",
-        done.stderr
-    );
+    common::assert_one_line_failure(BIN, args, 64, expected);
 }
 
 /// Runs the tool without any privilege: arguments that parse get as far as the privilege

@@ -8,18 +8,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_tcprtt");
 
 /// Runs with `args` and asserts exit 64, nothing on stdout, exactly `message` on stderr.
 fn usage_error(args: &[&str], message: &str) {
-    let out = run_tool(BIN, args);
-    assert_eq!(out.status.code(), Some(64), "{args:?}: {}", out.stderr);
-    assert!(out.stdout.is_empty(), "{args:?} printed {:?}", out.stdout);
-    assert_eq!(out.stderr, format!("{message}\n"), "{args:?}");
+    let done = common::assert_one_line_failure(BIN, args, 64, message);
+    assert_eq!(done.stderr, format!("{message}\n"), "{args:?}");
 }
 
 /// Runs with `args` and asserts exit 64, nothing on stdout, one line on stderr.
 fn one_line_usage_error(args: &[&str]) {
-    let out = run_tool(BIN, args);
-    assert_eq!(out.status.code(), Some(64), "{args:?}: {}", out.stderr);
-    assert!(out.stdout.is_empty(), "{args:?} printed {:?}", out.stdout);
-    assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {:?}", out.stderr);
+    common::assert_one_line_failure(BIN, args, 64, "");
 }
 
 #[test]

@@ -305,3 +305,27 @@ pub fn assert_attaches_with_tp_btf(bin: &str, args: &[&str], ready_lines: usize)
     );
     assert!(!done.stderr.contains("refused"), "{}", done.stderr);
 }
+
+/// Runs `bin` with `args` and checks it fails as the tools must on bad input: exit `code`,
+/// nothing on stdout, exactly one line on stderr, containing `expected`.
+pub fn assert_one_line_failure(bin: &str, args: &[&str], code: i32, expected: &str) -> Finished {
+    let done = run_tool(bin, args);
+    assert_eq!(done.status.code(), Some(code), "{args:?}: {}", done.stderr);
+    assert!(
+        done.stdout.is_empty(),
+        "{args:?} printed on stdout: {:?}",
+        done.stdout
+    );
+    assert_eq!(
+        done.stderr.lines().count(),
+        1,
+        "{args:?}: {:?}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains(expected),
+        "{args:?}: {:?} lacks {expected:?}",
+        done.stderr
+    );
+    done
+}
