@@ -5,7 +5,8 @@ use std::fmt;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{OpenObject, PrintLevel};
 
 /// How a program is attached to its tracepoint.
@@ -64,6 +65,26 @@ pub fn with_fallback<'obj, T>(
             "failed to load and attach BPF programs: with tp_btf: {btf_err:#}; with raw_tp: {raw_err:#} (run with -v for libbpf's log)"
         )),
     }
+}
+
+/// One attempt of [`with_fallback`]: opens the skeleton, lets `configure` enable the
+/// hook's programs and set the read-only data and maps, then loads and attaches.
+pub fn open_load_attach<'obj, B: SkelBuilder<'obj>>(
+    builder: B,
+    object: &'obj mut MaybeUninit<OpenObject>,
+    configure: impl FnOnce(&mut B::Output) -> Result<()>,
+) -> Result<<B::Output as OpenSkel<'obj>>::Output> {
+    let mut open = builder.open(object).context("failed to open BPF object")?;
+    configure(&mut open)?;
+    let mut skel = open.load().context("failed to load BPF object")?;
+    skel.attach().context("failed to attach BPF programs")?;
+    Ok(skel)
+}
+
+/// The skeleton's read-only data (`const volatile` globals), to set before load.
+pub fn rodata<'a, T>(data: &'a mut Option<&mut T>) -> Result<&'a mut T> {
+    data.as_deref_mut()
+        .context("BPF object has no read-only data")
 }
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);

@@ -3,9 +3,8 @@
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::Local;
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::OpenObject;
 
 use tcptools::attach::{self, Hook};
@@ -91,24 +90,17 @@ fn open_load_attach<'obj>(
     config: &Config,
     transport: Transport,
 ) -> Result<TcpconnlatSkel<'obj>> {
-    let mut open = TcpconnlatSkelBuilder::default()
-        .open(object)
-        .context("failed to open BPF object")?;
-    open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
-    open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
-    transport.prepare(&mut open.maps.events)?;
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("BPF object has no read-only data")?;
-    rodata.use_ringbuf = transport.uses_ringbuf();
-    rodata.target_family = config.family;
-    rodata.target_tgid = config.pid;
-    rodata.min_us = config.min_us;
-    let mut skel = open.load().context("failed to load BPF object")?;
-    skel.attach().context("failed to attach BPF programs")?;
-    Ok(skel)
+    attach::open_load_attach(TcpconnlatSkelBuilder::default(), object, |open| {
+        open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
+        open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
+        transport.prepare(&mut open.maps.events)?;
+        let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+        rodata.use_ringbuf = transport.uses_ringbuf();
+        rodata.target_family = config.family;
+        rodata.target_tgid = config.pid;
+        rodata.min_us = config.min_us;
+        Ok(())
+    })
 }
 
 fn trace(config: &Config) -> Result<()> {

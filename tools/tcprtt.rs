@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::Local;
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
 use tcptools::attach::{self, Hook};
@@ -174,41 +173,34 @@ fn open_load_attach<'obj>(
     object: &'obj mut MaybeUninit<OpenObject>,
     config: &Config,
 ) -> Result<TcprttSkel<'obj>> {
-    let mut open = TcprttSkelBuilder::default()
-        .open(object)
-        .context("failed to open BPF object")?;
-    open.progs.tcp_probe_btf.set_autoload(hook == Hook::TpBtf);
-    open.progs.tcp_probe_raw.set_autoload(hook == Hook::RawTp);
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("BPF object has no read-only data")?;
-    rodata.targ_laddr_hist = u8::from(config.format.key == KeyKind::Local);
-    rodata.targ_raddr_hist = u8::from(config.format.key == KeyKind::Remote);
-    rodata.targ_ms = u8::from(config.format.millisecond);
-    rodata.targ_family = config.family;
-    rodata.targ_sport = config.lport;
-    rodata.targ_dport = config.rport;
-    match config.laddr {
-        Some(AddrFilter::V4(a)) => rodata.targ_saddr = u32::from_ne_bytes(a),
-        Some(AddrFilter::V6(a)) => {
-            rodata.filter_saddr_v6 = 1;
-            rodata.targ_saddr_v6 = a;
+    attach::open_load_attach(TcprttSkelBuilder::default(), object, |open| {
+        open.progs.tcp_probe_btf.set_autoload(hook == Hook::TpBtf);
+        open.progs.tcp_probe_raw.set_autoload(hook == Hook::RawTp);
+        let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+        rodata.targ_laddr_hist = u8::from(config.format.key == KeyKind::Local);
+        rodata.targ_raddr_hist = u8::from(config.format.key == KeyKind::Remote);
+        rodata.targ_ms = u8::from(config.format.millisecond);
+        rodata.targ_family = config.family;
+        rodata.targ_sport = config.lport;
+        rodata.targ_dport = config.rport;
+        match config.laddr {
+            Some(AddrFilter::V4(a)) => rodata.targ_saddr = u32::from_ne_bytes(a),
+            Some(AddrFilter::V6(a)) => {
+                rodata.filter_saddr_v6 = 1;
+                rodata.targ_saddr_v6 = a;
+            }
+            None => {}
         }
-        None => {}
-    }
-    match config.raddr {
-        Some(AddrFilter::V4(a)) => rodata.targ_daddr = u32::from_ne_bytes(a),
-        Some(AddrFilter::V6(a)) => {
-            rodata.filter_daddr_v6 = 1;
-            rodata.targ_daddr_v6 = a;
+        match config.raddr {
+            Some(AddrFilter::V4(a)) => rodata.targ_daddr = u32::from_ne_bytes(a),
+            Some(AddrFilter::V6(a)) => {
+                rodata.filter_daddr_v6 = 1;
+                rodata.targ_daddr_v6 = a;
+            }
+            None => {}
         }
-        None => {}
-    }
-    let mut skel = open.load().context("failed to load BPF object")?;
-    skel.attach().context("failed to attach BPF programs")?;
-    Ok(skel)
+        Ok(())
+    })
 }
 
 // ---- reading intervals ----

@@ -3,8 +3,7 @@
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
-use anyhow::{Context, Result};
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use anyhow::Result;
 use libbpf_rs::OpenObject;
 
 use tcptools::attach::{self, Hook};
@@ -65,30 +64,23 @@ fn open_load_attach<'obj>(
     config: &Config,
     transport: Transport,
 ) -> Result<TcpstatesSkel<'obj>> {
-    let mut open = TcpstatesSkelBuilder::default()
-        .open(object)
-        .context("failed to open BPF object")?;
-    open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
-    open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
-    transport.prepare(&mut open.maps.events)?;
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("BPF object has no read-only data")?;
-    rodata.use_ringbuf = transport.uses_ringbuf();
-    rodata.target_family = config.family;
-    if let Some(ports) = &config.local_ports {
-        rodata.filter_by_lport = 1;
-        rodata.lports = ports.bitmap();
-    }
-    if let Some(ports) = &config.remote_ports {
-        rodata.filter_by_rport = 1;
-        rodata.rports = ports.bitmap();
-    }
-    let mut skel = open.load().context("failed to load BPF object")?;
-    skel.attach().context("failed to attach BPF programs")?;
-    Ok(skel)
+    attach::open_load_attach(TcpstatesSkelBuilder::default(), object, |open| {
+        open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
+        open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
+        transport.prepare(&mut open.maps.events)?;
+        let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+        rodata.use_ringbuf = transport.uses_ringbuf();
+        rodata.target_family = config.family;
+        if let Some(ports) = &config.local_ports {
+            rodata.filter_by_lport = 1;
+            rodata.lports = ports.bitmap();
+        }
+        if let Some(ports) = &config.remote_ports {
+            rodata.filter_by_rport = 1;
+            rodata.rports = ports.bitmap();
+        }
+        Ok(())
+    })
 }
 
 fn trace(config: &Config) -> Result<()> {

@@ -10,7 +10,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
 use tcptools::attach::{self, Hook};
@@ -74,24 +73,14 @@ fn load_states<'obj>(
     object: &'obj mut MaybeUninit<OpenObject>,
     transport: Transport,
 ) -> Result<TcpstatesSkel<'obj>> {
-    let mut open = TcpstatesSkelBuilder::default()
-        .open(object)
-        .context("failed to open tcpstates' BPF object")?;
-    open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
-    open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
-    transport.prepare(&mut open.maps.events)?;
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("BPF object has no read-only data")?;
-    rodata.use_ringbuf = transport.uses_ringbuf();
-    let mut skel = open
-        .load()
-        .context("failed to load tcpstates' BPF object")?;
-    skel.attach()
-        .context("failed to attach tcpstates' BPF programs")?;
-    Ok(skel)
+    attach::open_load_attach(TcpstatesSkelBuilder::default(), object, |open| {
+        open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
+        open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
+        transport.prepare(&mut open.maps.events)?;
+        let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+        rodata.use_ringbuf = transport.uses_ringbuf();
+        Ok(())
+    })
 }
 
 fn load_connlat<'obj>(
@@ -99,24 +88,14 @@ fn load_connlat<'obj>(
     object: &'obj mut MaybeUninit<OpenObject>,
     transport: Transport,
 ) -> Result<TcpconnlatSkel<'obj>> {
-    let mut open = TcpconnlatSkelBuilder::default()
-        .open(object)
-        .context("failed to open tcpconnlat's BPF object")?;
-    open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
-    open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
-    transport.prepare(&mut open.maps.events)?;
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("BPF object has no read-only data")?;
-    rodata.use_ringbuf = transport.uses_ringbuf();
-    let mut skel = open
-        .load()
-        .context("failed to load tcpconnlat's BPF object")?;
-    skel.attach()
-        .context("failed to attach tcpconnlat's BPF programs")?;
-    Ok(skel)
+    attach::open_load_attach(TcpconnlatSkelBuilder::default(), object, |open| {
+        open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
+        open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
+        transport.prepare(&mut open.maps.events)?;
+        let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+        rodata.use_ringbuf = transport.uses_ringbuf();
+        Ok(())
+    })
 }
 
 /// tcprtt's program keyed by family, with one generation forever: the kernel's
@@ -126,29 +105,21 @@ fn load_rtt<'obj>(
     object: &'obj mut MaybeUninit<OpenObject>,
     ports: &PortFilter,
 ) -> Result<TcprttSkel<'obj>> {
-    let mut open = TcprttSkelBuilder::default()
-        .open(object)
-        .context("failed to open tcprtt's BPF object")?;
-    open.progs.tcp_probe_btf.set_autoload(hook == Hook::TpBtf);
-    open.progs.tcp_probe_raw.set_autoload(hook == Hook::RawTp);
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("BPF object has no read-only data")?;
-    rodata.targ_family_key = 1;
-    if let Some(list) = &ports.local {
-        rodata.filter_lports = 1;
-        rodata.lports = list.bitmap();
-    }
-    if let Some(list) = &ports.remote {
-        rodata.filter_rports = 1;
-        rodata.rports = list.bitmap();
-    }
-    let mut skel = open.load().context("failed to load tcprtt's BPF object")?;
-    skel.attach()
-        .context("failed to attach tcprtt's BPF programs")?;
-    Ok(skel)
+    attach::open_load_attach(TcprttSkelBuilder::default(), object, |open| {
+        open.progs.tcp_probe_btf.set_autoload(hook == Hook::TpBtf);
+        open.progs.tcp_probe_raw.set_autoload(hook == Hook::RawTp);
+        let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+        rodata.targ_family_key = 1;
+        if let Some(list) = &ports.local {
+            rodata.filter_lports = 1;
+            rodata.lports = list.bitmap();
+        }
+        if let Some(list) = &ports.remote {
+            rodata.filter_rports = 1;
+            rodata.rports = list.bitmap();
+        }
+        Ok(())
+    })
 }
 
 /// Adds what the kernel's RTT histograms gained since the last read.
@@ -187,15 +158,18 @@ fn run(config: &Config) -> Result<()> {
     let mut states_storage = attach::object_storage();
     let (states, states_hook) = attach::with_fallback(&mut states_storage, |hook, object| {
         load_states(hook, object, transport)
-    })?;
+    })
+    .context("tcpstates's programs")?;
     let mut connlat_storage = attach::object_storage();
     let (connlat, connlat_hook) = attach::with_fallback(&mut connlat_storage, |hook, object| {
         load_connlat(hook, object, transport)
-    })?;
+    })
+    .context("tcpconnlat's programs")?;
     let mut rtt_storage = attach::object_storage();
     let (rtt, rtt_hook) = attach::with_fallback(&mut rtt_storage, |hook, object| {
         load_rtt(hook, object, &config.ports)
-    })?;
+    })
+    .context("tcprtt's programs")?;
     let states_prog = match states_hook {
         Hook::TpBtf => states.progs.set_state_btf.as_fd(),
         Hook::RawTp => states.progs.set_state_raw.as_fd(),
