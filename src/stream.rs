@@ -52,9 +52,10 @@ impl Transport {
         }
     }
 
-    /// Shapes the open `events` map for this transport. The BPF side must also be told,
-    /// through its `use_ringbuf` constant (see bpf/stream.bpf.h).
-    pub fn prepare(self, events: &mut OpenMapMut) -> Result<()> {
+    /// Shapes the open `events` map for this transport and tells the BPF side through its
+    /// `use_ringbuf` constant (bpf/stream.bpf.h): the two must always agree.
+    pub fn prepare(self, events: &mut OpenMapMut, use_ringbuf: &mut u8) -> Result<()> {
+        *use_ringbuf = u8::from(self == Transport::RingBuffer);
         match self {
             Transport::RingBuffer => events.set_max_entries(RINGBUF_BYTES),
             Transport::PerfBuffer => {
@@ -66,10 +67,6 @@ impl Transport {
             }
         }
         .context("failed to set up the event buffer map")
-    }
-
-    pub fn uses_ringbuf(self) -> u8 {
-        u8::from(self == Transport::RingBuffer)
     }
 }
 

@@ -93,9 +93,8 @@ fn open_load_attach<'obj>(
     attach::open_load_attach(TcpconnlatSkelBuilder::default(), object, |open| {
         open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
         open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
-        transport.prepare(&mut open.maps.events)?;
         let rodata = attach::rodata(&mut open.maps.rodata_data)?;
-        rodata.use_ringbuf = transport.uses_ringbuf();
+        transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
         rodata.target_family = config.family;
         rodata.target_tgid = config.pid;
         rodata.min_us = config.min_us;

@@ -67,9 +67,8 @@ fn open_load_attach<'obj>(
     attach::open_load_attach(TcpstatesSkelBuilder::default(), object, |open| {
         open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
         open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
-        transport.prepare(&mut open.maps.events)?;
         let rodata = attach::rodata(&mut open.maps.rodata_data)?;
-        rodata.use_ringbuf = transport.uses_ringbuf();
+        transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
         rodata.target_family = config.family;
         if let Some(ports) = &config.local_ports {
             rodata.filter_by_lport = 1;

@@ -76,9 +76,8 @@ fn load_states<'obj>(
     attach::open_load_attach(TcpstatesSkelBuilder::default(), object, |open| {
         open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
         open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
-        transport.prepare(&mut open.maps.events)?;
         let rodata = attach::rodata(&mut open.maps.rodata_data)?;
-        rodata.use_ringbuf = transport.uses_ringbuf();
+        transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
         Ok(())
     })
 }
@@ -91,9 +90,8 @@ fn load_connlat<'obj>(
     attach::open_load_attach(TcpconnlatSkelBuilder::default(), object, |open| {
         open.progs.set_state_btf.set_autoload(hook == Hook::TpBtf);
         open.progs.set_state_raw.set_autoload(hook == Hook::RawTp);
-        transport.prepare(&mut open.maps.events)?;
         let rodata = attach::rodata(&mut open.maps.rodata_data)?;
-        rodata.use_ringbuf = transport.uses_ringbuf();
+        transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
         Ok(())
     })
 }
