@@ -1,6 +1,9 @@
 //! Golden strings for every tcpconnlat layout, checked against bcc's printf formats.
 
+mod common;
+
 use chrono::{Local, TimeZone};
+use common::{v4, v6};
 use tcptools::net::{AF_INET, AF_INET6};
 use tcptools::out::Comm;
 use tcptools::tcpconnlat::{ConnectLatency, Format, Printer};
@@ -8,16 +11,6 @@ use tcptools::tcpconnlat::{ConnectLatency, Format, Printer};
 const HEADER: &str = "PID    COMM         IP SADDR            DADDR            DPORT LAT(ms)\n";
 const LPORT_HEADER: &str =
     "PID    COMM         IP SADDR            LPORT  DADDR            DPORT LAT(ms)\n";
-
-fn v4(a: [u8; 4]) -> [u8; 16] {
-    let mut addr = [0u8; 16];
-    addr[..4].copy_from_slice(&a);
-    addr
-}
-
-fn v6(text: &str) -> [u8; 16] {
-    text.parse::<std::net::Ipv6Addr>().unwrap().octets()
-}
 
 /// bcc's example: wget connecting to port 80 in 1.65 ms.
 fn wget() -> ConnectLatency {

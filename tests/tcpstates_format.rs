@@ -1,6 +1,9 @@
 //! Golden strings for every tcpstates layout, checked against bcc's printf formats.
 
+mod common;
+
 use chrono::{Local, TimeZone};
+use common::{v4, v6};
 use tcptools::net::{AF_INET, AF_INET6};
 use tcptools::out::Comm;
 use tcptools::tcpstates::{state_name, Format, Printer, StateChange};
@@ -8,16 +11,6 @@ use tcptools::time::WallClock;
 
 const HEADER: &str = "SKADDR           PID     COMM       LADDR           LPORT RADDR           RPORT OLDSTATE    -> NEWSTATE    MS\n";
 const WIDE_HEADER: &str = "SKADDR           PID     COMM             IP LADDR                                   LPORT RADDR                                   RPORT OLDSTATE    -> NEWSTATE    MS\n";
-
-fn v4(a: [u8; 4]) -> [u8; 16] {
-    let mut addr = [0u8; 16];
-    addr[..4].copy_from_slice(&a);
-    addr
-}
-
-fn v6(text: &str) -> [u8; 16] {
-    text.parse::<std::net::Ipv6Addr>().unwrap().octets()
-}
 
 fn change(family: u16, laddr: [u8; 16], lport: u16, raddr: [u8; 16], rport: u16) -> StateChange {
     StateChange {

@@ -329,3 +329,17 @@ pub fn assert_one_line_failure(bin: &str, args: &[&str], code: i32, expected: &s
     );
     done
 }
+
+/// An IPv4 address as the BPF records hold it: the first 4 of 16 bytes.
+pub fn v4(a: [u8; 4]) -> [u8; 16] {
+    let mut addr = [0u8; 16];
+    addr[..4].copy_from_slice(&a);
+    addr
+}
+
+/// An IPv6 address as the BPF records hold it.
+pub fn v6(text: &str) -> [u8; 16] {
+    text.parse::<std::net::Ipv6Addr>()
+        .expect("IPv6 text")
+        .octets()
+}
