@@ -27,6 +27,9 @@ pub struct StateChange {
     pub newstate: i32,
     /// Time spent in `oldstate`, 0 when its start was not seen.
     pub delta_us: u64,
+    /// Whether `delta_us` counts from a state start the program saw (the tools print an
+    /// unseen start as 0; the exporter must tell it from 0 us).
+    pub delta_known: bool,
     /// Kernel monotonic time of the change.
     pub ts_us: u64,
 }
@@ -48,6 +51,7 @@ impl StateChange {
             oldstate: raw.oldstate,
             newstate: raw.newstate,
             delta_us: raw.delta_us,
+            delta_known: raw.delta_known != 0,
             ts_us: raw.ts_us,
         })
     }

@@ -25,6 +25,7 @@ fn change(family: u16, laddr: [u8; 16], lport: u16, raddr: [u8; 16], rport: u16)
         oldstate: 1,
         newstate: 4,
         delta_us: 50345,
+        delta_known: true,
         ts_us: 10_000_000,
     }
 }
