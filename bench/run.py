@@ -63,7 +63,8 @@ PORT_WAIT = 70.0
 EPOLL_SYSCALLS = {"232", "281", "441"}  # x86_64 epoll_wait, epoll_pwait, epoll_pwait2
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# Figures quoted from /work/shared/bench/peer-baseline.md (same machine kind).
+# Reference figures of the peer, measured on a machine of the same kind (2 cores) and
+# quoted here so BENCHMARKS.md can set today's run beside them.
 PEER_BASELINE = {
     "tcpstates": {
         "rss_mib": 13.5, "ready_ms": 18.5,

@@ -1,6 +1,7 @@
 /* Reading socket fields from a tp_btf program (plain BTF-checked loads) or a raw_tp program
- * (probe reads), with one body of code for both. `direct` is a compile-time constant in
- * every caller, so each program keeps only its own kind of access. */
+ * (probe reads), with one body of code for both, and the filters the tools share. `direct`
+ * is a compile-time constant in every caller, so each program keeps only its own kind of
+ * access. */
 #ifndef TCPTOOLS_SOCK_BPF_H
 #define TCPTOOLS_SOCK_BPF_H
 
@@ -21,7 +22,7 @@
  * the kernel clears before SYN_SENT -> CLOSE of a refused connect. inet_sport lies
  * beyond struct sock, where the verifier stops a tp_btf program's plain loads, so it is
  * always a probe read. */
-#define SK_READ_SPORT(sk, dst)                                                       \
+#define SK_READ_LPORT(sk, dst)                                                       \
 	do {                                                                         \
 		const struct inet_sock *inet__ = (const struct inet_sock *)(sk);    \
 		bpf_core_read(&(dst), sizeof(dst), &inet__->inet_sport);             \
@@ -39,15 +40,62 @@
 
 /* The socket's local and remote addresses: IPv4 in the first 4 bytes, anything else
  * read as IPv6, as bcc does. */
-#define SK_READ_ADDRS(direct, sk, family, saddr, daddr)                               \
+#define SK_READ_ADDRS(direct, sk, family, laddr, raddr)                               \
 	do {                                                                          \
 		if ((family) == AF_INET) {                                            \
-			SK_READ_ADDR(direct, saddr, (sk)->__sk_common.skc_rcv_saddr, 4); \
-			SK_READ_ADDR(direct, daddr, (sk)->__sk_common.skc_daddr, 4);  \
+			SK_READ_ADDR(direct, laddr, (sk)->__sk_common.skc_rcv_saddr, 4); \
+			SK_READ_ADDR(direct, raddr, (sk)->__sk_common.skc_daddr, 4);  \
 		} else {                                                              \
-			SK_READ_ADDR(direct, saddr, (sk)->__sk_common.skc_v6_rcv_saddr, 16); \
-			SK_READ_ADDR(direct, daddr, (sk)->__sk_common.skc_v6_daddr, 16); \
+			SK_READ_ADDR(direct, laddr, (sk)->__sk_common.skc_v6_rcv_saddr, 16); \
+			SK_READ_ADDR(direct, raddr, (sk)->__sk_common.skc_v6_daddr, 16); \
 		}                                                                     \
 	} while (0)
+
+/* inet_sock_set_state also fires for SCTP and MPTCP sockets. */
+static __always_inline int sk_is_tcp(const struct sock *sk, const int direct)
+{
+	__u16 protocol;
+
+	if (direct)
+		protocol = BPF_CORE_READ_BITFIELD(sk, sk_protocol);
+	else
+		protocol = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+	return protocol == IPPROTO_TCP;
+}
+
+/* A port set as a 65536-bit bitmap (bit p set: port p is in it): one load per test. */
+static __always_inline int port_in(const volatile __u64 *set, __u16 port)
+{
+	return (set[port >> 6] >> (port & 63)) & 1;
+}
+
+/* The value of key, created from init first if the map has none; NULL when the map is
+ * full. BPF_NOEXIST: a racing CPU may have created it first, and then that one is used. */
+static __always_inline void *lookup_or_init(void *map, const void *key, const void *init)
+{
+	void *value = bpf_map_lookup_elem(map, key);
+
+	if (value)
+		return value;
+	bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
+/* A tool's pair of programs on sock:inet_sock_set_state, both calling
+ * handler(ctx, sk, oldstate, newstate, direct): set_state_btf (tp_btf, plain loads) and
+ * set_state_raw (raw_tp, probe reads). User space loads one of them (src/attach.rs). */
+#define SET_STATE_PROGRAMS(handler)                                                     \
+	SEC("tp_btf/inet_sock_set_state")                                              \
+	int BPF_PROG(set_state_btf, const struct sock *sk, const int oldstate,          \
+		     const int newstate)                                               \
+	{                                                                              \
+		return handler(ctx, sk, oldstate, newstate, 1);                        \
+	}                                                                              \
+	SEC("raw_tp/inet_sock_set_state")                                              \
+	int BPF_PROG(set_state_raw, const struct sock *sk, const int oldstate,          \
+		     const int newstate)                                               \
+	{                                                                              \
+		return handler(ctx, sk, oldstate, newstate, 0);                        \
+	}
 
 #endif

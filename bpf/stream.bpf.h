@@ -6,9 +6,9 @@
 /* Set by user space before load; the verifier prunes the branch not taken. */
 const volatile __u8 use_ringbuf = 1;
 
+/* Sized (and for a perf buffer retyped) by user space before load: src/stream.rs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
 
 /* Ring-buffer records that found no room. A perf buffer counts its own losses. */

@@ -16,9 +16,7 @@
 #define ECONNREFUSED 111
 #define MAX_CONNECTS 4096
 
-const volatile __u16 target_family = 0;
-const volatile __u32 target_tgid = 0;
-const volatile __u64 min_us = 0;
+const volatile struct tcpconnlat_settings settings = {};
 
 /* Never written: they put the structs into the skeleton's generated types. */
 struct connect_latency connect_latency_layout = {};
@@ -38,12 +36,12 @@ static __always_inline void start_connect(const struct sock *sk)
 {
 	struct connect_start start = {};
 	__u64 skaddr = (__u64)sk;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 
-	if (target_tgid && tgid != target_tgid)
+	if (settings.pid && pid != settings.pid)
 		return;
 	start.ts_ns = bpf_ktime_get_ns();
-	start.tgid = tgid;
+	start.pid = pid;
 	bpf_get_current_comm(&start.comm, sizeof(start.comm));
 	/* A socket connected again after a failed attempt overwrites its old entry. */
 	bpf_map_update_elem(&connlat_start, &skaddr, &start, BPF_ANY);
@@ -56,7 +54,7 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	struct connect_start *start;
 	__u64 skaddr = (__u64)sk, now;
 	__s64 delta;
-	__u16 lport, dport;
+	__u16 lport, rport;
 
 	start = bpf_map_lookup_elem(&connlat_start, &skaddr);
 	if (!start)
@@ -66,18 +64,18 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	if (delta < 0)
 		goto cleanup;
 	ev.delta_us = delta / 1000;
-	if (min_us && ev.delta_us < min_us)
+	if (settings.min_us && ev.delta_us < settings.min_us)
 		goto cleanup;
 
 	ev.ts_us = now / 1000;
-	ev.tgid = start->tgid;
+	ev.pid = start->pid;
 	__builtin_memcpy(ev.comm, start->comm, sizeof(ev.comm));
 	ev.family = family;
-	SK_READ_SPORT(sk, lport);
-	SK_READ(direct, dport, sk->__sk_common.skc_dport);
+	SK_READ_LPORT(sk, lport);
+	SK_READ(direct, rport, sk->__sk_common.skc_dport);
 	ev.lport = lport;
-	ev.dport = bpf_ntohs(dport);
-	SK_READ_ADDRS(direct, sk, family, ev.saddr, ev.daddr);
+	ev.rport = bpf_ntohs(rport);
+	SK_READ_ADDRS(direct, sk, family, ev.laddr, ev.raddr);
 	emit_event(ctx, &ev, sizeof(ev), now);
 cleanup:
 	bpf_map_delete_elem(&connlat_start, &skaddr);
@@ -86,23 +84,18 @@ cleanup:
 static __always_inline int on_state_change(void *ctx, const struct sock *sk, int oldstate,
 					   int newstate, const int direct)
 {
-	__u16 protocol, family;
 	__u64 skaddr = (__u64)sk;
+	__u16 family;
 	int err;
 
 	if (newstate != TCP_SYN_SENT && oldstate != TCP_SYN_SENT)
 		return 0;
-	if (direct)
-		protocol = BPF_CORE_READ_BITFIELD(sk, sk_protocol);
-	else
-		protocol = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
-	/* The tracepoint also fires for SCTP and MPTCP sockets. */
-	if (protocol != IPPROTO_TCP)
+	if (!sk_is_tcp(sk, direct))
 		return 0;
 
 	if (newstate == TCP_SYN_SENT) {
 		SK_READ(direct, family, sk->__sk_common.skc_family);
-		if (target_family && family != target_family)
+		if (settings.family && family != settings.family)
 			return 0;
 		if (oldstate == TCP_CLOSE)
 			start_connect(sk);
@@ -129,16 +122,6 @@ static __always_inline int on_state_change(void *ctx, const struct sock *sk, int
 	return 0;
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(set_state_btf, const struct sock *sk, const int oldstate, const int newstate)
-{
-	return on_state_change(ctx, sk, oldstate, newstate, 1);
-}
-
-SEC("raw_tp/inet_sock_set_state")
-int BPF_PROG(set_state_raw, const struct sock *sk, const int oldstate, const int newstate)
-{
-	return on_state_change(ctx, sk, oldstate, newstate, 0);
-}
+SET_STATE_PROGRAMS(on_state_change)
 
 char LICENSE[] SEC("license") = "GPL";

@@ -1,28 +1,36 @@
-/* The records tcpconnlat's BPF program keeps per connecting socket and sends to user space
- * for every traced connect. */
+/* tcpconnlat's settings, what its BPF program keeps per connecting socket, and the record it
+ * sends for every traced connect. */
 #ifndef TCPTOOLS_TCPCONNLAT_H
 #define TCPTOOLS_TCPCONNLAT_H
 
 #define TASK_COMM_LEN 16
 
+/* Set by user space before load; 0 everywhere traces every connect. */
+struct tcpconnlat_settings {
+	__u64 min_us;   /* connects faster than this are not sent */
+	__u32 pid;      /* only connects by this process (tgid) */
+	__u16 family;   /* AF_INET or AF_INET6; 0: both */
+	__u8 pad[2];
+};
+
 /* Who started a connect and when: the start map's value, keyed by the socket. */
 struct connect_start {
 	__u64 ts_ns;     /* ktime when the socket entered SYN_SENT */
-	__u32 tgid;
+	__u32 pid;
 	__u8 comm[TASK_COMM_LEN];
 	__u8 pad[4];
 };
 
 /* One connect that got its answer (SYN-ACK, or RST: refused). */
 struct connect_latency {
-	__u8 saddr[16];  /* IPv4 in the first 4 bytes, network order */
-	__u8 daddr[16];
+	__u8 laddr[16];  /* IPv4 in the first 4 bytes, network order */
+	__u8 raddr[16];
 	__u64 delta_us;  /* SYN_SENT until the answer */
 	__u64 ts_us;     /* ktime of the answer */
-	__u32 tgid;
+	__u32 pid;
 	__u16 family;
 	__u16 lport;     /* host order */
-	__u16 dport;     /* host order */
+	__u16 rport;     /* host order */
 	__u8 comm[TASK_COMM_LEN];
 	__u8 pad[6];
 };

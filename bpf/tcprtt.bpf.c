@@ -14,25 +14,7 @@
  * moment at every interval boundary. */
 #define MAX_KEYS 10240
 
-const volatile __u8 targ_laddr_hist = 0;
-const volatile __u8 targ_raddr_hist = 0;
-const volatile __u8 targ_ms = 0;
-const volatile __u16 targ_family = 0;  /* 0: both */
-const volatile __u16 targ_sport = 0;   /* host order; 0: no filter */
-const volatile __u16 targ_dport = 0;
-const volatile __u32 targ_saddr = 0;   /* network order; 0: no filter */
-const volatile __u32 targ_daddr = 0;
-const volatile __u8 targ_saddr_v6[16] = {};
-const volatile __u8 targ_daddr_v6[16] = {};
-const volatile __u8 filter_saddr_v6 = 0;
-const volatile __u8 filter_daddr_v6 = 0;
-/* For tcptools-exporter (the tool leaves them 0): key the histograms by family alone, and
- * count only sockets whose local (remote) port is in a set (bit p set: port p). */
-const volatile __u8 targ_family_key = 0;
-const volatile __u8 filter_lports = 0;
-const volatile __u8 filter_rports = 0;
-const volatile __u64 lports[1024] = {};
-const volatile __u64 rports[1024] = {};
+const volatile struct tcprtt_settings settings = {};
 
 /* The interval samples go to. User space moves it on at every interval boundary, waits
  * until no program run can still hold the old value, then reads and deletes the old
@@ -75,72 +57,68 @@ static __always_inline int v6_equal(const __u8 *a, const volatile __u8 *b)
 	return 1;
 }
 
-static __always_inline int port_in(const volatile __u64 *set, __u16 port)
+/* The address filters of -a/-A. As bcc: a filter of one family excludes every socket of
+ * the other. */
+static __always_inline int addrs_match(__u16 family, const __u8 *laddr, const __u8 *raddr)
 {
-	return (set[port >> 6] >> (port & 63)) & 1;
+	if (family == AF_INET) {
+		__u32 laddr4, raddr4;
+
+		if (settings.filter_laddr_v6 || settings.filter_raddr_v6)
+			return 0;
+		__builtin_memcpy(&laddr4, laddr, 4);
+		__builtin_memcpy(&raddr4, raddr, 4);
+		if (settings.laddr_v4 && settings.laddr_v4 != laddr4)
+			return 0;
+		return !settings.raddr_v4 || settings.raddr_v4 == raddr4;
+	}
+	if (settings.laddr_v4 || settings.raddr_v4)
+		return 0;
+	if (settings.filter_laddr_v6 && !v6_equal(laddr, settings.laddr_v6))
+		return 0;
+	return !settings.filter_raddr_v6 || v6_equal(raddr, settings.raddr_v6);
 }
 
 static __always_inline int record_rtt(const struct sock *sk, const int direct)
 {
 	struct hist_key key = {};
-	__u8 saddr[16] = {}, daddr[16] = {};
-	__u16 family, lport, dport;
+	__u8 laddr[16] = {}, raddr[16] = {};
+	__u16 family, lport, rport;
 	__u32 srtt, slot;
 	struct hist *hist;
 
 	SK_READ(direct, family, sk->__sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
-	if (targ_family && family != targ_family)
+	if (settings.family && family != settings.family)
 		return 0;
 	/* skc_num is the local port in host order (inet_sport in network order). */
 	SK_READ(direct, lport, sk->__sk_common.skc_num);
-	SK_READ(direct, dport, sk->__sk_common.skc_dport);
-	dport = bpf_ntohs(dport);
-	if (targ_sport && lport != targ_sport)
+	SK_READ(direct, rport, sk->__sk_common.skc_dport);
+	rport = bpf_ntohs(rport);
+	if (settings.lport && lport != settings.lport)
 		return 0;
-	if (targ_dport && dport != targ_dport)
+	if (settings.rport && rport != settings.rport)
 		return 0;
-	if (filter_lports && !port_in(lports, lport))
+	if (settings.filter_lports && !port_in(settings.lports, lport))
 		return 0;
-	if (filter_rports && !port_in(rports, dport))
+	if (settings.filter_rports && !port_in(settings.rports, rport))
 		return 0;
 
 	/* Addresses cost two reads per packet: only when a filter or the key needs them. */
-	if (targ_saddr || targ_daddr || filter_saddr_v6 || filter_daddr_v6 || targ_laddr_hist ||
-	    targ_raddr_hist)
-		SK_READ_ADDRS(direct, sk, family, saddr, daddr);
-	/* As bcc: an address filter of one family excludes every socket of the other. */
-	if (family == AF_INET) {
-		__u32 saddr4, daddr4;
-
-		if (filter_saddr_v6 || filter_daddr_v6)
-			return 0;
-		__builtin_memcpy(&saddr4, saddr, 4);
-		__builtin_memcpy(&daddr4, daddr, 4);
-		if (targ_saddr && targ_saddr != saddr4)
-			return 0;
-		if (targ_daddr && targ_daddr != daddr4)
-			return 0;
-	} else {
-		if (targ_saddr || targ_daddr)
-			return 0;
-		if (filter_saddr_v6 && !v6_equal(saddr, targ_saddr_v6))
-			return 0;
-		if (filter_daddr_v6 && !v6_equal(daddr, targ_daddr_v6))
-			return 0;
-	}
+	if (settings.laddr_v4 || settings.raddr_v4 || settings.filter_laddr_v6 ||
+	    settings.filter_raddr_v6 || settings.key == KEY_LADDR || settings.key == KEY_RADDR)
+		SK_READ_ADDRS(direct, sk, family, laddr, raddr);
+	if (!addrs_match(family, laddr, raddr))
+		return 0;
 
 	key.generation = *(volatile __u32 *)&generation;
-	if (targ_laddr_hist) {
+	if (settings.key == KEY_LADDR)
+		__builtin_memcpy(key.addr, laddr, sizeof(key.addr));
+	else if (settings.key == KEY_RADDR)
+		__builtin_memcpy(key.addr, raddr, sizeof(key.addr));
+	if (settings.key != KEY_ALL)
 		key.family = family;
-		__builtin_memcpy(key.addr, saddr, sizeof(key.addr));
-	} else if (targ_raddr_hist) {
-		key.family = family;
-		__builtin_memcpy(key.addr, daddr, sizeof(key.addr));
-	} else if (targ_family_key) {
-		key.family = family;
-	}
 
 	/* srtt_us holds the smoothed RTT in 1/8 us (tcp_rtt_estimator keeps it << 3). It lies
 	 * beyond struct sock: a tp_btf program reaches it through bpf_skc_to_tcp_sock(), a
@@ -154,17 +132,12 @@ static __always_inline int record_rtt(const struct sock *sk, const int direct)
 	} else {
 		srtt = BPF_CORE_READ((const struct tcp_sock *)sk, srtt_us) >> 3;
 	}
-	if (targ_ms)
+	if (settings.millisecond)
 		srtt /= 1000;
 
-	hist = bpf_map_lookup_elem(&hists, &key);
-	if (!hist) {
-		/* BPF_NOEXIST: a racing CPU may have created it first; use whichever won. */
-		bpf_map_update_elem(&hists, &key, &zero_hist, BPF_NOEXIST);
-		hist = bpf_map_lookup_elem(&hists, &key);
-		if (!hist)
-			return 0; /* map full: dropped, as bcc does */
-	}
+	hist = lookup_or_init(&hists, &key, &zero_hist);
+	if (!hist)
+		return 0; /* map full: dropped, as bcc does */
 	slot = log2_u32(srtt);
 	if (slot >= MAX_SLOTS)
 		slot = MAX_SLOTS - 1;

@@ -1,9 +1,38 @@
-/* The histogram map tcprtt's BPF program fills and user space reads once per interval. */
+/* tcprtt's settings and the histogram map its BPF program fills and user space reads once
+ * per interval. */
 #ifndef TCPTOOLS_TCPRTT_H
 #define TCPTOOLS_TCPRTT_H
 
+#define PORT_SET_WORDS 1024
 /* log2 slots; the last one also holds every RTT of 2^26 units or more, as bcc's. */
 #define MAX_SLOTS 27
+
+/* What the histograms are keyed by. */
+enum hist_key_kind {
+	KEY_ALL = 0,    /* one histogram for every socket */
+	KEY_LADDR = 1,  /* -b: one per local address */
+	KEY_RADDR = 2,  /* -B: one per remote address */
+	KEY_FAMILY = 3, /* tcptools-exporter: one per family */
+};
+
+/* Set by user space before load; 0 everywhere counts every socket into one histogram. */
+struct tcprtt_settings {
+	__u64 lports[PORT_SET_WORDS]; /* bit p set: local port p counted (with filter_lports) */
+	__u64 rports[PORT_SET_WORDS];
+	__u32 laddr_v4;         /* network order; 0: no filter */
+	__u32 raddr_v4;
+	__u8 laddr_v6[16];      /* with filter_laddr_v6 */
+	__u8 raddr_v6[16];
+	__u16 family;           /* AF_INET or AF_INET6; 0: both */
+	__u16 lport;            /* host order; 0: no filter */
+	__u16 rport;
+	__u8 filter_laddr_v6;
+	__u8 filter_raddr_v6;
+	__u8 filter_lports;
+	__u8 filter_rports;
+	__u8 key;               /* enum hist_key_kind */
+	__u8 millisecond;       /* 1: samples in ms, else us */
+};
 
 struct hist_key {
 	__u32 generation; /* which interval the samples belong to (see tcprtt.bpf.c) */

@@ -13,12 +13,7 @@
 #define TCP_CLOSE 7
 #define MAX_SOCKETS 10240
 
-const volatile __u16 target_family = 0;
-const volatile __u8 filter_by_lport = 0;
-const volatile __u8 filter_by_rport = 0;
-/* Port sets as bitmaps (bit p set: port p traced), so a filter costs one load. */
-const volatile __u64 lports[1024] = {};
-const volatile __u64 rports[1024] = {};
+const volatile struct tcpstates_settings settings = {};
 
 /* Never written: it puts struct state_change into the skeleton's generated types. */
 struct state_change state_change_layout = {};
@@ -31,35 +26,24 @@ struct {
 	__type(value, __u64);
 } timestamps SEC(".maps");
 
-static __always_inline int port_in(const volatile __u64 *set, __u16 port)
-{
-	return (set[port >> 6] >> (port & 63)) & 1;
-}
-
 static __always_inline int record_change(void *ctx, const struct sock *sk, int oldstate,
 					 int newstate, const int direct)
 {
 	struct state_change ev = {};
-	__u16 protocol, family, sport, dport;
+	__u16 family, lport, rport;
 	__u64 skaddr = (__u64)sk, ts, *tsp;
 
-	if (direct)
-		protocol = BPF_CORE_READ_BITFIELD(sk, sk_protocol);
-	else
-		protocol = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
-	/* The tracepoint also fires for SCTP and MPTCP sockets. */
-	if (protocol != IPPROTO_TCP)
+	if (!sk_is_tcp(sk, direct))
 		return 0;
-
 	SK_READ(direct, family, sk->__sk_common.skc_family);
-	if (target_family && family != target_family)
+	if (settings.family && family != settings.family)
 		return 0;
-	SK_READ_SPORT(sk, sport);
-	SK_READ(direct, dport, sk->__sk_common.skc_dport);
-	dport = bpf_ntohs(dport);
-	if (filter_by_lport && !port_in(lports, sport))
+	SK_READ_LPORT(sk, lport);
+	SK_READ(direct, rport, sk->__sk_common.skc_dport);
+	rport = bpf_ntohs(rport);
+	if (settings.filter_lports && !port_in(settings.lports, lport))
 		return 0;
-	if (filter_by_rport && !port_in(rports, dport))
+	if (settings.filter_rports && !port_in(settings.rports, rport))
 		return 0;
 
 	ts = bpf_ktime_get_ns();
@@ -73,10 +57,10 @@ static __always_inline int record_change(void *ctx, const struct sock *sk, int o
 	ev.oldstate = oldstate;
 	ev.newstate = newstate;
 	ev.family = family;
-	ev.sport = sport;
-	ev.dport = dport;
+	ev.lport = lport;
+	ev.rport = rport;
 	bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
-	SK_READ_ADDRS(direct, sk, family, ev.saddr, ev.daddr);
+	SK_READ_ADDRS(direct, sk, family, ev.laddr, ev.raddr);
 	emit_event(ctx, &ev, sizeof(ev), ts);
 
 	/* A socket's entry is inserted once, rewritten in place and deleted at CLOSE: an
@@ -90,16 +74,6 @@ static __always_inline int record_change(void *ctx, const struct sock *sk, int o
 	return 0;
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(set_state_btf, const struct sock *sk, const int oldstate, const int newstate)
-{
-	return record_change(ctx, sk, oldstate, newstate, 1);
-}
-
-SEC("raw_tp/inet_sock_set_state")
-int BPF_PROG(set_state_raw, const struct sock *sk, const int oldstate, const int newstate)
-{
-	return record_change(ctx, sk, oldstate, newstate, 0);
-}
+SET_STATE_PROGRAMS(record_change)
 
 char LICENSE[] SEC("license") = "GPL";

@@ -1,12 +1,23 @@
-/* The record tcpstates' BPF program sends to user space for every traced state change. */
+/* tcpstates' settings and the record its BPF program sends for every traced state change. */
 #ifndef TCPTOOLS_TCPSTATES_H
 #define TCPTOOLS_TCPSTATES_H
 
 #define TASK_COMM_LEN 16
+#define PORT_SET_WORDS 1024
+
+/* Set by user space before load; 0 everywhere traces every TCP socket. */
+struct tcpstates_settings {
+	__u64 lports[PORT_SET_WORDS]; /* bit p set: local port p traced (with filter_lports) */
+	__u64 rports[PORT_SET_WORDS];
+	__u16 family;                 /* AF_INET or AF_INET6; 0: both */
+	__u8 filter_lports;
+	__u8 filter_rports;
+	__u8 pad[4];
+};
 
 struct state_change {
-	__u8 saddr[16];  /* IPv4 in the first 4 bytes, network order */
-	__u8 daddr[16];
+	__u8 laddr[16];  /* IPv4 in the first 4 bytes, network order */
+	__u8 raddr[16];
 	__u64 skaddr;
 	__u64 ts_us;
 	__u64 delta_us;
@@ -14,8 +25,8 @@ struct state_change {
 	__s32 oldstate;
 	__s32 newstate;
 	__u16 family;
-	__u16 sport;     /* host order */
-	__u16 dport;     /* host order */
+	__u16 lport;     /* host order */
+	__u16 rport;     /* host order */
 	__u8 comm[TASK_COMM_LEN];
 	__u8 delta_known; /* 1: delta_us counts from a state start this program saw */
 	__u8 pad;

@@ -1,12 +1,12 @@
 //! Command-line conventions shared by the tools: bcc's exit codes, one-line errors, help.
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::process;
 
 use clap::error::ErrorKind;
-use clap::Parser;
+use clap::{Args, Parser};
 
-use crate::net::PortList;
+use crate::net::{PortList, AF_INET, AF_INET6};
 
 /// Normal end, or ended by Ctrl-C, SIGTERM or a closed stdout.
 pub const EXIT_OK: i32 = 0;
@@ -15,19 +15,78 @@ pub const EXIT_FAILURE: i32 = 1;
 /// A usage error (argp's EX_USAGE, which bcc's tools exit with).
 pub const EXIT_USAGE: i32 = 64;
 
-/// Parses the command line; help and version exit 0, any error exits 64 with one line.
-pub fn parse<T: Parser>(tool: &str) -> T {
-    match T::try_parse() {
-        Ok(options) => options,
+/// A refused command line: one line in bcc's wording (e.g. `Invalid ports: 80abc`) and the
+/// exit status bcc gives it, 64 (argp's EX_USAGE) unless bcc exits 1 for that case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageError {
+    pub message: String,
+    pub exit_code: i32,
+}
+
+impl UsageError {
+    /// A usage error: exit 64.
+    pub fn new(message: impl Into<String>) -> Self {
+        UsageError {
+            message: message.into(),
+            exit_code: EXIT_USAGE,
+        }
+    }
+
+    /// Arguments that parse but that bcc refuses at run time: exit 1.
+    pub fn runtime(message: impl Into<String>) -> Self {
+        UsageError {
+            message: message.into(),
+            exit_code: EXIT_FAILURE,
+        }
+    }
+}
+
+impl Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A tool's clap options, validated into what the tool runs with.
+pub trait IntoConfig: Parser {
+    type Config;
+    fn into_config(self) -> Result<Self::Config, UsageError>;
+    /// `-v`: libbpf's log on stderr, and which hook attached.
+    fn verbose(config: &Self::Config) -> bool;
+}
+
+/// Every tool's life: parse and validate the command line, check the privilege to trace,
+/// route libbpf's log, end on SIGINT/SIGTERM, then `body`; exit 0, or 1 with one line
+/// saying what failed.
+pub fn main<O: IntoConfig>(tool: &str, body: impl FnOnce(&O::Config) -> anyhow::Result<()>) -> ! {
+    let config = parse::<O>(tool);
+    run(tool, || {
+        crate::privilege::require_bpf()?;
+        crate::attach::libbpf_logging(O::verbose(&config));
+        crate::signal::install()?;
+        body(&config)
+    })
+}
+
+/// Parses and validates the command line: help and version exit 0, a usage error exits with
+/// one line on stderr.
+pub fn parse<O: IntoConfig>(tool: &str) -> O::Config {
+    let refused = match O::try_parse() {
+        Ok(options) => match options.into_config() {
+            Ok(config) => return config,
+            Err(err) => err,
+        },
         Err(err) => match err.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                 // clap writes help and version to stdout; a closed pipe is no failure here.
                 let _ = err.print();
                 process::exit(EXIT_OK)
             }
-            _ => usage_error(format!("{tool}: {}", clap_message(&err))),
+            _ => UsageError::new(format!("{tool}: {}", clap_message(&err))),
         },
-    }
+    };
+    eprintln!("{refused}");
+    process::exit(refused.exit_code)
 }
 
 /// The first line of a clap error, without clap's `error: ` prefix and styling.
@@ -38,15 +97,34 @@ fn clap_message(err: &clap::Error) -> String {
     format!("{message} (see --help)")
 }
 
-/// Prints `message` (bcc's wording, e.g. `Invalid ports: 80abc`) on stderr and exits 64.
-pub fn usage_error(message: impl Display) -> ! {
-    eprintln!("{message}");
-    process::exit(EXIT_USAGE)
+/// `-4`/`-6`, which every tool has; clap lets the later one win.
+#[derive(Args, Clone, Copy, Debug, Default)]
+pub struct FamilyFlags {
+    /// Trace IPv4 family only
+    #[arg(short = '4', long = "ipv4", overrides_with = "ipv6")]
+    pub ipv4: bool,
+    /// Trace IPv6 family only
+    #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
+    pub ipv6: bool,
 }
 
-/// A `-L`/`-D` port list, or bcc's `Invalid ports: ARG` and exit 64.
-pub fn port_list(arg: Option<String>) -> Option<PortList> {
-    arg.map(|a| PortList::parse(&a).unwrap_or_else(|| usage_error(format!("Invalid ports: {a}"))))
+impl FamilyFlags {
+    /// The family the BPF side keeps, or 0 for both.
+    pub fn family(self) -> u16 {
+        if self.ipv4 {
+            AF_INET
+        } else if self.ipv6 {
+            AF_INET6
+        } else {
+            0
+        }
+    }
+}
+
+/// A `-L`/`-D` port list; bcc's `Invalid ports: ARG` when it is not one.
+pub fn port_list(arg: Option<String>) -> Result<Option<PortList>, UsageError> {
+    arg.map(|a| PortList::parse(&a).ok_or_else(|| UsageError::new(format!("Invalid ports: {a}"))))
+        .transpose()
 }
 
 /// Runs a tool's body; an error becomes one line on stderr and exit 1.

@@ -3,9 +3,10 @@
 
 pub mod attach;
 pub mod cli;
+pub mod comm;
+pub mod docs;
 pub mod exporter;
 pub mod hist;
-pub mod journal;
 pub mod net;
 pub mod out;
 pub mod privilege;

@@ -6,15 +6,40 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
-/// The family the BPF side keeps for `-4`/`-6` (clap already let the later one win),
-/// or 0 for both.
-pub fn family_filter(ipv4: bool, ipv6: bool) -> u16 {
-    if ipv4 {
-        AF_INET
-    } else if ipv6 {
-        AF_INET6
-    } else {
-        0
+/// A TCP socket's family, addresses and ports, as the tools' records carry them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    pub family: u16,
+    /// IPv4 in the first 4 bytes, network order.
+    pub laddr: [u8; 16],
+    pub lport: u16,
+    pub raddr: [u8; 16],
+    pub rport: u16,
+}
+
+/// The [`Endpoints`] of a BPF record with the fields `family`, `laddr`, `lport`, `raddr`
+/// and `rport` (every record of bpf/*.h that describes a socket).
+#[macro_export]
+macro_rules! endpoints {
+    ($raw:expr) => {
+        $crate::net::Endpoints {
+            family: $raw.family,
+            laddr: $raw.laddr,
+            lport: $raw.lport,
+            raddr: $raw.raddr,
+            rport: $raw.rport,
+        }
+    };
+}
+
+impl Endpoints {
+    /// `4` or `6`, as bcc prints the IP column: anything but AF_INET is IPv6.
+    pub fn ip_version(&self) -> u8 {
+        if self.family == AF_INET {
+            4
+        } else {
+            6
+        }
     }
 }
 
@@ -129,6 +154,23 @@ impl PortList {
             bits[usize::from(port >> 6)] |= 1u64 << (port & 63);
         }
         bits
+    }
+}
+
+/// Which sockets are counted: all, or (as tcpstates' `-L`/`-D`) those whose local port is
+/// in one list and whose remote port is in the other, each list optional.
+#[derive(Clone, Debug, Default)]
+pub struct PortFilter {
+    pub local: Option<PortList>,
+    pub remote: Option<PortList>,
+}
+
+impl PortFilter {
+    pub fn allows(&self, socket: &Endpoints) -> bool {
+        let has = |list: &Option<PortList>, port: u16| {
+            list.as_ref().is_none_or(|l| l.ports().contains(&port))
+        };
+        has(&self.local, socket.lport) && has(&self.remote, socket.rport)
     }
 }
 

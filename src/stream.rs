@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,8 @@ use libbpf_rs::{
 
 /// Set to anything but `0` or empty, forces the perf buffer even where a ring buffer works.
 pub const FORCE_PERF_ENV: &str = "TCPTOOLS_PERF_BUFFER";
-/// Size of the ring buffer (all CPUs share it).
+/// Size of the ring buffer (all CPUs share it); bpf/stream.bpf.h declares no size of its
+/// own, this is the one.
 pub const RINGBUF_BYTES: u32 = 4 << 20;
 /// Size of each CPU's perf buffer, in pages.
 pub const PERF_PAGES_PER_CPU: usize = 64;
@@ -75,6 +76,30 @@ enum Buffer<'a> {
     Perf(PerfBuffer<'a>),
 }
 
+/// Where a tool's events come from: its `events` and `ringbuf_drops` maps
+/// (bpf/stream.bpf.h), the kind of buffer `events` was shaped as, and the attached programs
+/// whose skipped runs (`recursion_misses`) are reported.
+pub struct EventSource<'a> {
+    pub transport: Transport,
+    pub events: &'a MapMut<'a>,
+    pub ringbuf_drops: &'a MapMut<'a>,
+    pub programs: Vec<BorrowedFd<'a>>,
+}
+
+/// The [`EventSource`] of an attached tool (`crate::attach::Attached`) whose BPF side
+/// includes bpf/stream.bpf.h, and so has the maps `events` and `ringbuf_drops`.
+#[macro_export]
+macro_rules! event_source {
+    ($transport:expr, $attached:expr) => {
+        $crate::stream::EventSource {
+            transport: $transport,
+            events: &$attached.skel.maps.events,
+            ringbuf_drops: &$attached.skel.maps.ringbuf_drops,
+            programs: $attached.programs(),
+        }
+    };
+}
+
 /// A stream of raw event records, handed one at a time to a callback.
 pub struct EventStream<'a> {
     buffer: Buffer<'a>,
@@ -84,19 +109,12 @@ pub struct EventStream<'a> {
 }
 
 impl<'a> EventStream<'a> {
-    /// Opens the stream over a loaded `events` map. `ringbuf_drops` is the BPF side's
-    /// per-CPU count of records that found the ring buffer full; `programs` are the
-    /// attached programs whose skipped runs (`recursion_misses`) are reported.
-    pub fn open(
-        transport: Transport,
-        events: &'a MapMut<'a>,
-        ringbuf_drops: &'a MapMut<'a>,
-        programs: Vec<BorrowedFd<'a>>,
-        mut on_event: impl FnMut(&[u8]) + 'a,
-    ) -> Result<Self> {
+    /// Opens the stream over a loaded tool's event buffer.
+    pub fn open(source: EventSource<'a>, mut on_event: impl FnMut(&[u8]) + 'a) -> Result<Self> {
         let perf_lost = Rc::new(Cell::new(0u64));
         let lost_counter = Rc::clone(&perf_lost);
-        let buffer = match transport {
+        let events = source.events;
+        let buffer = match source.transport {
             Transport::RingBuffer => {
                 let mut builder = RingBufferBuilder::new();
                 builder.add(events, move |data: &[u8]| {
@@ -119,7 +137,7 @@ impl<'a> EventStream<'a> {
         };
         Ok(EventStream {
             buffer,
-            losses: Losses::new(ringbuf_drops, programs),
+            losses: Losses::new(source.ringbuf_drops, source.programs),
             perf_lost,
         })
     }
@@ -171,26 +189,29 @@ impl<'a> EventStream<'a> {
 
 /// The event tools' loop: prints `header` once the event buffer is open (a perf buffer
 /// drops what the kernel sends before that, so the header promises nothing is missed),
-/// then `line` for each record, flushing after each batch, until SIGINT, SIGTERM or a
-/// closed stdout. A write error ends the loop and is returned.
-pub fn print_events<'a>(
-    transport: Transport,
-    events: &'a MapMut<'a>,
-    ringbuf_drops: &'a MapMut<'a>,
-    programs: Vec<BorrowedFd<'a>>,
-    header: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-    mut line: impl FnMut(&[u8], &mut dyn Write) -> io::Result<()> + 'a,
+/// then `line` for each record `decode` makes of the raw bytes, flushing after each batch,
+/// until SIGINT, SIGTERM or a closed stdout. A write error ends the loop and is returned.
+pub fn print_events<'a, R>(
+    source: EventSource<'a>,
+    header: &[u8],
+    decode: fn(&[u8]) -> Option<R>,
+    mut line: impl FnMut(R, &mut dyn Write) -> io::Result<()> + 'a,
 ) -> Result<()> {
     let out = RefCell::new(Output::stdout());
     let failure = RefCell::new(None);
-    let stream = EventStream::open(transport, events, ringbuf_drops, programs, |data| {
-        if let Err(err) = out.borrow_mut().emit(|w| line(data, w)) {
+    let stream = EventStream::open(source, |data| {
+        let Some(record) = decode(data) else {
+            // bcc's words for a record shorter than its struct.
+            eprintln!("Error: packet too small");
+            return;
+        };
+        if let Err(err) = out.borrow_mut().emit(|w| line(record, w)) {
             failure.borrow_mut().get_or_insert(err);
         }
     })?;
     {
         let mut out = out.borrow_mut();
-        out.emit(header)?;
+        out.emit(|w| w.write_all(header))?;
         out.flush()?;
     }
     stream.run(|| {
@@ -212,7 +233,7 @@ pub struct Losses<'a> {
     ringbuf_drops: &'a MapMut<'a>,
     programs: Vec<BorrowedFd<'a>>,
     reported_drops: Cell<u64>,
-    reported_skips: Cell<u64>,
+    skips: Skips,
     last_check: Cell<Instant>,
 }
 
@@ -222,7 +243,7 @@ impl<'a> Losses<'a> {
             ringbuf_drops,
             programs,
             reported_drops: Cell::new(0),
-            reported_skips: Cell::new(0),
+            skips: Skips::default(),
             last_check: Cell::new(Instant::now()),
         }
     }
@@ -241,14 +262,7 @@ impl<'a> Losses<'a> {
             eprintln!("lost {} events", drops - self.reported_drops.get());
             self.reported_drops.set(drops);
         }
-        let skips = self.kernel_skips();
-        if skips > self.reported_skips.get() {
-            eprintln!(
-                "kernel skipped {} events",
-                skips - self.reported_skips.get()
-            );
-            self.reported_skips.set(skips);
-        }
+        self.skips.report(&self.programs);
     }
 
     /// Records the ring buffer had no room for, summed over CPUs.
@@ -265,11 +279,24 @@ impl<'a> Losses<'a> {
             .map(u64::from_ne_bytes)
             .sum()
     }
+}
 
-    /// Runs the kernel skipped because a BPF program was already running on that CPU
-    /// (`recursion_misses`): an event that happened but was never seen.
-    pub fn kernel_skips(&self) -> u64 {
-        self.programs.iter().map(|fd| recursion_misses(*fd)).sum()
+/// Runs of a tool's programs the kernel skipped because a BPF program was already running
+/// on that CPU (`recursion_misses`): events that happened but were never seen. Reported on
+/// stderr as they grow (`kernel skipped N events`).
+#[derive(Default)]
+pub struct Skips {
+    reported: Cell<u64>,
+}
+
+impl Skips {
+    /// Prints the runs skipped since the last report.
+    pub fn report(&self, programs: &[BorrowedFd<'_>]) {
+        let skips: u64 = programs.iter().map(|fd| recursion_misses(*fd)).sum();
+        if skips > self.reported.get() {
+            eprintln!("kernel skipped {} events", skips - self.reported.get());
+            self.reported.set(skips);
+        }
     }
 }
 
@@ -287,11 +314,4 @@ pub fn recursion_misses(prog: BorrowedFd<'_>) -> u64 {
     } else {
         0
     }
-}
-
-/// The file descriptors of the loaded programs among `programs`.
-pub fn program_fds<'a, P: AsFd + 'a>(
-    programs: impl IntoIterator<Item = &'a P>,
-) -> Vec<BorrowedFd<'a>> {
-    programs.into_iter().map(|p| p.as_fd()).collect()
 }

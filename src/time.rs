@@ -4,16 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Local, SecondsFormat};
 
-/// Local wall-clock time now, `%H:%M:%S`, as bcc's `-T` prints it.
-pub fn clock_hms() -> String {
-    Local::now().format("%H:%M:%S").to_string()
-}
-
-/// Local wall-clock time now in RFC 3339 with microseconds, for JSON output.
-pub fn now_rfc3339() -> String {
-    rfc3339(Local::now())
-}
-
+/// RFC 3339 with microseconds, for JSON output.
 pub fn rfc3339(at: DateTime<Local>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, false)
 }

@@ -1,7 +1,7 @@
 //! Golden tests of tcptools-exporter's Prometheus text rendering (no BPF, no root).
 
 use tcptools::exporter::{
-    escape_label_value, slot_le, slot_of, write_counter, write_histogram, Labels, Log2Hist,
+    escape_label_value, render, slot_le, slot_of, write_counter, write_histogram, Labels, Log2Hist,
     Metrics, RttTotals,
 };
 use tcptools::net::{AF_INET, AF_INET6};
@@ -108,23 +108,24 @@ c_total{a=\"line\\nbreak\",b=\"\"} 18446744073709551615
     );
 }
 
-fn change(family: u16, old: i32, new: i32, delta_us: u64) -> StateChange {
+fn change(family: u16, old: i32, new: i32, delta_us: u64, delta_known: bool) -> StateChange {
     let mut c = StateChange::decode(&[0u8; 128]).expect("zeroed record decodes");
-    c.family = family;
+    c.endpoints.family = family;
     c.oldstate = old;
     c.newstate = new;
     c.delta_us = delta_us;
+    c.delta_known = delta_known;
     c
 }
 
 #[test]
 fn state_changes_count_every_event_and_time_only_seen_starts() {
     let mut m = Metrics::new();
-    m.record_state_change(&change(AF_INET, 7, 2, 0), false); // CLOSE -> SYN_SENT, start unseen
-    m.record_state_change(&change(AF_INET, 2, 1, 40), true); // SYN_SENT -> ESTABLISHED
-    m.record_state_change(&change(AF_INET, 2, 1, 0), true); // measured 0 us counts
-    m.record_state_change(&change(AF_INET6, 99, 1, 5), true); // unnamed state: its number
-    let text = m.render();
+    m.record_state_change(&change(AF_INET, 7, 2, 0, false)); // CLOSE -> SYN_SENT, start unseen
+    m.record_state_change(&change(AF_INET, 2, 1, 40, true)); // SYN_SENT -> ESTABLISHED
+    m.record_state_change(&change(AF_INET, 2, 1, 0, true)); // measured 0 us counts
+    m.record_state_change(&change(AF_INET6, 99, 1, 5, true)); // unnamed state: its number
+    let text = render(&m);
     for line in [
         "tcp_state_transitions_total{family=\"ipv4\",old_state=\"SYN_SENT\",new_state=\"ESTABLISHED\"} 2",
         "tcp_state_transitions_total{family=\"ipv4\",old_state=\"CLOSE\",new_state=\"SYN_SENT\"} 1",
@@ -159,10 +160,10 @@ fn state_changes_count_every_event_and_time_only_seen_starts() {
 fn connects_and_rtt_totals() {
     let mut m = Metrics::new();
     let mut c = ConnectLatency::decode(&[0u8; 128]).expect("zeroed record decodes");
-    c.family = AF_INET6;
+    c.endpoints.family = AF_INET6;
     c.delta_us = 1500;
     m.record_connect(&c);
-    let text = m.render();
+    let text = render(&m);
     assert!(
         text.contains("tcp_connect_latency_seconds_bucket{family=\"ipv6\",le=\"0.001023\"} 0\n")
     );
@@ -185,21 +186,25 @@ fn connects_and_rtt_totals() {
 
 #[test]
 fn port_filter_is_tcpstates_l_and_d() {
-    use tcptools::exporter::PortFilter;
-    use tcptools::net::PortList;
+    use tcptools::net::{Endpoints, PortFilter, PortList};
     let list = |s: &str| PortList::parse(s);
-    assert!(PortFilter::default().allows(1, 2));
+    let ports = |lport, rport| Endpoints {
+        lport,
+        rport,
+        ..Endpoints::default()
+    };
+    assert!(PortFilter::default().allows(&ports(1, 2)));
     let remote = PortFilter {
         local: None,
         remote: list("80,443"),
     };
-    assert!(remote.allows(50000, 443));
-    assert!(!remote.allows(443, 50000));
+    assert!(remote.allows(&ports(50000, 443)));
+    assert!(!remote.allows(&ports(443, 50000)));
     let both = PortFilter {
         local: list("5000"),
         remote: list("80"),
     };
-    assert!(both.allows(5000, 80));
-    assert!(!both.allows(5000, 81));
-    assert!(!both.allows(5001, 80));
+    assert!(both.allows(&ports(5000, 80)));
+    assert!(!both.allows(&ports(5000, 81)));
+    assert!(!both.allows(&ports(5001, 80)));
 }

@@ -1,6 +1,6 @@
 //! Golden tests of the log2 histogram printer against bcc's `print_log2_hist`: the
 //! expected text is the output of bcc's trace_helpers.c printer compiled in a harness
-//! (the first case is bcc-reference.md §2.2's golden example).
+//! (the first case is the example in bcc's tcprtt documentation).
 
 use tcptools::hist::{log2_hist_string, slot_range};
 

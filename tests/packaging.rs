@@ -2,11 +2,8 @@
 //! generated man pages and completions, and the Makefile's ldd check.
 //!
 //! Nothing here runs cargo: the docs are generated in-process by the generator's own code
-//! (tools/docs.rs), and `make install-files` only copies, so no nested build waits for the
+//! (tcptools::docs), and `make install-files` only copies, so no nested build waits for the
 //! build directory lock that `cargo test` holds.
-
-#[path = "../tools/docs.rs"]
-mod docs;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -18,6 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap_complete::Shell;
+use tcptools::docs;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -182,7 +180,7 @@ fn every_installed_binary_has_docs() {
     assert_eq!(
         documented,
         cargo_bins(),
-        "tools/docs.rs TOOLS must list every [[bin]] of Cargo.toml (with its options in the library)"
+        "src/docs.rs TOOLS must list every [[bin]] of Cargo.toml (with its options in the library)"
     );
     for tool in docs::TOOLS {
         assert_eq!((tool.command)().get_name(), tool.name);

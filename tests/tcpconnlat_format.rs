@@ -4,8 +4,8 @@ mod common;
 
 use chrono::{Local, TimeZone};
 use common::{v4, v6};
-use tcptools::net::{AF_INET, AF_INET6};
-use tcptools::out::Comm;
+use tcptools::comm::Comm;
+use tcptools::net::{Endpoints, AF_INET, AF_INET6};
 use tcptools::tcpconnlat::{ConnectLatency, Format, Printer};
 
 const HEADER: &str = "PID    COMM         IP SADDR            DADDR            DPORT LAT(ms)\n";
@@ -17,11 +17,13 @@ fn wget() -> ConnectLatency {
     ConnectLatency {
         pid: 1201,
         comm: Comm::from_kernel(b"wget\0"),
-        family: AF_INET,
-        saddr: v4([10, 153, 223, 157]),
-        lport: 41234,
-        daddr: v4([23, 23, 100, 231]),
-        dport: 80,
+        endpoints: Endpoints {
+            family: AF_INET,
+            laddr: v4([10, 153, 223, 157]),
+            lport: 41234,
+            raddr: v4([23, 23, 100, 231]),
+            rport: 80,
+        },
         delta_us: 1650,
         ts_us: 5_000_000,
     }
@@ -32,11 +34,13 @@ fn python_v6() -> ConnectLatency {
     ConnectLatency {
         pid: 20337,
         comm: Comm::from_kernel(b"python2.7\0"),
-        family: AF_INET6,
-        saddr: v6("1234:ab12:2040:5020:2299:0:5:0"),
-        lport: 5555,
-        daddr: v6("1234:ab12:20:9f1d:2299:dde9:0:f5"),
-        dport: 7001,
+        endpoints: Endpoints {
+            family: AF_INET6,
+            laddr: v6("1234:ab12:2040:5020:2299:0:5:0"),
+            lport: 5555,
+            raddr: v6("1234:ab12:20:9f1d:2299:dde9:0:f5"),
+            rport: 7001,
+        },
         delta_us: 62_200,
         ts_us: 6_235_000,
     }
@@ -44,8 +48,11 @@ fn python_v6() -> ConnectLatency {
 
 fn loopback_v6(ev: ConnectLatency) -> ConnectLatency {
     ConnectLatency {
-        saddr: v6("::1"),
-        daddr: v6("::1"),
+        endpoints: Endpoints {
+            laddr: v6("::1"),
+            raddr: v6("::1"),
+            ..ev.endpoints
+        },
         ..ev
     }
 }
@@ -149,8 +156,11 @@ fn seconds_are_signed_for_an_older_event() {
 #[test]
 fn long_ipv6_addresses_print_in_full() {
     let ev = ConnectLatency {
-        saddr: v6("2001:db8:1234:5678:9abc:def0:1234:5678"),
-        daddr: v6("fd00:ffff:eeee:dddd:cccc:bbbb:aaaa:9999"),
+        endpoints: Endpoints {
+            laddr: v6("2001:db8:1234:5678:9abc:def0:1234:5678"),
+            raddr: v6("fd00:ffff:eeee:dddd:cccc:bbbb:aaaa:9999"),
+            ..python_v6().endpoints
+        },
         ..python_v6()
     };
     let format = Format {
@@ -169,9 +179,12 @@ fn long_ipv6_addresses_print_in_full() {
 #[test]
 fn v4_mapped_on_an_ipv6_socket_prints_as_ipv6() {
     let ev = ConnectLatency {
-        family: AF_INET6,
-        saddr: v6("::ffff:127.0.0.1"),
-        daddr: v6("::ffff:127.0.0.1"),
+        endpoints: Endpoints {
+            family: AF_INET6,
+            laddr: v6("::ffff:127.0.0.1"),
+            raddr: v6("::ffff:127.0.0.1"),
+            ..wget().endpoints
+        },
         ..wget()
     };
     assert_eq!(
@@ -188,8 +201,11 @@ fn comm_is_cut_at_12_bytes_and_wide_values_push_columns() {
     let ev = ConnectLatency {
         pid: 4_194_304,
         comm: Comm::from_kernel(b"averylongcommand"),
-        lport: 65535,
-        dport: 65535,
+        endpoints: Endpoints {
+            lport: 65535,
+            rport: 65535,
+            ..wget().endpoints
+        },
         delta_us: 123_456_789,
         ..wget()
     };
@@ -275,14 +291,14 @@ fn json_objects() {
 #[test]
 fn decodes_the_bpf_record() {
     let mut raw = tcptools::skel::tcpconnlat::types::connect_latency {
-        saddr: v4([127, 0, 0, 1]),
-        daddr: v4([127, 0, 0, 2]),
+        laddr: v4([127, 0, 0, 1]),
+        raddr: v4([127, 0, 0, 2]),
         delta_us: 42,
         ts_us: 7,
-        tgid: 99,
+        pid: 99,
         family: AF_INET,
         lport: 40000,
-        dport: 42000,
+        rport: 42000,
         ..Default::default()
     };
     raw.comm[..4].copy_from_slice(b"curl");
@@ -297,16 +313,20 @@ fn decodes_the_bpf_record() {
         ConnectLatency {
             pid: 99,
             comm: Comm::from_kernel(b"curl"),
-            family: AF_INET,
-            saddr: v4([127, 0, 0, 1]),
-            lport: 40000,
-            daddr: v4([127, 0, 0, 2]),
-            dport: 42000,
+            endpoints: Endpoints {
+                family: AF_INET,
+                laddr: v4([127, 0, 0, 1]),
+                lport: 40000,
+                raddr: v4([127, 0, 0, 2]),
+                rport: 42000,
+            },
             delta_us: 42,
             ts_us: 7,
         }
     );
     assert!(ev.has_known_family());
     assert!(ConnectLatency::decode(&bytes[..79]).is_none());
-    assert!(!ConnectLatency { family: 1, ..ev }.has_known_family());
+    let mut other = ev;
+    other.endpoints.family = 1;
+    assert!(!other.has_known_family());
 }

@@ -1,4 +1,4 @@
-//! Golden tests of tcprtt's output (bcc-reference.md §2.3, §4.3), without BPF.
+//! Golden tests of tcprtt's output (bcc's banner, sections and histograms), without BPF.
 
 use chrono::{DateTime, Local, TimeZone};
 use serde_json::Value;
@@ -111,7 +111,7 @@ fn timestamp_line_then_sections() {
     );
 }
 
-/// bcc-reference.md §4.3's `-B -e` example, IPv4 and IPv6 keys back to back.
+/// bcc's documented `-B -e` example, IPv4 and IPv6 keys back to back.
 #[test]
 fn remote_addresses_with_average_spec_example() {
     let format = Format {

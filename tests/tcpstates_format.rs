@@ -4,8 +4,8 @@ mod common;
 
 use chrono::{Local, TimeZone};
 use common::{v4, v6};
-use tcptools::net::{AF_INET, AF_INET6};
-use tcptools::out::Comm;
+use tcptools::comm::Comm;
+use tcptools::net::{Endpoints, AF_INET, AF_INET6};
 use tcptools::tcpstates::{state_name, Format, Printer, StateChange};
 use tcptools::time::WallClock;
 
@@ -17,11 +17,13 @@ fn change(family: u16, laddr: [u8; 16], lport: u16, raddr: [u8; 16], rport: u16)
         skaddr: 0xffff8881064b0940,
         pid: 7673,
         comm: Comm::from_kernel(b"python3\0"),
-        family,
-        laddr,
-        lport,
-        raddr,
-        rport,
+        endpoints: Endpoints {
+            family,
+            laddr,
+            lport,
+            raddr,
+            rport,
+        },
         oldstate: 1,
         newstate: 4,
         delta_us: 50345,

@@ -3,11 +3,10 @@
 //! Usage: `cargo run --release --example gendocs -- OUTDIR` writes OUTDIR/man8/NAME.8 and
 //! OUTDIR/completions/{bash/NAME,zsh/_NAME,fish/NAME.fish} for every tool.
 
-#[path = "docs.rs"]
-mod docs;
-
 use std::path::PathBuf;
 use std::process;
+
+use tcptools::docs;
 
 fn main() {
     let mut args = std::env::args_os().skip(1);

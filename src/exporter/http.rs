@@ -1,4 +1,5 @@
-//! The exporter's HTTP side: one bounded connection at a time, GET /metrics only.
+//! The exporter's HTTP side: one bounded connection at a time, GET /metrics only, on its
+//! own thread; each scrape asks the collecting loop for the exposition.
 //!
 //! Deliberately small: every request is read within a deadline and a size limit, parsed
 //! by httparse, answered with `Connection: close`, and the socket closed, so no client
@@ -7,9 +8,11 @@
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// Largest request head accepted.
@@ -20,6 +23,8 @@ const MAX_HEADERS: usize = 64;
 pub const READ_DEADLINE: Duration = Duration::from_secs(5);
 /// Time a client has to take the whole response.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a scrape waits for the collecting loop to render the exposition.
+const SCRAPE_WAIT: Duration = Duration::from_secs(5);
 /// How often the accept loop checks for a stop request.
 const ACCEPT_POLL_MS: u16 = 100;
 
@@ -78,6 +83,54 @@ pub fn response(status: u16, content_type: &str, body: &str) -> Vec<u8> {
     .into_bytes();
     out.extend_from_slice(body.as_bytes());
     out
+}
+
+/// The HTTP thread and the scrapes it is waiting on: the thread owns no BPF state, it
+/// sends each scrape a channel for the answer and waits up to `SCRAPE_WAIT`.
+pub struct Server {
+    scrapes: Receiver<SyncSender<String>>,
+    thread: JoinHandle<Result<()>>,
+}
+
+/// Starts serving `listener` on a thread of its own, until a stop is requested.
+pub fn spawn(listener: TcpListener) -> Result<Server> {
+    let (requests, scrapes) = mpsc::channel::<SyncSender<String>>();
+    let thread = thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            serve(listener, || {
+                let (reply, answer) = mpsc::sync_channel(1);
+                requests.send(reply).ok()?;
+                answer.recv_timeout(SCRAPE_WAIT).ok()
+            })
+        })
+        .context("cannot start the HTTP thread")?;
+    Ok(Server { scrapes, thread })
+}
+
+impl Server {
+    /// Answers every waiting scrape with what `render` returns; false once the HTTP thread
+    /// has ended.
+    pub fn answer(&self, mut render: impl FnMut() -> Result<String>) -> Result<bool> {
+        loop {
+            match self.scrapes.try_recv() {
+                Ok(reply) => {
+                    // A scrape that gave up waiting no longer takes the answer.
+                    let _ = reply.try_send(render()?);
+                }
+                Err(TryRecvError::Empty) => return Ok(true),
+                Err(TryRecvError::Disconnected) => return Ok(false),
+            }
+        }
+    }
+
+    /// Waits for the thread to end, with its error if it failed.
+    pub fn join(self) -> Result<()> {
+        drop(self.scrapes);
+        self.thread
+            .join()
+            .map_err(|_| anyhow!("the HTTP thread failed"))?
+    }
 }
 
 /// Serves until a stop is requested. `scrape` returns the current exposition, or None

@@ -1,6 +1,11 @@
-//! tcptools-exporter's command line.
+//! tcptools-exporter's command line, validated into a Config.
 
-use clap::{ArgAction, Parser};
+use std::net::SocketAddr;
+
+use clap::{ArgAction, CommandFactory, Parser};
+
+use crate::cli::{self, IntoConfig, ManPage, UsageError};
+use crate::net::PortFilter;
 
 /// Examples shown by `--help`.
 pub const EXAMPLES: &str = "EXAMPLES:
@@ -54,4 +59,101 @@ pub struct Options {
     /// Give this help list
     #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
     pub help: Option<bool>,
+}
+
+/// The command line as clap sees it (for the man page and completions).
+pub fn command() -> clap::Command {
+    Options::command()
+}
+
+/// The man page's prose.
+pub const MAN: ManPage = ManPage {
+    description: "tcptools-exporter loads the BPF programs of tcpstates, tcpconnlat and tcprtt \
+once and serves what they measure as Prometheus metrics: tcp_state_transitions_total \
+(family, old_state, new_state), tcp_state_duration_seconds (family, state; only states \
+whose start it saw), tcp_connect_latency_seconds and tcp_rtt_seconds (family), all \
+cumulative from start and never reset. Histogram buckets are the log2 slots of bcc's \
+tools: le is each slot's inclusive upper bound, in seconds.\n\
+Its own losses are metrics too: tcptools_exporter_events_lost_total (records the kernel \
+could not hand over), tcptools_exporter_events_skipped_total (program runs the kernel \
+skipped) and tcptools_exporter_events_malformed_total. Each scrape first counts every \
+record already in the buffers, so a scrape sees everything that happened before it.\n\
+It answers GET /metrics, one connection at a time, each bounded in time and size; every \
+other path is 404. It runs until SIGINT or SIGTERM.",
+    tracepoints: "sock:inet_sock_set_state and tcp:tcp_probe",
+    event_stream: true,
+    differences: &[],
+};
+
+/// Where to serve and what to count, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub ports: PortFilter,
+    pub verbose: bool,
+}
+
+impl IntoConfig for Options {
+    type Config = Config;
+
+    fn into_config(self) -> Result<Config, UsageError> {
+        let listen = self
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| UsageError::new(format!("invalid listen address: {}", self.listen)))?;
+        Ok(Config {
+            listen,
+            ports: PortFilter {
+                local: cli::port_list(self.localport)?,
+                remote: cli::port_list(self.remoteport)?,
+            },
+            verbose: self.verbose,
+        })
+    }
+
+    fn verbose(config: &Config) -> bool {
+        config.verbose
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, UsageError> {
+        let argv = std::iter::once("tcptools-exporter").chain(args.iter().copied());
+        Options::try_parse_from(argv)
+            .expect("clap accepts")
+            .into_config()
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(config(&[]).unwrap().listen.to_string(), "127.0.0.1:9435");
+        assert_eq!(
+            config(&["-l", "[::1]:80"]).unwrap().listen.to_string(),
+            "[::1]:80"
+        );
+        for bad in ["localhost:80", "127.0.0.1", "1.2.3.4:99999", ""] {
+            let err = config(&["-l", bad]).unwrap_err();
+            assert_eq!(
+                err,
+                UsageError::new(format!("invalid listen address: {bad}"))
+            );
+        }
+    }
+
+    #[test]
+    fn port_lists() {
+        let c = config(&["-L", "80,443", "-D", "5432"]).unwrap();
+        let socket = |lport, rport| crate::net::Endpoints {
+            lport,
+            rport,
+            ..Default::default()
+        };
+        assert!(c.ports.allows(&socket(443, 5432)));
+        assert!(!c.ports.allows(&socket(22, 5432)));
+        let err = config(&["-D", "x"]).unwrap_err();
+        assert_eq!(err, UsageError::new("Invalid ports: x"));
+    }
 }

@@ -1,9 +1,11 @@
-//! tcpconnlat's command line and the prose of its man page: the one definition that the
-//! tool parses with and that the man page and shell completions are generated from.
+//! tcpconnlat's command line, validated into a Config, and the prose of its man page: the
+//! one definition that the tool parses with and that the man page and completions come from.
 
 use clap::{ArgAction, CommandFactory, Parser};
 
-use crate::cli::ManPage;
+use super::bpf::Filter;
+use super::print::Format;
+use crate::cli::{FamilyFlags, IntoConfig, ManPage, UsageError};
 
 /// bcc's examples, shown by `--help` and in the man page.
 pub const EXAMPLES: &str = "EXAMPLES:
@@ -28,12 +30,8 @@ pub const EXAMPLES: &str = "EXAMPLES:
     args_override_self = true
 )]
 pub struct Options {
-    /// Trace IPv4 family only
-    #[arg(short = '4', long = "ipv4", overrides_with = "ipv6")]
-    pub ipv4: bool,
-    /// Trace IPv6 family only
-    #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
-    pub ipv6: bool,
+    #[command(flatten)]
+    pub family: FamilyFlags,
     /// Include LPORT on output
     #[arg(short = 'L', long = "lport")]
     pub lport: bool,
@@ -60,6 +58,73 @@ pub struct Options {
     /// Trace connects slower than this many milliseconds only
     #[arg(value_name = "MIN_MS")]
     pub min_ms: Vec<String>,
+}
+
+/// What to trace and how to print it, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub filter: Filter,
+    pub format: Format,
+    pub verbose: bool,
+}
+
+impl IntoConfig for Options {
+    type Config = Config;
+
+    fn into_config(self) -> Result<Config, UsageError> {
+        let mut positional = self.min_ms.into_iter();
+        let min_us = match positional.next() {
+            Some(arg) => parse_min_us(&arg)
+                .ok_or_else(|| UsageError::new(format!("Invalid delay (in us): {arg}")))?,
+            None => 0,
+        };
+        if let Some(extra) = positional.next() {
+            return Err(UsageError::new(format!(
+                "Unrecognized positional argument: {extra}"
+            )));
+        }
+        let pid = match self.pid {
+            Some(arg) => {
+                parse_pid(&arg).ok_or_else(|| UsageError::new(format!("invalid PID: {arg}")))?
+            }
+            None => 0,
+        };
+        Ok(Config {
+            filter: Filter {
+                family: self.family.family(),
+                pid,
+                min_us,
+            },
+            format: Format {
+                seconds: self.timestamp,
+                lport: self.lport,
+                json: self.json,
+            },
+            verbose: self.verbose,
+        })
+    }
+
+    fn verbose(config: &Config) -> bool {
+        config.verbose
+    }
+}
+
+/// The minimum latency in whole microseconds, as bcc truncates it; None unless it is a
+/// finite number of milliseconds that leaves at least 1 µs.
+fn parse_min_us(arg: &str) -> Option<u64> {
+    let ms: f64 = arg.parse().ok()?;
+    if !ms.is_finite() || ms < 0.0 {
+        return None;
+    }
+    // `as` saturates: an absurd minimum simply hides every connect.
+    let us = (ms * 1000.0) as u64;
+    (us > 0).then_some(us)
+}
+
+/// `-p`: a positive C int.
+fn parse_pid(arg: &str) -> Option<u32> {
+    let pid: i32 = arg.parse().ok()?;
+    u32::try_from(pid).ok().filter(|&p| p > 0)
 }
 
 /// The command line as clap sees it (for the man page and completions).
@@ -96,3 +161,45 @@ once.",
 reported on standard error (kernel skipped N events).",
     ],
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimum_latency_is_truncated_to_whole_microseconds() {
+        assert_eq!(parse_min_us("1"), Some(1000));
+        assert_eq!(parse_min_us("0.1"), Some(100));
+        assert_eq!(parse_min_us("0.0015"), Some(1));
+        assert_eq!(parse_min_us("1e3"), Some(1_000_000));
+        for bad in ["0", "0.0001", "-1", "NaN", "inf", "1abc", "0x10", ""] {
+            assert_eq!(parse_min_us(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pids_are_positive_c_ints() {
+        assert_eq!(parse_pid("185"), Some(185));
+        assert_eq!(parse_pid("2147483647"), Some(i32::MAX as u32));
+        for bad in ["0", "-1", "2147483648", "12a", "", " 1"] {
+            assert_eq!(parse_pid(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_carry_bcc_messages() {
+        let config = |args: &[&str]| {
+            let argv = std::iter::once("tcpconnlat").chain(args.iter().copied());
+            Options::try_parse_from(argv)
+                .expect("clap accepts")
+                .into_config()
+        };
+        let refused = |args: &[&str]| config(args).unwrap_err().message;
+        assert_eq!(refused(&["abc"]), "Invalid delay (in us): abc");
+        assert_eq!(refused(&["1", "2"]), "Unrecognized positional argument: 2");
+        assert_eq!(refused(&["-p", "x"]), "invalid PID: x");
+        let ok = config(&["-p", "7", "2.5", "-6"]).unwrap();
+        assert_eq!((ok.filter.pid, ok.filter.min_us), (7, 2500));
+        assert_eq!(ok.filter.family, crate::net::AF_INET6);
+    }
+}

@@ -1,9 +1,13 @@
-//! tcprtt's command line and the prose of its man page: the one definition that the tool
-//! parses with and that the man page and shell completions are generated from.
+//! tcprtt's command line, validated into a Config, and the prose of its man page: the one
+//! definition that the tool parses with and that the man page and completions come from.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use clap::{ArgAction, CommandFactory, Parser};
 
-use crate::cli::ManPage;
+use super::bpf::{AddrFilter, Filter};
+use super::print::{Format, KeyKind};
+use crate::cli::{FamilyFlags, IntoConfig, ManPage, UsageError};
 
 /// bcc's examples, shown by `--help` and in the man page.
 pub const EXAMPLES: &str = "EXAMPLES:
@@ -32,12 +36,8 @@ pub const EXAMPLES: &str = "EXAMPLES:
     args_override_self = true
 )]
 pub struct Options {
-    /// Trace IPv4 family only
-    #[arg(short = '4', long = "ipv4", overrides_with = "ipv6")]
-    pub ipv4: bool,
-    /// Trace IPv6 family only
-    #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
-    pub ipv6: bool,
+    #[command(flatten)]
+    pub family: FamilyFlags,
     /// filter for local address
     #[arg(
         short = 'a',
@@ -112,6 +112,150 @@ pub struct Options {
     help: Option<bool>,
 }
 
+/// What to trace and how to print it, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Seconds between intervals; None: until Ctrl-C.
+    pub interval: Option<u64>,
+    /// `-d`: seconds until the tool ends.
+    pub duration: Option<u64>,
+    pub filter: Filter,
+    pub format: Format,
+    pub verbose: bool,
+}
+
+impl IntoConfig for Options {
+    type Config = Config;
+
+    fn into_config(self) -> Result<Config, UsageError> {
+        let format = self.format();
+        let interval = seconds(self.interval, "interval")?;
+        let duration = seconds(self.duration, "duration")?;
+        let filter = Filter {
+            family: self.family.family(),
+            // bcc's order of checks: addresses, then ports.
+            laddr: addr(self.laddr, "local")?,
+            raddr: addr(self.raddr, "remote")?,
+            lport: port(self.lport, "lport")?,
+            rport: port(self.rport, "rport")?,
+            ..Filter::default()
+        };
+        if mixes_families(&filter) {
+            return Err(UsageError::runtime(
+                "It is not permitted to filter by both IPv4 and IPv6",
+            ));
+        }
+        Ok(Config {
+            // bcc never ends with -d alone (it sleeps 99999999 s); here -d alone is one
+            // interval of the whole duration, then the tool exits.
+            interval: interval.or(duration),
+            duration,
+            filter,
+            format,
+            verbose: self.verbose,
+        })
+    }
+
+    fn verbose(config: &Config) -> bool {
+        config.verbose
+    }
+}
+
+impl Options {
+    fn format(&self) -> Format {
+        let key = if self.byladdr {
+            KeyKind::Local
+        } else if self.byraddr {
+            KeyKind::Remote
+        } else {
+            KeyKind::All
+        };
+        Format {
+            key,
+            extension: self.extension,
+            timestamp: self.timestamp,
+            millisecond: self.millisecond,
+            json: self.json,
+        }
+    }
+}
+
+fn seconds(arg: Option<String>, what: &str) -> Result<Option<u64>, UsageError> {
+    arg.map(|a| parse_seconds(&a).ok_or_else(|| UsageError::new(format!("invalid {what}: {a}"))))
+        .transpose()
+}
+
+fn port(arg: Option<String>, what: &str) -> Result<u16, UsageError> {
+    arg.map_or(Ok(0), |a| {
+        parse_port(&a).ok_or_else(|| UsageError::new(format!("invalid {what}: {a}")))
+    })
+}
+
+/// `-a`/`-A` with bcc's messages: `invalid local address`, `invalid local IPv6 address`
+/// (for text with a `:`) and `invalid remote address`.
+fn addr(arg: Option<String>, side: &str) -> Result<Option<AddrFilter>, UsageError> {
+    let Some(a) = arg else {
+        return Ok(None);
+    };
+    parse_addr(&a).map_err(|()| {
+        let v6 = if side == "local" && a.contains(':') {
+            " IPv6"
+        } else {
+            ""
+        };
+        UsageError::new(format!("invalid {side}{v6} address: {a}"))
+    })
+}
+
+/// bcc refuses an IPv4 and an IPv6 address filter together (exit 1, not a usage error).
+fn mixes_families(filter: &Filter) -> bool {
+    let filters = [filter.laddr, filter.raddr];
+    let v4 = filters.iter().any(|f| matches!(f, Some(AddrFilter::V4(_))));
+    let v6 = filters.iter().any(|f| matches!(f, Some(AddrFilter::V6(_))));
+    v4 && v6
+}
+
+/// bcc's `strtol(arg, NULL, 10) > 0` test for `-i`/`-d`: leading blanks and a sign are
+/// allowed and text after the digits is ignored (`1abc` is 1); no digits, zero, negatives
+/// and values beyond a C long are rejected.
+fn parse_seconds(arg: &str) -> Option<u64> {
+    let s = arg.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let (negative, rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let value: i64 = rest[..digits].parse().ok()?;
+    if negative || value <= 0 {
+        return None;
+    }
+    u64::try_from(value).ok()
+}
+
+/// A port for `-p`/`-P`: decimal digits only, 1..=65535.
+fn parse_port(arg: &str) -> Option<u16> {
+    if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    arg.parse::<u16>().ok().filter(|&p| p > 0)
+}
+
+/// `-a`/`-A`: text with a `:` is IPv6, anything else must be a dotted-quad IPv4 address
+/// (inet_pton's rules). The all-zero address is no filter, as in bcc.
+fn parse_addr(arg: &str) -> Result<Option<AddrFilter>, ()> {
+    let filter = if arg.contains(':') {
+        AddrFilter::V6(arg.parse::<Ipv6Addr>().map_err(|_| ())?.octets())
+    } else {
+        AddrFilter::V4(arg.parse::<Ipv4Addr>().map_err(|_| ())?.octets())
+    };
+    let zero = match filter {
+        AddrFilter::V4(a) => a == [0; 4],
+        AddrFilter::V6(a) => a == [0; 16],
+    };
+    Ok((!zero).then_some(filter))
+}
+
 /// The command line as clap sees it (for the man page and completions).
 pub fn command() -> clap::Command {
     Options::command()
@@ -147,3 +291,91 @@ per histogram per interval, times in RFC 3339).",
 reported on standard error (kernel skipped N events).",
     ],
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, UsageError> {
+        let argv = std::iter::once("tcprtt").chain(args.iter().copied());
+        Options::try_parse_from(argv)
+            .expect("clap accepts")
+            .into_config()
+    }
+
+    #[test]
+    fn seconds_follow_strtol() {
+        assert_eq!(parse_seconds("5"), Some(5));
+        assert_eq!(parse_seconds(" +7"), Some(7));
+        assert_eq!(parse_seconds("1abc"), Some(1));
+        assert_eq!(parse_seconds("9223372036854775807"), Some(i64::MAX as u64));
+        for bad in ["", "0", "-1", "abc", "9223372036854775808", " "] {
+            assert_eq!(parse_seconds(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ports_are_1_to_65535() {
+        assert_eq!(parse_port("80"), Some(80));
+        assert_eq!(parse_port("65535"), Some(65535));
+        for bad in ["", "0", "65536", "-1", "+80", "80a", " 80"] {
+            assert_eq!(parse_port(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn addresses_and_the_zero_address() {
+        assert_eq!(
+            parse_addr("127.0.0.1"),
+            Ok(Some(AddrFilter::V4([127, 0, 0, 1])))
+        );
+        let mut one = [0u8; 16];
+        one[15] = 1;
+        assert_eq!(parse_addr("::1"), Ok(Some(AddrFilter::V6(one))));
+        assert_eq!(parse_addr("0.0.0.0"), Ok(None));
+        assert_eq!(parse_addr("::"), Ok(None));
+        for bad in ["1.2.3", "localhost", "1.2.3.4.5", ":::", ""] {
+            assert_eq!(parse_addr(bad), Err(()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_carry_bcc_messages_and_status() {
+        let refused = |args: &[&str]| config(args).unwrap_err();
+        assert_eq!(
+            refused(&["-i", "0"]),
+            UsageError::new("invalid interval: 0")
+        );
+        assert_eq!(
+            refused(&["-d", "x"]),
+            UsageError::new("invalid duration: x")
+        );
+        assert_eq!(refused(&["-p", "0"]), UsageError::new("invalid lport: 0"));
+        assert_eq!(refused(&["-P", "x"]), UsageError::new("invalid rport: x"));
+        assert_eq!(
+            refused(&["-a", "1.2"]),
+            UsageError::new("invalid local address: 1.2")
+        );
+        assert_eq!(
+            refused(&["-a", "::g"]),
+            UsageError::new("invalid local IPv6 address: ::g")
+        );
+        assert_eq!(
+            refused(&["-A", "::g"]),
+            UsageError::new("invalid remote address: ::g")
+        );
+        assert_eq!(
+            refused(&["-a", "127.0.0.1", "-A", "::1"]),
+            UsageError::runtime("It is not permitted to filter by both IPv4 and IPv6")
+        );
+    }
+
+    #[test]
+    fn duration_alone_is_one_interval() {
+        let c = config(&["-d", "3"]).unwrap();
+        assert_eq!((c.interval, c.duration), (Some(3), Some(3)));
+        let c = config(&["-i", "1", "-d", "3", "-b"]).unwrap();
+        assert_eq!((c.interval, c.duration), (Some(1), Some(3)));
+        assert_eq!(c.format.key, KeyKind::Local);
+    }
+}

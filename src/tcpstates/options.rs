@@ -1,9 +1,11 @@
-//! tcpstates' command line and the prose of its man page: the one definition that the tool
-//! parses with and that the man page and shell completions are generated from.
+//! tcpstates' command line, validated into a Config, and the prose of its man page: the one
+//! definition that the tool parses with and that the man page and completions come from.
 
 use clap::{ArgAction, CommandFactory, Parser};
 
-use crate::cli::ManPage;
+use super::bpf::Filter;
+use super::print::Format;
+use crate::cli::{self, FamilyFlags, IntoConfig, ManPage, UsageError};
 
 /// bcc's examples, shown by `--help` and in the man page.
 pub const EXAMPLES: &str = "EXAMPLES:
@@ -27,12 +29,8 @@ pub const EXAMPLES: &str = "EXAMPLES:
     args_override_self = true
 )]
 pub struct Options {
-    /// Trace IPv4 family only
-    #[arg(short = '4', long = "ipv4", overrides_with = "ipv6")]
-    pub ipv4: bool,
-    /// Trace IPv6 family only
-    #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
-    pub ipv6: bool,
+    #[command(flatten)]
+    pub family: FamilyFlags,
     /// Comma-separated list of remote ports to trace.
     #[arg(
         short = 'D',
@@ -77,6 +75,43 @@ pub struct Options {
     help: Option<bool>,
 }
 
+/// What to trace and how to print it, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub filter: Filter,
+    pub format: Format,
+    /// `-Y`: also send each change to the systemd journal.
+    pub journal: bool,
+    pub verbose: bool,
+}
+
+impl IntoConfig for Options {
+    type Config = Config;
+
+    fn into_config(self) -> Result<Config, UsageError> {
+        Ok(Config {
+            filter: Filter {
+                family: self.family.family(),
+                local_ports: cli::port_list(self.localport)?,
+                remote_ports: cli::port_list(self.remoteport)?,
+            },
+            format: Format {
+                clock: self.timestamp,
+                seconds: self.seconds,
+                wide: self.wide,
+                csv: self.csv,
+                json: self.json,
+            },
+            journal: self.journal,
+            verbose: self.verbose,
+        })
+    }
+
+    fn verbose(config: &Config) -> bool {
+        config.verbose
+    }
+}
+
 /// The command line as clap sees it (for the man page and completions).
 pub fn command() -> clap::Command {
     Options::command()
@@ -110,3 +145,36 @@ once.",
 reported on standard error (kernel skipped N events).",
     ],
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, UsageError> {
+        let argv = std::iter::once("tcpstates").chain(args.iter().copied());
+        Options::try_parse_from(argv)
+            .expect("clap accepts")
+            .into_config()
+    }
+
+    #[test]
+    fn port_lists_and_family() {
+        let c = config(&["-L", "80,443", "-D80", "-4", "-6"]).unwrap();
+        assert_eq!(c.filter.family, crate::net::AF_INET6);
+        let ports = |l: &Option<crate::net::PortList>| l.as_ref().map(|l| l.ports().to_vec());
+        assert_eq!(ports(&c.filter.local_ports), Some(vec![80, 443]));
+        assert_eq!(ports(&c.filter.remote_ports), Some(vec![80]));
+        assert_eq!(config(&[]).unwrap().filter, Filter::default());
+    }
+
+    #[test]
+    fn bad_port_lists_are_usage_errors() {
+        for (args, message) in [
+            (&["-L", "80abc"][..], "Invalid ports: 80abc"),
+            (&["-D", "0"][..], "Invalid ports: 0"),
+            (&["-L", ","][..], "Invalid ports: ,"),
+        ] {
+            assert_eq!(config(args), Err(UsageError::new(message)), "{args:?}");
+        }
+    }
+}

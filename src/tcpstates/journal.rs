@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use libsystemd::logging::{journal_send, Priority};
 
+use super::event::{state_name, StateChange};
 use crate::net::{format_addr, AF_INET};
-use crate::tcpstates::{state_name, StateChange};
 
 const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
@@ -34,7 +34,7 @@ impl Journal {
     }
 
     fn fields(&self, ev: &StateChange) -> Vec<(&'static str, String)> {
-        let (source, destination) = if ev.family == AF_INET {
+        let (source, destination) = if ev.endpoints.family == AF_INET {
             (
                 "OBJECT_IPV4_SOURCE_ADDRESS",
                 "OBJECT_IPV4_DESTINATION_ADDRESS",
@@ -48,10 +48,19 @@ impl Journal {
         let mut fields = vec![
             ("SYSLOG_IDENTIFIER", "tcpstates".to_owned()),
             ("OBJECT_PID", ev.pid.to_string()),
-            (source, format_addr(ev.family, &ev.laddr)),
-            ("OBJECT_TCP_SOURCE_PORT", ev.lport.to_string()),
-            (destination, format_addr(ev.family, &ev.raddr)),
-            ("OBJECT_TCP_DESTINATION_PORT", ev.rport.to_string()),
+            (
+                source,
+                format_addr(ev.endpoints.family, &ev.endpoints.laddr),
+            ),
+            ("OBJECT_TCP_SOURCE_PORT", ev.endpoints.lport.to_string()),
+            (
+                destination,
+                format_addr(ev.endpoints.family, &ev.endpoints.raddr),
+            ),
+            (
+                "OBJECT_TCP_DESTINATION_PORT",
+                ev.endpoints.rport.to_string(),
+            ),
             ("OBJECT_TCP_OLD_STATE", state_name(ev.oldstate).into_owned()),
             ("OBJECT_TCP_NEW_STATE", state_name(ev.newstate).into_owned()),
             ("OBJECT_TCP_SPAN_TIME", ev.delta_us.to_string()),
@@ -69,10 +78,10 @@ pub fn message(ev: &StateChange) -> String {
     format!(
         "{} {} {} \u{2192} {} {} {} \u{2192} {}",
         ev.comm.to_text(),
-        format_addr(ev.family, &ev.laddr),
-        ev.lport,
-        format_addr(ev.family, &ev.raddr),
-        ev.rport,
+        format_addr(ev.endpoints.family, &ev.endpoints.laddr),
+        ev.endpoints.lport,
+        format_addr(ev.endpoints.family, &ev.endpoints.raddr),
+        ev.endpoints.rport,
         state_name(ev.oldstate),
         state_name(ev.newstate)
     )

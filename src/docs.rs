@@ -1,21 +1,16 @@
-//! Man pages and shell completions, generated from the clap definitions the tools parse with.
-//!
-//! Shared by the `gendocs` example (`make docs`) and tests/packaging.rs, which includes this
-//! file with `#[path]`: the test generates the same files without a nested cargo build.
-
-// Each includer uses a different part of this module.
-#![allow(dead_code)]
+//! Man pages and shell completions, generated from the clap definitions the tools parse with
+//! (`make docs` runs the `gendocs` example; tests/packaging.rs checks the same output).
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use clap::{Command, CommandFactory};
+use clap::Command;
 use clap_complete::Shell;
 use clap_mangen::Man;
 use roff::{bold, italic, roman, Roff};
 
-use tcptools::cli::ManPage;
+use crate::cli::ManPage;
 
 /// One documented tool: its clap command, `--help` examples and man page prose.
 pub struct Tool {
@@ -25,41 +20,26 @@ pub struct Tool {
     pub man: &'static ManPage,
 }
 
+/// A tool whose options module (`crate::MODULE::options`) holds `command`, `EXAMPLES`
+/// and `MAN`.
+macro_rules! tool {
+    ($name:literal, $module:ident) => {
+        Tool {
+            name: $name,
+            command: crate::$module::options::command,
+            examples: crate::$module::options::EXAMPLES,
+            man: &crate::$module::options::MAN,
+        }
+    };
+}
+
 /// Every tool that gets a man page and completions.
 pub const TOOLS: &[Tool] = &[
-    Tool {
-        name: "tcpstates",
-        command: tcptools::tcpstates::options::command,
-        examples: tcptools::tcpstates::options::EXAMPLES,
-        man: &tcptools::tcpstates::options::MAN,
-    },
-    Tool {
-        name: "tcprtt",
-        command: tcptools::tcprtt::options::command,
-        examples: tcptools::tcprtt::options::EXAMPLES,
-        man: &tcptools::tcprtt::options::MAN,
-    },
-    Tool {
-        name: "tcpconnlat",
-        command: tcptools::tcpconnlat::options::command,
-        examples: tcptools::tcpconnlat::options::EXAMPLES,
-        man: &tcptools::tcpconnlat::options::MAN,
-    },
-    Tool {
-        name: "tcptools-exporter",
-        command: <tcptools::exporter::options::Options as CommandFactory>::command,
-        examples: tcptools::exporter::options::EXAMPLES,
-        man: &EXPORTER_MAN,
-    },
+    tool!("tcpstates", tcpstates),
+    tool!("tcprtt", tcprtt),
+    tool!("tcpconnlat", tcpconnlat),
+    tool!("tcptools-exporter", exporter),
 ];
-
-// TODO(exporter): move beside its Options in src/exporter/options.rs as `pub const MAN`.
-const EXPORTER_MAN: ManPage = ManPage {
-    description: "",
-    tracepoints: "sock:inet_sock_set_state and tcp:tcp_probe",
-    event_stream: true,
-    differences: &[],
-};
 
 /// The shells completions are generated for.
 pub const SHELLS: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];
@@ -212,11 +192,11 @@ fn environment(tool: &Tool) -> Roff {
     let mut roff = Roff::new();
     roff.control("SH", ["ENVIRONMENT"]);
     roff.control("TP", []);
-    roff.text([bold(format!("{}=1", tcptools::attach::FORCE_RAW_TP_ENV))]);
+    roff.text([bold(format!("{}=1", crate::attach::FORCE_RAW_TP_ENV))]);
     roff.text([roman("Attach with raw_tp even where tp_btf works.")]);
     if tool.man.event_stream {
         roff.control("TP", []);
-        roff.text([bold(format!("{}=1", tcptools::stream::FORCE_PERF_ENV))]);
+        roff.text([bold(format!("{}=1", crate::stream::FORCE_PERF_ENV))]);
         roff.text([roman(
             "Use a perf buffer even where the kernel has a ring buffer.",
         )]);
@@ -229,15 +209,15 @@ fn exit_status() -> Roff {
     roff.control("SH", ["EXIT STATUS"]);
     for (code, meaning) in [
         (
-            tcptools::cli::EXIT_OK,
+            crate::cli::EXIT_OK,
             "Normal end, Ctrl-C (SIGINT), SIGTERM or a closed standard output.",
         ),
         (
-            tcptools::cli::EXIT_FAILURE,
+            crate::cli::EXIT_FAILURE,
             "A runtime or BPF failure, described in one line on standard error.",
         ),
         (
-            tcptools::cli::EXIT_USAGE,
+            crate::cli::EXIT_USAGE,
             "A usage error: one line on standard error naming the bad argument.",
         ),
     ] {

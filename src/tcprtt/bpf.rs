@@ -1,0 +1,181 @@
+//! tcprtt's BPF side: its settings, loaded and attached on tcp:tcp_probe, and the
+//! user-space half of the generation protocol that reads one interval's histograms.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use libbpf_rs::{MapCore, MapFlags, MapMut};
+
+use super::event::RttHist;
+use super::print::{sort_sections, KeyKind};
+use crate::attach::{self, Attached};
+use crate::net::PortList;
+use crate::skel::tcprtt::{types, TcprttSkel, TcprttSkelBuilder};
+
+pub type Skel = TcprttSkel<'static>;
+
+/// An address filter of `-a`/`-A`: IPv4 (network order) or IPv6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddrFilter {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+/// Which segments are counted. The default counts every segment of every socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// AF_INET or AF_INET6; 0: both.
+    pub family: u16,
+    /// `-p`/`-P`: one local/remote port; 0: any.
+    pub lport: u16,
+    pub rport: u16,
+    pub laddr: Option<AddrFilter>,
+    pub raddr: Option<AddrFilter>,
+    /// Port sets (tcptools-exporter's `-L`/`-D`).
+    pub local_ports: Option<PortList>,
+    pub remote_ports: Option<PortList>,
+}
+
+/// What the histograms are keyed by: the values of `enum hist_key_kind` (bpf/tcprtt.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyBy {
+    All = 0,
+    LocalAddr = 1,
+    RemoteAddr = 2,
+    /// One histogram per family (tcptools-exporter).
+    Family = 3,
+}
+
+impl From<KeyKind> for KeyBy {
+    fn from(kind: KeyKind) -> KeyBy {
+        match kind {
+            KeyKind::All => KeyBy::All,
+            KeyKind::Local => KeyBy::LocalAddr,
+            KeyKind::Remote => KeyBy::RemoteAddr,
+        }
+    }
+}
+
+impl Filter {
+    fn settings(&self, key: KeyBy, millisecond: bool) -> types::tcprtt_settings {
+        let mut s = types::tcprtt_settings {
+            family: self.family,
+            lport: self.lport,
+            rport: self.rport,
+            key: key as u8,
+            millisecond: u8::from(millisecond),
+            ..Default::default()
+        };
+        match self.laddr {
+            Some(AddrFilter::V4(a)) => s.laddr_v4 = u32::from_ne_bytes(a),
+            Some(AddrFilter::V6(a)) => (s.filter_laddr_v6, s.laddr_v6) = (1, a),
+            None => {}
+        }
+        match self.raddr {
+            Some(AddrFilter::V4(a)) => s.raddr_v4 = u32::from_ne_bytes(a),
+            Some(AddrFilter::V6(a)) => (s.filter_raddr_v6, s.raddr_v6) = (1, a),
+            None => {}
+        }
+        if let Some(ports) = &self.local_ports {
+            (s.filter_lports, s.lports) = (1, ports.bitmap());
+        }
+        if let Some(ports) = &self.remote_ports {
+            (s.filter_rports, s.rports) = (1, ports.bitmap());
+        }
+        s
+    }
+}
+
+/// Loads and attaches the programs that count the segments `filter` lets through into
+/// histograms keyed by `key`, in milliseconds or microseconds.
+pub fn load(filter: &Filter, key: KeyBy, millisecond: bool) -> Result<Attached<Skel>> {
+    attach::load(TcprttSkelBuilder::default, |open| {
+        let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+        rodata.settings = filter.settings(key, millisecond);
+        Ok(())
+    })
+}
+
+/// How long a program run can still be using the generation it read before user space
+/// moved it on. tcp_probe programs run with preemption disabled and take microseconds;
+/// this is three orders of magnitude more.
+const GRACE: Duration = Duration::from_millis(10);
+/// Bound on passes over the map when keys of old generations keep turning up.
+const MAX_PASSES: usize = 4;
+
+/// Ends the current generation and returns its histograms, removed from the map, in
+/// print order.
+///
+/// Why no sample is lost or counted twice: the BPF side writes only under the generation
+/// it read at the start of its run. After the switch and the grace period, no run writes
+/// the old generation's keys, so reading then deleting them races with nothing, and every
+/// sample of the interval is in exactly one of them.
+pub fn take_interval(skel: &mut Skel, generation: &mut u32) -> Result<Vec<RttHist>> {
+    let next = generation.wrapping_add(1);
+    let bss = skel
+        .maps
+        .bss_data
+        .as_deref_mut()
+        .context("BPF object has no .bss")?;
+    // SAFETY: a valid, aligned u32 in the mmapped .bss; volatile because only the BPF
+    // side reads it.
+    unsafe { std::ptr::write_volatile(&mut bss.generation, next) };
+    *generation = next;
+    std::thread::sleep(GRACE);
+    let mut hists: Vec<RttHist> = drain_all_but(&skel.maps.hists, next)?
+        .into_values()
+        .collect();
+    sort_sections(&mut hists);
+    Ok(hists)
+}
+
+/// Reads and deletes every key of a generation other than `current`, merged by address.
+fn drain_all_but(map: &MapMut, current: u32) -> Result<BTreeMap<(u16, [u8; 16]), RttHist>> {
+    let mut merged = BTreeMap::new();
+    for _ in 0..MAX_PASSES {
+        let stale: Vec<Vec<u8>> = map
+            .keys()
+            .filter(|key| key_generation(key) != Some(current))
+            .collect();
+        if stale.is_empty() {
+            break;
+        }
+        for key in stale {
+            let Some(hist) = read(map, &key)? else {
+                continue;
+            };
+            map.delete(&key).context("failed to cleanup infos")?;
+            merged
+                .entry((hist.family, hist.addr))
+                .and_modify(|same: &mut RttHist| same.merge(&hist))
+                .or_insert(hist);
+        }
+    }
+    Ok(merged)
+}
+
+/// Every histogram in the map, left in place (tcptools-exporter never moves the
+/// generation on: its histograms count from load). At most `limit` keys are read.
+pub fn read_all(skel: &Skel, limit: usize) -> Result<Vec<RttHist>> {
+    let map = &skel.maps.hists;
+    let mut hists = Vec::new();
+    for key in map.keys().take(limit) {
+        hists.extend(read(map, &key)?);
+    }
+    Ok(hists)
+}
+
+/// One histogram; None if the key vanished or the record does not decode.
+fn read(map: &MapMut, key: &[u8]) -> Result<Option<RttHist>> {
+    let value = map
+        .lookup(key, MapFlags::ANY)
+        .context("failed to lookup infos")?;
+    Ok(value.and_then(|value| RttHist::decode(key, &value).map(|(_, hist)| hist)))
+}
+
+fn key_generation(key: &[u8]) -> Option<u32> {
+    key.get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_ne_bytes)
+}

@@ -1,0 +1,57 @@
+//! tcprtt's record: one histogram of the BPF map, decoded once.
+
+use crate::skel::tcprtt::types;
+
+/// Number of log2 slots the BPF side fills (bpf/tcprtt.h `MAX_SLOTS`).
+pub const MAX_SLOTS: usize = 27;
+
+/// One histogram of one interval: the samples of one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RttHist {
+    /// 0 for the all-addresses histogram; else AF_INET or AF_INET6.
+    pub family: u16,
+    /// The key's address (IPv4 in the first 4 bytes); zero for all addresses.
+    pub addr: [u8; 16],
+    /// Sum of the samples, in the histogram's unit.
+    pub sum: u64,
+    /// Number of samples, as counted next to the sum.
+    pub count: u64,
+    pub slots: [u32; MAX_SLOTS],
+}
+
+impl RttHist {
+    /// Converts the BPF map's key and value.
+    pub fn from_map(key: &types::hist_key, value: &types::hist) -> RttHist {
+        RttHist {
+            family: key.family,
+            addr: key.addr,
+            sum: value.latency,
+            count: value.cnt,
+            slots: value.slots,
+        }
+    }
+
+    /// Decodes raw map bytes into the key's generation and the histogram; None if either
+    /// is too short.
+    pub fn decode(key: &[u8], value: &[u8]) -> Option<(u32, RttHist)> {
+        let mut k = types::hist_key::default();
+        let mut v = types::hist::default();
+        plain::copy_from_bytes(&mut k, key).ok()?;
+        plain::copy_from_bytes(&mut v, value).ok()?;
+        Some((k.generation, RttHist::from_map(&k, &v)))
+    }
+
+    /// `[AVG n]`: the integer mean as bcc computes it, 0 when there is no sample.
+    pub fn average(&self) -> u64 {
+        self.sum.checked_div(self.count).unwrap_or(0)
+    }
+
+    /// Adds another histogram of the same key (the same key seen twice in one interval).
+    pub fn merge(&mut self, other: &RttHist) {
+        self.sum = self.sum.wrapping_add(other.sum);
+        self.count = self.count.wrapping_add(other.count);
+        for (a, b) in self.slots.iter_mut().zip(other.slots.iter()) {
+            *a = a.wrapping_add(*b);
+        }
+    }
+}

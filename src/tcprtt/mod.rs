@@ -1,0 +1,12 @@
+//! tcprtt: the smoothed RTT of received TCP segments as log2 histograms, per interval.
+//! Options, BPF loading and reading, the decoded histogram and its printers, one module
+//! each.
+
+pub mod bpf;
+pub mod event;
+pub mod options;
+pub mod print;
+
+pub use event::{RttHist, MAX_SLOTS};
+pub use options::{Config, Options};
+pub use print::{banner, sort_sections, write_interval, Format, KeyKind};

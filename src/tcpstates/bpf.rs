@@ -1,0 +1,45 @@
+//! tcpstates' BPF side: its settings, loaded and attached on sock:inet_sock_set_state.
+
+use anyhow::Result;
+
+use crate::attach::{self, Attached};
+use crate::net::PortList;
+use crate::skel::tcpstates::{types, TcpstatesSkel, TcpstatesSkelBuilder};
+use crate::stream::Transport;
+
+/// Which sockets are traced. The default traces every TCP socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// AF_INET or AF_INET6; 0: both.
+    pub family: u16,
+    pub local_ports: Option<PortList>,
+    pub remote_ports: Option<PortList>,
+}
+
+impl Filter {
+    fn settings(&self) -> types::tcpstates_settings {
+        let mut settings = types::tcpstates_settings {
+            family: self.family,
+            ..Default::default()
+        };
+        if let Some(ports) = &self.local_ports {
+            settings.filter_lports = 1;
+            settings.lports = ports.bitmap();
+        }
+        if let Some(ports) = &self.remote_ports {
+            settings.filter_rports = 1;
+            settings.rports = ports.bitmap();
+        }
+        settings
+    }
+}
+
+/// Loads and attaches the programs that send every state change `filter` lets through.
+pub fn load(filter: &Filter, transport: Transport) -> Result<Attached<TcpstatesSkel<'static>>> {
+    attach::load(TcpstatesSkelBuilder::default, |open| {
+        let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+        transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
+        rodata.settings = filter.settings();
+        Ok(())
+    })
+}

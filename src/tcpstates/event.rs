@@ -1,0 +1,72 @@
+//! tcpstates' record: one state change as the BPF program saw it, decoded once.
+
+use std::borrow::Cow;
+
+use crate::comm::Comm;
+use crate::endpoints;
+use crate::net::Endpoints;
+use crate::skel::tcpstates::types;
+
+/// One TCP state change, as the BPF program saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateChange {
+    pub skaddr: u64,
+    pub pid: u32,
+    pub comm: Comm,
+    pub endpoints: Endpoints,
+    pub oldstate: i32,
+    pub newstate: i32,
+    /// Time spent in `oldstate`, 0 when its start was not seen.
+    pub delta_us: u64,
+    /// Whether `delta_us` counts from a state start the program saw (the tools print an
+    /// unseen start as 0; the exporter must tell it from 0 us).
+    pub delta_known: bool,
+    /// Kernel monotonic time of the change.
+    pub ts_us: u64,
+}
+
+impl StateChange {
+    /// Decodes a record of the BPF side's `struct state_change`; None if it is too short.
+    pub fn decode(data: &[u8]) -> Option<StateChange> {
+        let mut raw = types::state_change::default();
+        plain::copy_from_bytes(&mut raw, data).ok()?;
+        Some(StateChange {
+            skaddr: raw.skaddr,
+            pid: raw.pid,
+            comm: Comm::from_kernel(&raw.comm),
+            endpoints: endpoints!(raw),
+            oldstate: raw.oldstate,
+            newstate: raw.newstate,
+            delta_us: raw.delta_us,
+            delta_known: raw.delta_known != 0,
+            ts_us: raw.ts_us,
+        })
+    }
+}
+
+/// The kernel's TCP state names as bcc prints them; a number with no name prints as itself.
+pub fn state_name(state: i32) -> Cow<'static, str> {
+    const NAMES: [&str; 13] = [
+        "ESTABLISHED",
+        "SYN_SENT",
+        "SYN_RECV",
+        "FIN_WAIT1",
+        "FIN_WAIT2",
+        "TIME_WAIT",
+        "CLOSE",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "LISTEN",
+        "CLOSING",
+        "NEW_SYN_RECV",
+        "UNKNOWN",
+    ];
+    usize::try_from(state)
+        .ok()
+        .and_then(|i| i.checked_sub(1))
+        .and_then(|i| NAMES.get(i))
+        .map_or_else(
+            || Cow::Owned(state.to_string()),
+            |name| Cow::Borrowed(*name),
+        )
+}

@@ -1,0 +1,234 @@
+//! How tcpstates prints a state change: bcc's column layouts, PY's CSV, and JSON.
+
+use std::io::{self, Write};
+
+use serde_json::json;
+
+use super::event::{state_name, StateChange};
+use crate::net::AddrText;
+use crate::out::Line;
+use crate::time::{rfc3339, seconds_since, WallClock};
+
+/// How lines are laid out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Format {
+    /// `-T`: wall-clock `HH:MM:SS` column.
+    pub clock: bool,
+    /// `-t`: seconds since the first printed event.
+    pub seconds: bool,
+    /// `-w`: wide columns with the IP version.
+    pub wide: bool,
+    /// `-s`: comma-separated values (overrides `wide`).
+    pub csv: bool,
+    /// `--json`: one object per line (overrides the others' layouts).
+    pub json: bool,
+}
+
+/// Renders the header and event lines for one run; remembers the first event for `-t`.
+pub struct Printer {
+    format: Format,
+    first_ts_us: Option<u64>,
+    line: Line,
+}
+
+impl Printer {
+    pub fn new(format: Format) -> Self {
+        Printer {
+            format,
+            first_ts_us: None,
+            line: Line::default(),
+        }
+    }
+
+    /// The header line (none for JSON).
+    pub fn header(&self, w: &mut dyn Write) -> io::Result<()> {
+        let f = self.format;
+        if f.json {
+            return Ok(());
+        }
+        if f.csv {
+            if f.clock {
+                w.write_all(b"TIME,")?;
+            }
+            if f.seconds {
+                w.write_all(b"TIME(s),")?;
+            }
+            return writeln!(
+                w,
+                "SKADDR,C-PID,C-COMM,IP,LADDR,LPORT,RADDR,RPORT,OLDSTATE,NEWSTATE,MS"
+            );
+        }
+        if f.clock {
+            write!(w, "{:<8} ", "TIME(s)")?;
+        }
+        if f.seconds {
+            write!(w, "{:<9} ", "TIME(s)")?;
+        }
+        if f.wide {
+            writeln!(
+                w,
+                "{:<16} {:<7} {:<16} {:<2} {:<39} {:<5} {:<39} {:<5} {:<11} -> {:<11} MS",
+                "SKADDR",
+                "PID",
+                "COMM",
+                "IP",
+                "LADDR",
+                "LPORT",
+                "RADDR",
+                "RPORT",
+                "OLDSTATE",
+                "NEWSTATE"
+            )
+        } else {
+            writeln!(
+                w,
+                "{:<16} {:<7} {:<10} {:<15} {:<5} {:<15} {:<5} {:<11} -> {:<11} MS",
+                "SKADDR", "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "OLDSTATE", "NEWSTATE"
+            )
+        }
+    }
+
+    /// One event, printed at the time `clock` tells.
+    pub fn line(
+        &mut self,
+        ev: &StateChange,
+        clock: &mut WallClock,
+        w: &mut dyn Write,
+    ) -> io::Result<()> {
+        let first = *self.first_ts_us.get_or_insert(ev.ts_us);
+        let seconds = seconds_since(first, ev.ts_us);
+        if self.format.json {
+            json_line(ev, self.format, clock, seconds, w)
+        } else if self.format.csv {
+            csv_line(ev, self.format, clock, seconds, w)
+        } else {
+            self.text_line(ev, clock, seconds, w)
+        }
+    }
+
+    /// bcc's columns. The line is built in a reused buffer and written once: this runs for
+    /// every event, hundreds of thousands a second under load.
+    fn text_line(
+        &mut self,
+        ev: &StateChange,
+        clock: &mut WallClock,
+        seconds: f64,
+        w: &mut dyn Write,
+    ) -> io::Result<()> {
+        let f = self.format;
+        let line = &mut self.line;
+        line.clear();
+        if f.clock {
+            line.right(clock.hms().as_bytes(), 8).text(" ");
+        }
+        if f.seconds {
+            write!(line.buf(), "{seconds:<9.6} ")?;
+        }
+        line.hex(ev.skaddr, 16)
+            .text(" ")
+            .dec(ev.pid.into(), 7)
+            .text(" ");
+        let (comm_width, addr_width) = if f.wide { (16, 39) } else { (10, 15) };
+        let comm = ev.comm.as_bytes();
+        line.left(&comm[..comm.len().min(comm_width)], comm_width)
+            .text(" ");
+        if f.wide {
+            line.dec(ev.endpoints.ip_version().into(), 2).text(" ");
+        }
+        let e = &ev.endpoints;
+        let (laddr, raddr) = (
+            AddrText::new(e.family, &e.laddr),
+            AddrText::new(e.family, &e.raddr),
+        );
+        line.left(laddr.as_str().as_bytes(), addr_width)
+            .text(" ")
+            .dec(e.lport.into(), 5)
+            .text(" ")
+            .left(raddr.as_str().as_bytes(), addr_width)
+            .text(" ")
+            .dec(e.rport.into(), 5)
+            .text(" ")
+            .left(state_name(ev.oldstate).as_bytes(), 11)
+            .text(" -> ")
+            .left(state_name(ev.newstate).as_bytes(), 11)
+            .text(" ");
+        write_ms(line, ev.delta_us);
+        line.text("\n");
+        w.write_all(line.as_bytes())
+    }
+}
+
+/// bcc prints `delta_us / 1000.0` with `%.3f`: for whole microseconds that is exactly the
+/// quotient and the 3-digit remainder.
+fn write_ms(line: &mut Line, delta_us: u64) {
+    line.dec(delta_us / 1000, 0).text(".");
+    let frac = delta_us % 1000;
+    if frac < 100 {
+        line.text(if frac < 10 { "00" } else { "0" });
+    }
+    line.dec(frac, 0);
+}
+
+/// `--json`: one object per change.
+fn json_line(
+    ev: &StateChange,
+    f: Format,
+    clock: &WallClock,
+    seconds: f64,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let mut object = json!({
+        "time": rfc3339(clock.now()),
+        "skaddr": format!("{:x}", ev.skaddr),
+        "pid": ev.pid,
+        "comm": ev.comm.to_text(),
+        "ip": ev.endpoints.ip_version(),
+        "laddr": AddrText::new(ev.endpoints.family, &ev.endpoints.laddr).as_str(),
+        "lport": ev.endpoints.lport,
+        "raddr": AddrText::new(ev.endpoints.family, &ev.endpoints.raddr).as_str(),
+        "rport": ev.endpoints.rport,
+        "oldstate": state_name(ev.oldstate),
+        "newstate": state_name(ev.newstate),
+        "ms": ev.delta_us as f64 / 1000.0,
+    });
+    if f.seconds {
+        object["seconds"] = json!(seconds);
+    }
+    serde_json::to_writer(&mut *w, &object)?;
+    w.write_all(b"\n")
+}
+
+/// `-s`: PY's CSV row, quoted as RFC 4180 says where a field needs it.
+fn csv_line(
+    ev: &StateChange,
+    f: Format,
+    clock: &mut WallClock,
+    seconds: f64,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let mut fields = Vec::with_capacity(13);
+    if f.clock {
+        fields.push(clock.hms().to_owned());
+    }
+    if f.seconds {
+        fields.push(format!("{seconds:.6}"));
+    }
+    fields.extend([
+        format!("{:x}", ev.skaddr),
+        ev.pid.to_string(),
+        ev.comm.to_text(),
+        ev.endpoints.ip_version().to_string(),
+        AddrText::new(ev.endpoints.family, &ev.endpoints.laddr).to_string(),
+        ev.endpoints.lport.to_string(),
+        AddrText::new(ev.endpoints.family, &ev.endpoints.raddr).to_string(),
+        ev.endpoints.rport.to_string(),
+        state_name(ev.oldstate).into_owned(),
+        state_name(ev.newstate).into_owned(),
+        format!("{:.3}", ev.delta_us as f64 / 1000.0),
+    ]);
+    let mut csv = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(&mut *w);
+    csv.write_record(&fields).map_err(io::Error::other)?;
+    csv.flush()
+}
