@@ -3,7 +3,8 @@
 #   make deps       install build and test dependencies (Debian/Ubuntu, apt-get)
 #   make build      release build of the three tools
 #   make test       every test, including the live BPF tests and the kernel matrix (root)
-#   make test-kernels  boot Debian's 5.10, 6.1 and 6.12 cloud kernels in qemu, run every tool
+#   make test-kernels  boot Debian's 5.10, 6.1, 6.12 cloud kernels and the running kernel's
+#                   series in qemu, run every tool inside
 #   make run TOOL=tcpstates ARGS=-T
 #   make install    PREFIX=/usr/local DESTDIR=  (binaries in $(PREFIX)/sbin, man pages,
 #                   bash/zsh/fish completions); make uninstall removes exactly those files
@@ -77,7 +78,8 @@ test: deps
 # with a private apt configuration and cached in KERNELS_DIR, booted in qemu (TCG) with the
 # static release build; one line per kernel and check, non-zero exit on any failure.
 KERNELS_DIR    ?= target/kernels
-KERNEL_SERIES  ?= 5.10 6.1 6.12
+# "running": the running kernel's series (6.18 here), from trixie-backports.
+KERNEL_SERIES  ?= 5.10 6.1 6.12 running
 test-kernels: release
 	@mkdir -p $(KERNELS_DIR)
 	$(CC) -static -O2 -Wall -o $(KERNELS_DIR)/traffic tests/kernels/traffic.c

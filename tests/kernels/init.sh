@@ -130,6 +130,17 @@ stop() {
 	return 0
 }
 
+# want_attach VARIANT WANT_BUFFER: sets WHY unless HOOK and BUFFER are what VARIANT forces
+# ("raw": raw_tp, "perf": perf buffer), or else tp_btf and WANT_BUFFER.
+want_attach() {
+	hook=$WANT_HOOK buffer=$2
+	case "$1" in *raw*) hook=raw_tp ;; esac
+	case "$1" in *perf*) buffer=perfbuf ;; esac
+	if [ "$HOOK" != "$hook" ] || [ "$BUFFER" != "$buffer" ]; then
+		WHY="attached with $HOOK $BUFFER, want $hook $buffer"
+	fi
+}
+
 # traffic ADDR: CONNS connections of ROUNDS rounds and one refused connect on a fresh port pair.
 traffic() {
 	PORT=$((PORT + 2))
@@ -187,12 +198,8 @@ check_tcpstates() {
 			WHY="state changes differ (count old new; got vs want): $(diff $T.want $T.got | grep '^[-+][0-9]' | tr '\n' ' ')"
 		elif [ "$v6" -ne $((CONNS * 10 + 4)) ]; then
 			WHY="$v6 IPv6 lines, want $((CONNS * 10 + 4))"
-		elif [ "$1" = perf ] && [ "$BUFFER" != perfbuf ]; then
-			WHY="TCPTOOLS_PERF_BUFFER=1 but the buffer is $BUFFER"
-		elif [ "$1" = raw ] && [ "$HOOK" != raw_tp ]; then
-			WHY="TCPTOOLS_RAW_TP=1 but the hook is $HOOK"
-		elif [ "$1" != raw ] && [ "$HOOK" != $WANT_HOOK ]; then
-			WHY="attached with $HOOK, want $WANT_HOOK"
+		else
+			want_attach "$1" ringbuf
 		fi
 	fi
 	if [ -n "$WHY" ]; then
@@ -213,10 +220,8 @@ check_tcpconnlat() {
 		v6=$(awk 'NR > 1 && $3 == 6' $T.tcpconnlat.out | wc -l)
 		if [ "$total" -ne $((CONNS * 2 + 2)) ] || [ "$refused" -ne 2 ] || [ "$v6" -ne $((CONNS + 1)) ]; then
 			WHY="$total connects ($refused refused, $v6 IPv6), want $((CONNS * 2 + 2)) (2 refused, $((CONNS + 1)) IPv6)"
-		elif [ "$1" = raw ] && [ "$HOOK" != raw_tp ]; then
-			WHY="TCPTOOLS_RAW_TP=1 but the hook is $HOOK"
-		elif [ "$1" != raw ] && [ "$HOOK" != $WANT_HOOK ]; then
-			WHY="attached with $HOOK, want $WANT_HOOK"
+		else
+			want_attach "$1" ringbuf
 		fi
 	fi
 	if [ -n "$WHY" ]; then
@@ -238,10 +243,8 @@ check_tcprtt() {
 			lines=$(wc -l <$T.tcprtt.out)
 			if [ "$lines" -ne 1 ] || [ "$got" -ne "$probes" ] || [ "$probes" -lt $((CONNS * 2 * ROUNDS)) ]; then
 				WHY="histogram count $got in $lines lines, tcp_probe ran $probes times (at least $((CONNS * 2 * ROUNDS)) expected)"
-			elif [ "$1" = raw ] && [ "$HOOK" != raw_tp ]; then
-				WHY="TCPTOOLS_RAW_TP=1 but the hook is $HOOK"
-			elif [ "$1" != raw ] && [ "$HOOK" != $WANT_HOOK ]; then
-				WHY="attached with $HOOK, want $WANT_HOOK"
+			else
+				want_attach "$1" -
 			fi
 		fi
 	fi
@@ -271,8 +274,8 @@ check_exporter() {
 				WHY="tcp_connect_latency_seconds_count{ipv6} '$connects', want $((CONNS + 1))"
 			elif [ "$rtts" != "$probes" ]; then
 				WHY="tcp_rtt_seconds_count{ipv6} '$rtts', tcp_probe ran $probes times"
-			elif [ "$HOOK" != $WANT_HOOK ]; then
-				WHY="attached with $HOOK, want $WANT_HOOK"
+			else
+				want_attach btf ringbuf
 			fi
 		elif [ -z "$WHY" ]; then
 			WHY="${WHY:-scrape failed}"
@@ -311,11 +314,14 @@ if [ ! -e /sys/kernel/btf/vmlinux ]; then
 elif [ ! -e $TRACING/events/tcp/tcp_probe/enable ]; then
 	report setup "- -" "FAIL: no tcp:tcp_probe trace event in $TRACING"
 else
-	check_tcpstates ring ""
+	# What a kernel without tp_btf (< 5.5) or ring buffer (< 5.8) would run is forced with
+	# TCPTOOLS_RAW_TP=1 and TCPTOOLS_PERF_BUFFER=1.
+	check_tcpstates btf ""
 	check_tcpstates perf TCPTOOLS_PERF_BUFFER=1
 	check_tcpstates raw TCPTOOLS_RAW_TP=1
-	check_tcpconnlat ring ""
-	check_tcpconnlat raw TCPTOOLS_RAW_TP=1
+	check_tcpstates "raw perf" "TCPTOOLS_RAW_TP=1 TCPTOOLS_PERF_BUFFER=1"
+	check_tcpconnlat btf ""
+	check_tcpconnlat "raw perf" "TCPTOOLS_RAW_TP=1 TCPTOOLS_PERF_BUFFER=1"
 	check_tcprtt btf ""
 	check_tcprtt raw TCPTOOLS_RAW_TP=1
 	check_exporter

@@ -16,17 +16,34 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TOOLS = ["tcpstates", "tcprtt", "tcpconnlat", "tcptools-exporter"]
 
-# Debian release -> the cloud kernel series it ships (package linux-image-<abi>-cloud-amd64).
-SERIES = [
-    ("bullseye", "5.10", r"5\.10\.0-(\d+)"),
-    ("bookworm", "6.1", r"6\.1\.0-(\d+)"),
-    ("trixie", "6.12", r"6\.12\.(\d+)\+deb13"),
-]
+# Kernel series -> the Debian suite whose cloud kernel it is, and the part of the package name
+# (linux-image-<abi>-cloud-amd64) that varies: the newest ABI or patch number is booted.
+SERIES = {
+    "5.10": ("bullseye", r"5\.10\.0-(\d+)"),
+    "6.1": ("bookworm", r"6\.1\.0-(\d+)"),
+    "6.12": ("trixie", r"6\.12\.(\d+)\+deb13"),
+}
+# Any other series (the running kernel's, say "6.18") is looked for in trixie-backports.
+BACKPORTS = "trixie-backports"
 
-# Checks init.sh reports per kernel, by tool: tcpstates over the ring buffer, the forced
-# perf buffer and forced raw_tp; tcpconnlat and tcprtt over tp_btf and forced raw_tp; the
-# exporter; and each tool once more with the vmlinux BTF hidden.
-EXPECTED_CHECKS = {"tcpstates": 4, "tcpconnlat": 3, "tcprtt": 3, "exporter": 1, "tcptools-exporter": 1}
+
+def suite_of(series):
+    if series in SERIES:
+        return SERIES[series]
+    if not re.fullmatch(r"\d+\.\d+", series):
+        raise SetupError(f"not a kernel series: {series!r} (want e.g. 6.18)")
+    return BACKPORTS, re.escape(series) + r"\.(\d+)\+deb\d+"
+
+
+def running_series():
+    """The running kernel's MAJOR.MINOR."""
+    return ".".join(os.uname().release.split(".")[:2])
+
+
+# Checks init.sh reports per kernel, by tool: tcpstates on tp_btf and raw_tp, each over the
+# ring buffer and the perf buffer; tcpconnlat on tp_btf + ring buffer and raw_tp + perf
+# buffer; tcprtt on tp_btf and raw_tp; the exporter; each tool once more without vmlinux BTF.
+EXPECTED_CHECKS = {"tcpstates": 5, "tcpconnlat": 3, "tcprtt": 3, "exporter": 1, "tcptools-exporter": 1}
 
 
 class SetupError(Exception):
@@ -72,9 +89,9 @@ class PrivateApt:
         ]:
             self.opts += ["-o", f"{key}={val}"]
 
-    def update(self, mirror):
+    def update(self, mirror, suites):
         keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
-        lines = [f"deb [signed-by={keyring}] {mirror} {suite} main\n" for suite, _, _ in SERIES]
+        lines = [f"deb [signed-by={keyring}] {mirror} {suite} main\n" for suite in suites]
         (self.dir / "sources.list").write_text("".join(lines))
         res = subprocess.run(["apt-get", *self.opts, "-qq", "update"], capture_output=True, text=True)
         if res.returncode != 0:
@@ -104,15 +121,15 @@ def fetch_kernels(work, series_wanted):
     cache = work / "boot"
     cache.mkdir(parents=True, exist_ok=True)
     apt = PrivateApt(work)
-    apt.update(debian_mirror())
+    wanted = [(series, *suite_of(series)) for series in series_wanted]
+    apt.update(debian_mirror(), sorted({suite for _, suite, _ in wanted}))
     packages = apt.kernel_packages()
     kernels = []
-    for suite, series, pattern in SERIES:
-        if series not in series_wanted:
-            continue
+    for series, suite, pattern in wanted:
         kver = newest(packages, pattern)
         if not kver:
-            raise SetupError(f"no linux-image-{series}*-cloud-amd64 in {suite}")
+            raise SetupError(f"no linux-image-{series}*-cloud-amd64 in {suite} "
+                             f"(choose the series with --series or KERNEL_SERIES)")
         vmlinuz = cache / kver / "vmlinuz"
         if not vmlinuz.exists():
             with tempfile.TemporaryDirectory(dir=work) as tmp:
@@ -201,10 +218,12 @@ def main():
     ap.add_argument("--bindir", type=Path, default=Path("target/static/release"))
     ap.add_argument("--traffic", type=Path, default=Path("target/kernels/traffic"))
     ap.add_argument("--work", type=Path, default=Path("target/kernels"))
-    ap.add_argument("--series", default=" ".join(s for _, s, _ in SERIES),
-                    help="kernel series to boot, e.g. '5.10 6.12'")
+    ap.add_argument("--series", default=" ".join([*SERIES, "running"]),
+                    help="kernel series to boot, e.g. '5.10 6.12'; 'running' is the running "
+                         "kernel's series (from trixie-backports unless listed above)")
     ap.add_argument("--jobs", type=int, default=1, help="VMs booted at the same time")
-    ap.add_argument("--smp", type=int, default=1, help="vCPUs per VM")
+    ap.add_argument("--smp", type=int, default=2,
+                    help="vCPUs per VM (2: per-CPU perf buffers see events from both)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds one boot may take")
     ap.add_argument("--conns", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
@@ -216,7 +235,9 @@ def main():
     logdir = work / "logs"
     logdir.mkdir(exist_ok=True)
     try:
-        kernels = fetch_kernels(work, args.series.split())
+        series = list(dict.fromkeys(running_series() if s == "running" else s
+                                    for s in args.series.split()))
+        kernels = fetch_kernels(work, series)
         initramfs = build_initramfs(work, args.bindir, args.traffic)
     except (SetupError, subprocess.CalledProcessError) as e:
         print(f"test-kernels: setup failed: {e}", file=sys.stderr)
