@@ -260,6 +260,9 @@ def main():
         if error:
             print(f"{kver:<{width}}  FAIL: {error}")
             failed += 1
+            # The end of the console log says why (a panic, a dead init, a hung tool).
+            tail = (logdir / f"{kver}.log").read_text(errors="replace").replace("\r", "").splitlines()[-40:]
+            print("\n".join(f"    console: {line}" for line in tail))
         print(f"{kver:<{width}}  boot and checks took {seconds:.0f} s")
     print(f"test-kernels: {len(results)} kernels, {failed} failures, {time.monotonic() - t0:.0f} s")
     return 1 if failed else 0
