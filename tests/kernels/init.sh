@@ -150,7 +150,7 @@ CPUS=$(nproc)
 traffic() {
 	PORT=$((PORT + 2))
 	case "$1" in *:*) mask=$((1 << (CPUS - 1))) ;; *) mask=1 ;; esac
-	if ! taskset $mask /bin/traffic "$1" $PORT "$CONNS" "$ROUNDS" $((PORT + 1)) >$T.traffic 2>&1; then
+	if ! timeout 60 taskset $mask /bin/traffic "$1" $PORT "$CONNS" "$ROUNDS" $((PORT + 1)) >$T.traffic 2>&1; then
 		WHY="traffic on $1 failed: $(cat $T.traffic)"
 		return 1
 	fi
