@@ -2,7 +2,9 @@
 #
 #   make deps       install build and test dependencies (Debian/Ubuntu, apt-get)
 #   make build      release build of the three tools
-#   make test       every test, including the live BPF tests (run as root)
+#   make test       every test, including the live BPF tests and the kernel matrix (root)
+#   make test-kernels  boot Debian's 5.10, 6.1, 6.12 cloud kernels and the running kernel's
+#                   series in qemu, run every tool inside
 #   make run TOOL=tcpstates ARGS=-T
 #   make install    PREFIX=/usr/local DESTDIR=  (binaries in $(PREFIX)/sbin, man pages,
 #                   bash/zsh/fish completions); make uninstall removes exactly those files
@@ -23,8 +25,10 @@ ARCH    := $(shell uname -m)
 
 # Debian packages: building BPF (clang, llvm), linking libbpf (libelf, zlib, pkg-config),
 # live tests (nftables, iproute2, and libbpf-tools as the peer to compare with),
-# `make vmlinux` (bpftool), the exporter's live test (prometheus).
-DEPS := clang llvm libelf-dev zlib1g-dev pkg-config nftables iproute2 libbpf-tools bpftool prometheus
+# `make vmlinux` (bpftool), the exporter's live test (prometheus), the kernel matrix (qemu,
+# busybox, cpio, and gcc with libc6-dev for its static traffic generator).
+DEPS := clang llvm libelf-dev zlib1g-dev pkg-config nftables iproute2 libbpf-tools bpftool prometheus \
+	qemu-system-x86 busybox-static cpio gcc libc6-dev
 
 # Install layout; install-files copies what build and docs made, and runs no cargo (so
 # tests/packaging.rs can call it while `cargo test` holds the build lock).
@@ -43,7 +47,7 @@ STATIC_LIBDIR := $(abspath $(dir $(shell $(CC) -print-file-name=libelf.a)))
 # ldd may list only these: the C library family and the kernel's vDSO.
 LIBC_ONLY := ^(linux-vdso\.so\.1|linux-gate\.so\.1|libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|(/[^ ]*/)?ld-linux[^ /]*\.so\.[0-9]+)$$
 
-.PHONY: all deps build test run docs install install-files uninstall release static-check ldd-check vmlinux bench clean
+.PHONY: all deps build test test-kernels run docs install install-files uninstall release static-check ldd-check vmlinux bench clean
 
 all: build
 
@@ -70,6 +74,19 @@ build: deps
 test: deps
 	$(CARGO) test --profile ci --no-fail-fast -- --test-threads=4
 	$(MAKE) --no-print-directory static-check
+	$(MAKE) --no-print-directory test-kernels
+
+# The kernel matrix (tests/kernels/): the newest Debian cloud kernel of each series, fetched
+# with a private apt configuration and cached in KERNELS_DIR, booted in qemu (TCG) with the
+# static release build; one line per kernel and check, non-zero exit on any failure.
+KERNELS_DIR    ?= target/kernels
+# "running": the running kernel's series (6.18 here), from trixie-backports.
+KERNEL_SERIES  ?= 5.10 6.1 6.12 running
+test-kernels: release
+	@mkdir -p $(KERNELS_DIR)
+	$(CC) -static -O2 -Wall -o $(KERNELS_DIR)/traffic tests/kernels/traffic.c
+	python3 tests/kernels/matrix.py --bindir $(STATIC_TARGET)/release --traffic $(KERNELS_DIR)/traffic \
+		--work $(KERNELS_DIR) --series "$(KERNEL_SERIES)"
 
 run: build
 	./target/release/$(TOOL) $(ARGS)

@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""The kernel matrix: boots Debian's cloud kernels in qemu (TCG) and runs every tool inside each, via tests/kernels/init.sh."""
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TOOLS = ["tcpstates", "tcprtt", "tcpconnlat", "tcptools-exporter"]
+
+# Kernel series -> the Debian suite whose cloud kernel it is, and the part of the package name
+# (linux-image-<abi>-cloud-amd64) that varies: the newest ABI or patch number is booted.
+SERIES = {
+    "5.10": ("bullseye", r"5\.10\.0-(\d+)"),
+    "6.1": ("bookworm", r"6\.1\.0-(\d+)"),
+    "6.12": ("trixie", r"6\.12\.(\d+)\+deb13"),
+}
+# Any other series (the running kernel's, say "6.18") is looked for in trixie-backports.
+BACKPORTS = "trixie-backports"
+
+
+def suite_of(series):
+    if series in SERIES:
+        return SERIES[series]
+    if not re.fullmatch(r"\d+\.\d+", series):
+        raise SetupError(f"not a kernel series: {series!r} (want e.g. 6.18)")
+    return BACKPORTS, re.escape(series) + r"\.(\d+)\+deb\d+"
+
+
+def running_series():
+    """The running kernel's MAJOR.MINOR."""
+    return ".".join(os.uname().release.split(".")[:2])
+
+
+# Checks init.sh reports per kernel, by tool: tcpstates on tp_btf and raw_tp, each over the
+# ring buffer and the perf buffer; tcpconnlat on tp_btf + ring buffer and raw_tp + perf
+# buffer; tcprtt on tp_btf and raw_tp; the exporter; each tool once more without vmlinux BTF.
+EXPECTED_CHECKS = {"tcpstates": 5, "tcpconnlat": 3, "tcprtt": 3, "exporter": 1, "tcptools-exporter": 1}
+
+
+class SetupError(Exception):
+    """The matrix could not set itself up: a failure, never a skip."""
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def debian_mirror():
+    """The Debian archive URI this machine's apt uses (never hard-coded)."""
+    files = ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*"))
+    for name in files:
+        try:
+            text = Path(name).read_text()
+        except OSError:
+            continue
+        uris = re.findall(r"^URIs:\s*(\S+)", text, re.M)
+        uris += re.findall(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s", text, re.M)
+        for uri in uris:
+            if uri.rstrip("/").endswith("/debian"):
+                return uri.rstrip("/")
+    raise SetupError("no Debian archive (a URI ending in /debian) in the machine's apt sources")
+
+
+class PrivateApt:
+    """apt with its own sources file, lists and cache under WORK: the machine's apt config is
+    read for nothing but the mirror's address and is never written."""
+
+    def __init__(self, work):
+        self.dir = work / "apt"
+        for d in ["lists/partial", "cache/archives/partial", "sources.d", "preferences.d"]:
+            (self.dir / d).mkdir(parents=True, exist_ok=True)
+        self.opts = []
+        for key, val in [
+            ("Dir::Etc::SourceList", self.dir / "sources.list"),
+            ("Dir::Etc::SourceParts", self.dir / "sources.d"),
+            ("Dir::Etc::PreferencesParts", self.dir / "preferences.d"),
+            ("Dir::State::Lists", self.dir / "lists"),
+            ("Dir::Cache", self.dir / "cache"),
+            ("APT::Get::List-Cleanup", "0"),
+        ]:
+            self.opts += ["-o", f"{key}={val}"]
+
+    def update(self, mirror, suites):
+        keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+        lines = [f"deb [signed-by={keyring}] {mirror} {suite} main\n" for suite in suites]
+        (self.dir / "sources.list").write_text("".join(lines))
+        res = subprocess.run(["apt-get", *self.opts, "-qq", "update"], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SetupError(f"private apt-get update failed: {res.stderr.strip()[:300]}")
+
+    def kernel_packages(self):
+        res = run(["apt-cache", *self.opts, "search", "--names-only", r"^linux-image-.*-cloud-amd64$"],
+                  capture_output=True, text=True)
+        return [line.split()[0] for line in res.stdout.splitlines() if line.strip()]
+
+    def download(self, package, dest):
+        run(["apt-get", *self.opts, "-qq", "download", package], cwd=dest, capture_output=True)
+
+
+def newest(packages, pattern):
+    """The newest package of a series: the highest ABI or patch number."""
+    best = None
+    for p in packages:
+        m = re.fullmatch(rf"linux-image-({pattern})-cloud-amd64", p)
+        if m and (best is None or int(m.group(2)) > best[0]):
+            best = (int(m.group(2)), m.group(1))
+    return best and best[1] + "-cloud-amd64"
+
+
+def fetch_kernels(work, series_wanted):
+    """Resolves the newest cloud kernel of each series and caches its vmlinuz under WORK."""
+    cache = work / "boot"
+    cache.mkdir(parents=True, exist_ok=True)
+    apt = PrivateApt(work)
+    wanted = [(series, *suite_of(series)) for series in series_wanted]
+    try:
+        apt.update(debian_mirror(), sorted({suite for _, suite, _ in wanted}))
+        packages = apt.kernel_packages()
+    except SetupError as e:
+        # Offline rerun: the kernels cached by an earlier run, if every series has one.
+        packages = [f"linux-image-{d.name}" for d in cache.iterdir() if (d / "vmlinuz").exists()]
+        if not all(newest(packages, pattern) for _, _, pattern in wanted):
+            raise
+        print(f"test-kernels: {e}; booting the kernels cached in {cache}", flush=True)
+    kernels = []
+    for series, suite, pattern in wanted:
+        kver = newest(packages, pattern)
+        if not kver:
+            raise SetupError(f"no linux-image-{series}*-cloud-amd64 in {suite} "
+                             f"(choose the series with --series or KERNEL_SERIES)")
+        vmlinuz = cache / kver / "vmlinuz"
+        if not vmlinuz.exists():
+            with tempfile.TemporaryDirectory(dir=work) as tmp:
+                t0 = time.monotonic()
+                apt.download(f"linux-image-{kver}", tmp)
+                debs = glob.glob(f"{tmp}/*.deb")
+                if len(debs) != 1:
+                    raise SetupError(f"apt-get download linux-image-{kver} gave {debs}")
+                run(f"dpkg-deb --fsys-tarfile {debs[0]} | tar -x -C {tmp} ./boot/vmlinuz-{kver}",
+                    shell=True)
+                vmlinuz.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(f"{tmp}/boot/vmlinuz-{kver}", vmlinuz)
+                print(f"fetched linux-image-{kver} ({time.monotonic() - t0:.0f} s)", flush=True)
+        kernels.append((kver, vmlinuz))
+    return kernels
+
+
+def libraries(binary, check=True):
+    """The shared libraries a binary loads (ldd), as absolute paths."""
+    out = subprocess.run(["ldd", binary], check=check, capture_output=True, text=True).stdout
+    return sorted(set(re.findall(r"(/\S+\.so[.\d]*)", out)))
+
+
+def build_initramfs(work, bindir, traffic):
+    """An uncompressed newc cpio: busybox, the tools, the libc they still link, traffic, init."""
+    out = work / "initramfs.cpio"
+    busybox = shutil.which("busybox")
+    if not busybox or libraries(busybox, check=False):
+        raise SetupError("busybox missing or not static: install busybox-static")
+    with tempfile.TemporaryDirectory(dir=work) as root:
+        root = Path(root)
+        for d in ["bin", "dev", "proc", "sys", "tmp", "lib64", "lib/x86_64-linux-gnu"]:
+            (root / d).mkdir(parents=True)
+        shutil.copy(busybox, root / "bin/busybox")
+        os.symlink("busybox", root / "bin/sh")
+        shutil.copy(HERE / "init.sh", root / "init")
+        os.chmod(root / "init", 0o755)
+        shutil.copy(traffic, root / "bin/traffic")
+        libs = set()
+        for tool in TOOLS:
+            src = bindir / tool
+            if not src.exists():
+                raise SetupError(f"{src} missing: run make release")
+            shutil.copy(src, root / "bin" / tool)
+            libs.update(libraries(src))
+        for lib in libs:
+            dest = root / lib.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(os.path.realpath(lib), dest)
+        names = run("find . -mindepth 1 | sort", shell=True, cwd=root, capture_output=True).stdout
+        with open(out, "wb") as f:
+            run(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"], cwd=root, input=names, stdout=f)
+    return out
+
+
+def boot(kver, vmlinuz, initramfs, logdir, args):
+    """Boots one kernel, returns (rows, error, seconds); rows are (tool, hook_buffer, result)."""
+    log = logdir / f"{kver}.log"
+    cmd = [
+        "timeout", "-k", "10", str(args.timeout),
+        "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", str(args.smp),
+        "-nographic", "-no-reboot", "-kernel", str(vmlinuz), "-initrd", str(initramfs),
+        "-append", f"console=ttyS0 panic=-1 quiet loglevel=1 "
+                   f"matrix.conns={args.conns} matrix.rounds={args.rounds}",
+    ]
+    t0 = time.monotonic()
+    with open(log, "wb") as f:
+        rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT).returncode
+    seconds = time.monotonic() - t0
+    text = log.read_text(errors="replace").replace("\r", "")
+    rows = [tuple(line.split("|", 3)[1:]) for line in text.splitlines()
+            if line.startswith("MATRIX|") and line.count("|") >= 3]
+    running = re.search(r"MATRIX-KERNEL (\S+)", text)
+    error = None
+    if rc == 124 or rc == 137:
+        error = f"boot timed out after {args.timeout} s (log: {log})"
+    elif "MATRIX-END" not in text:
+        error = f"VM ended (qemu exit {rc}) before the tests finished (log: {log})"
+    elif not running or running.group(1) != kver:
+        error = f"VM ran kernel {running and running.group(1)}, not {kver}"
+    return rows, error, seconds
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--bindir", type=Path, default=Path("target/static/release"))
+    ap.add_argument("--traffic", type=Path, default=Path("target/kernels/traffic"))
+    ap.add_argument("--work", type=Path, default=Path("target/kernels"))
+    ap.add_argument("--series", default=" ".join([*SERIES, "running"]),
+                    help="kernel series to boot, e.g. '5.10 6.12'; 'running' is the running "
+                         "kernel's series (from trixie-backports unless listed above)")
+    ap.add_argument("--jobs", type=int, default=1, help="VMs booted at the same time")
+    ap.add_argument("--smp", type=int, default=2,
+                    help="vCPUs per VM (2: per-CPU perf buffers see events from both)")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds one boot may take")
+    ap.add_argument("--conns", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+
+    t0 = time.monotonic()
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    logdir = work / "logs"
+    logdir.mkdir(exist_ok=True)
+    try:
+        series = list(dict.fromkeys(running_series() if s == "running" else s
+                                    for s in args.series.split()))
+        kernels = fetch_kernels(work, series)
+        initramfs = build_initramfs(work, args.bindir, args.traffic)
+    except (SetupError, subprocess.CalledProcessError) as e:
+        print(f"test-kernels: setup failed: {e}", file=sys.stderr)
+        return 1
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(lambda k: (k[0], *boot(k[0], k[1], initramfs, logdir, args)), kernels))
+
+    failed = 0
+    width = max(len(k) for k, *_ in results)
+    for kver, rows, error, seconds in results:
+        for tool, hook, result in rows:
+            print(f"{kver:<{width}}  {tool:<17}  {hook:<14}  {result}")
+            failed += not result.startswith("ok")
+        counts = {}
+        for tool, hook, _ in rows:
+            counts[tool] = counts.get(tool, 0) + 1
+        if not error and counts != EXPECTED_CHECKS:
+            error = f"checks missing: got {counts}, want {EXPECTED_CHECKS}"
+        if error:
+            print(f"{kver:<{width}}  FAIL: {error}")
+            failed += 1
+            # The end of the console log says why (a panic, a dead init, a hung tool).
+            tail = (logdir / f"{kver}.log").read_text(errors="replace").replace("\r", "").splitlines()[-40:]
+            print("\n".join(f"    console: {line}" for line in tail))
+        print(f"{kver:<{width}}  boot and checks took {seconds:.0f} s")
+    print(f"test-kernels: {len(results)} kernels, {failed} failures, {time.monotonic() - t0:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
