@@ -5,6 +5,7 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{anyhow, Context, Result};
@@ -39,6 +40,9 @@ impl fmt::Display for Hook {
         })
     }
 }
+
+/// The kernel's own BTF, which every program's CO-RE relocations need.
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Set to anything but `0` or empty, skips `tp_btf` (to test the `raw_tp` programs).
 pub const FORCE_RAW_TP_ENV: &str = "TCPTOOLS_RAW_TP";
@@ -91,6 +95,10 @@ where
             report_hook(&format!("tp_btf refused ({btf_err:#}); attached with raw_tp"));
             Ok(attached)
         }
+        // Without the kernel's BTF every CO-RE relocation fails, with a bare ESRCH.
+        Err(_) if !Path::new(VMLINUX_BTF).exists() => Err(anyhow!(
+            "this kernel has no BTF ({VMLINUX_BTF} is missing; it needs CONFIG_DEBUG_INFO_BTF=y)"
+        )),
         Err(raw_err) => Err(anyhow!(
             "failed to load and attach BPF programs: with tp_btf: {btf_err:#}; with raw_tp: {raw_err:#} (run with -v for libbpf's log)"
         )),
