@@ -9,6 +9,12 @@
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 
+/* The kernel's TCP states (include/net/tcp_states.h) the programs act on. */
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_CLOSE 7
+#define TCP_LISTEN 10
+
 /* dst = expr, where expr is a kernel field reached through a pointer. */
 #define SK_READ(direct, dst, expr)                                           \
 	do {                                                                 \

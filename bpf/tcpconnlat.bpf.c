@@ -9,10 +9,8 @@
 #include "tcpconnlat.h"
 #include "stream.bpf.h"
 #include "sock.bpf.h"
+#include "container.bpf.h"
 
-#define TCP_ESTABLISHED 1
-#define TCP_SYN_SENT 2
-#define TCP_CLOSE 7
 #define ECONNREFUSED 111
 #define MAX_CONNECTS 4096
 
@@ -22,19 +20,49 @@ const volatile struct tcpconnlat_settings settings = {};
 struct connect_latency connect_latency_layout = {};
 struct connect_start connect_start_layout = {};
 
-/* Connects in flight. Every way out of SYN_SENT passes through the tracepoint and deletes
- * the entry, so none outlives its socket. */
+/* Connects in flight, tp_btf programs from Linux 5.11 (settings.sk_storage): the start
+ * lives with the socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct connect_start);
+} connect_starts SEC(".maps");
+
+/* Connects in flight, programs without socket storage: a fixed table by socket; a full
+ * table is counted (table_full). Every way out of SYN_SENT passes through the tracepoint
+ * and deletes the entry, so none outlives its socket. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_CONNECTS);
 	__type(key, __u64);
 	__type(value, struct connect_start);
-} connlat_start SEC(".maps");
+} connect_table SEC(".maps");
 
-/* CLOSE -> SYN_SENT happens inside connect(), so the current task is the one connecting. */
-static __always_inline void start_connect(const struct sock *sk)
+static __always_inline struct connect_start *find_start(const struct sock *sk, const int direct)
 {
-	struct connect_start start = {};
+	__u64 skaddr = (__u64)sk;
+
+	if (direct && settings.sk_storage)
+		return bpf_sk_storage_get(&connect_starts, (struct sock *)sk, NULL, 0);
+	return bpf_map_lookup_elem(&connect_table, &skaddr);
+}
+
+static __always_inline void forget_start(const struct sock *sk, const int direct)
+{
+	__u64 skaddr = (__u64)sk;
+
+	if (direct && settings.sk_storage)
+		bpf_sk_storage_delete(&connect_starts, (struct sock *)sk);
+	else
+		bpf_map_delete_elem(&connect_table, &skaddr);
+}
+
+/* CLOSE -> SYN_SENT happens inside connect(), so the current task is the one connecting.
+ * A socket connected again after a failed attempt overwrites its old start. */
+static __always_inline void start_connect(const struct sock *sk, const int direct)
+{
+	struct connect_start start = {}, *kept;
 	__u64 skaddr = (__u64)sk;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 
@@ -43,8 +71,15 @@ static __always_inline void start_connect(const struct sock *sk)
 	start.ts_ns = bpf_ktime_get_ns();
 	start.pid = pid;
 	bpf_get_current_comm(&start.comm, sizeof(start.comm));
-	/* A socket connected again after a failed attempt overwrites its old entry. */
-	bpf_map_update_elem(&connlat_start, &skaddr, &start, BPF_ANY);
+	if (!(direct && settings.sk_storage)) {
+		if (bpf_map_update_elem(&connect_table, &skaddr, &start, BPF_ANY))
+			count_table_full();
+		return;
+	}
+	kept = bpf_sk_storage_get(&connect_starts, (struct sock *)sk, NULL,
+				  BPF_SK_STORAGE_GET_F_CREATE);
+	if (kept)
+		*kept = start;
 }
 
 static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u16 family,
@@ -52,20 +87,20 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 {
 	struct connect_latency ev = {};
 	struct connect_start *start;
-	__u64 skaddr = (__u64)sk, now;
+	__u64 now;
 	__s64 delta;
 	__u16 lport, rport;
 
-	start = bpf_map_lookup_elem(&connlat_start, &skaddr);
+	start = find_start(sk, direct);
 	if (!start)
 		return;
 	now = bpf_ktime_get_ns();
 	delta = (__s64)(now - start->ts_ns);
 	if (delta < 0)
-		goto cleanup;
+		goto forget;
 	ev.delta_us = delta / 1000;
 	if (settings.min_us && ev.delta_us < settings.min_us)
-		goto cleanup;
+		goto forget;
 
 	ev.ts_us = now / 1000;
 	ev.pid = start->pid;
@@ -76,15 +111,18 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	ev.lport = lport;
 	ev.rport = bpf_ntohs(rport);
 	SK_READ_ADDRS(direct, sk, family, ev.laddr, ev.raddr);
+	/* Filtered when the connect started; read now for the record. */
+	sk_in_container(sk, &settings.container, &ev.cgroup_id, &ev.netns);
 	emit_event(ctx, &ev, sizeof(ev), now);
-cleanup:
-	bpf_map_delete_elem(&connlat_start, &skaddr);
+forget:
+	forget_start(sk, direct);
 }
 
 static __always_inline int on_state_change(void *ctx, const struct sock *sk, int oldstate,
 					   int newstate, const int direct)
 {
-	__u64 skaddr = (__u64)sk;
+	__u64 cgroup_id;
+	__u32 netns;
 	__u16 family;
 	int err;
 
@@ -97,8 +135,10 @@ static __always_inline int on_state_change(void *ctx, const struct sock *sk, int
 		SK_READ(direct, family, sk->__sk_common.skc_family);
 		if (settings.family && family != settings.family)
 			return 0;
+		if (!sk_in_container(sk, &settings.container, &cgroup_id, &netns))
+			return 0;
 		if (oldstate == TCP_CLOSE)
-			start_connect(sk);
+			start_connect(sk, direct);
 		return 0;
 	}
 
@@ -118,7 +158,7 @@ static __always_inline int on_state_change(void *ctx, const struct sock *sk, int
 			return 0;
 		}
 	}
-	bpf_map_delete_elem(&connlat_start, &skaddr);
+	forget_start(sk, direct);
 	return 0;
 }
 

@@ -3,14 +3,18 @@
 #ifndef TCPTOOLS_TCPCONNLAT_H
 #define TCPTOOLS_TCPCONNLAT_H
 
+#include "container.h"
+
 #define TASK_COMM_LEN 16
 
 /* Set by user space before load; 0 everywhere traces every connect. */
 struct tcpconnlat_settings {
+	struct container_settings container;
 	__u64 min_us;   /* connects faster than this are not sent */
 	__u32 pid;      /* only connects by this process (tgid) */
 	__u16 family;   /* AF_INET or AF_INET6; 0: both */
-	__u8 pad[2];
+	__u8 sk_storage; /* 1: tp_btf programs keep connect starts in socket storage */
+	__u8 pad[1];
 };
 
 /* Who started a connect and when: the start map's value, keyed by the socket. */
@@ -27,12 +31,14 @@ struct connect_latency {
 	__u8 raddr[16];
 	__u64 delta_us;  /* SYN_SENT until the answer */
 	__u64 ts_us;     /* ktime of the answer */
+	__u64 cgroup_id; /* with settings.container.record */
+	__u32 netns;
 	__u32 pid;
 	__u16 family;
 	__u16 lport;     /* host order */
 	__u16 rport;     /* host order */
 	__u8 comm[TASK_COMM_LEN];
-	__u8 pad[6];
+	__u8 pad[2];
 };
 
 #endif

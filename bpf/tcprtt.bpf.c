@@ -9,6 +9,7 @@
 #include <bpf/bpf_endian.h>
 #include "tcprtt.h"
 #include "sock.bpf.h"
+#include "container.bpf.h"
 
 /* Keys per interval (bcc's capacity); twice that, since two generations coexist for a
  * moment at every interval boundary. */
@@ -84,7 +85,7 @@ static __always_inline int record_rtt(const struct sock *sk, const int direct)
 	struct hist_key key = {};
 	__u8 laddr[16] = {}, raddr[16] = {};
 	__u16 family, lport, rport;
-	__u32 srtt, slot;
+	__u32 srtt, slot, netns = 0;
 	struct hist *hist;
 
 	SK_READ(direct, family, sk->__sk_common.skc_family);
@@ -111,13 +112,17 @@ static __always_inline int record_rtt(const struct sock *sk, const int direct)
 		SK_READ_ADDRS(direct, sk, family, laddr, raddr);
 	if (!addrs_match(family, laddr, raddr))
 		return 0;
+	if (!sk_in_container(sk, &settings.container, &key.cgroup_id, &netns))
+		return 0;
+	if (settings.key != KEY_CGROUP)
+		key.cgroup_id = 0;
 
 	key.generation = *(volatile __u32 *)&generation;
 	if (settings.key == KEY_LADDR)
 		__builtin_memcpy(key.addr, laddr, sizeof(key.addr));
 	else if (settings.key == KEY_RADDR)
 		__builtin_memcpy(key.addr, raddr, sizeof(key.addr));
-	if (settings.key != KEY_ALL)
+	if (settings.key != KEY_ALL && settings.key != KEY_CGROUP)
 		key.family = family;
 
 	/* srtt_us holds the smoothed RTT in 1/8 us (tcp_rtt_estimator keeps it << 3). It lies

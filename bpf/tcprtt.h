@@ -3,6 +3,8 @@
 #ifndef TCPTOOLS_TCPRTT_H
 #define TCPTOOLS_TCPRTT_H
 
+#include "container.h"
+
 #define PORT_SET_WORDS 1024
 /* log2 slots; the last one also holds every RTT of 2^26 units or more, as bcc's. */
 #define MAX_SLOTS 27
@@ -13,12 +15,14 @@ enum hist_key_kind {
 	KEY_LADDR = 1,  /* -b: one per local address */
 	KEY_RADDR = 2,  /* -B: one per remote address */
 	KEY_FAMILY = 3, /* tcptools-exporter: one per family */
+	KEY_CGROUP = 4, /* --bycgroup: one per cgroup v2 */
 };
 
 /* Set by user space before load; 0 everywhere counts every socket into one histogram. */
 struct tcprtt_settings {
 	__u64 lports[PORT_SET_WORDS]; /* bit p set: local port p counted (with filter_lports) */
 	__u64 rports[PORT_SET_WORDS];
+	struct container_settings container;
 	__u32 laddr_v4;         /* network order; 0: no filter */
 	__u32 raddr_v4;
 	__u8 laddr_v6[16];      /* with filter_laddr_v6 */
@@ -39,6 +43,7 @@ struct hist_key {
 	__u16 family;     /* 0 when not keyed by address (one histogram for all) */
 	__u8 addr[16];    /* IPv4 in the first 4 bytes, network order; zero when family is 0 */
 	__u8 pad[2];
+	__u64 cgroup_id;  /* KEY_CGROUP: the sockets' cgroup v2 id; else 0 */
 };
 
 struct hist {

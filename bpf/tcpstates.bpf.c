@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* tcpstates, kernel side: every TCP state change from sock:inet_sock_set_state, with the
- * time spent in the state it leaves. */
+ * time spent in the state it leaves and the socket's owner and container. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -9,8 +9,8 @@
 #include "tcpstates.h"
 #include "stream.bpf.h"
 #include "sock.bpf.h"
+#include "container.bpf.h"
 
-#define TCP_CLOSE 7
 #define MAX_SOCKETS 10240
 
 const volatile struct tcpstates_settings settings = {};
@@ -18,7 +18,18 @@ const volatile struct tcpstates_settings settings = {};
 /* Never written: it puts struct state_change into the skeleton's generated types. */
 struct state_change state_change_layout = {};
 
-/* When each socket entered its current state (ktime ns), for the MS column. */
+/* tp_btf programs from Linux 5.11 (settings.sk_storage): the socket's state start and
+ * owner live with the socket, as many as there are sockets. BPF_F_CLONE: an accepted
+ * socket starts with its listener's copy. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct socket_state);
+} socket_states SEC(".maps");
+
+/* Programs that cannot use socket storage (raw_tp, and tp_btf before 5.11): state starts
+ * (ktime ns) by socket, in a fixed table; a full table is counted (table_full). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_SOCKETS);
@@ -26,12 +37,62 @@ struct {
 	__type(value, __u64);
 } timestamps SEC(".maps");
 
+static __always_inline void set_owner(struct sock_owner *owner)
+{
+	owner->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(&owner->comm, sizeof(owner->comm));
+	owner->known = 1;
+}
+
+/* Socket storage: fills ev's start and owner from the socket's storage and moves it on. */
+static __always_inline void track_in_storage(struct state_change *ev, const struct sock *sk,
+					     __u64 ts)
+{
+	struct socket_state *st;
+
+	st = bpf_sk_storage_get(&socket_states, (struct sock *)sk, NULL,
+				BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return;
+	if (st->skaddr == ev->skaddr && st->ts_ns) {
+		ev->delta_us = (ts - st->ts_ns) / 1000;
+		ev->delta_known = 1;
+	}
+	/* The connect() or listen() caller: inside the syscall, the task on the CPU. */
+	if (ev->oldstate == TCP_CLOSE &&
+	    (ev->newstate == TCP_SYN_SENT || ev->newstate == TCP_LISTEN))
+		set_owner(&st->owner);
+	ev->owner = st->owner;
+	st->skaddr = ev->skaddr;
+	/* As the table's entry is deleted: a socket connected again after CLOSE starts anew. */
+	st->ts_ns = ev->newstate == TCP_CLOSE ? 0 : ts;
+}
+
+/* The fixed table: the start only. An entry is inserted once, rewritten in place
+ * and deleted at CLOSE: an update of an existing key would allocate a new element. */
+static __always_inline void track_in_table(struct state_change *ev, __u64 ts)
+{
+	__u64 skaddr = ev->skaddr, *tsp;
+
+	tsp = bpf_map_lookup_elem(&timestamps, &skaddr);
+	if (tsp) {
+		ev->delta_us = (ts - *tsp) / 1000;
+		ev->delta_known = 1;
+	}
+	if (ev->newstate == TCP_CLOSE)
+		bpf_map_delete_elem(&timestamps, &skaddr);
+	else if (tsp)
+		*tsp = ts;
+	else if (bpf_map_update_elem(&timestamps, &skaddr, &ts, BPF_ANY))
+		count_table_full();
+}
+
 static __always_inline int record_change(void *ctx, const struct sock *sk, int oldstate,
 					 int newstate, const int direct)
 {
 	struct state_change ev = {};
 	__u16 family, lport, rport;
-	__u64 skaddr = (__u64)sk, ts, *tsp;
+	__u64 ts;
 
 	if (!sk_is_tcp(sk, direct))
 		return 0;
@@ -45,32 +106,26 @@ static __always_inline int record_change(void *ctx, const struct sock *sk, int o
 		return 0;
 	if (settings.filter_rports && !port_in(settings.rports, rport))
 		return 0;
+	if (!sk_in_container(sk, &settings.container, &ev.cgroup_id, &ev.netns))
+		return 0;
 
 	ts = bpf_ktime_get_ns();
-	tsp = bpf_map_lookup_elem(&timestamps, &skaddr);
-	ev.delta_us = tsp ? (ts - *tsp) / 1000 : 0;
-	/* The tools print 0 for an unseen start; tcptools-exporter must tell it from 0 us. */
-	ev.delta_known = tsp != NULL;
-	ev.skaddr = skaddr;
+	ev.skaddr = (__u64)sk;
 	ev.ts_us = ts / 1000;
-	ev.pid = bpf_get_current_pid_tgid() >> 32;
 	ev.oldstate = oldstate;
 	ev.newstate = newstate;
+	/* `direct` is a constant: raw_tp programs never see the storage helpers. */
+	if (direct && settings.sk_storage)
+		track_in_storage(&ev, sk, ts);
+	else
+		track_in_table(&ev, ts);
+	ev.pid = bpf_get_current_pid_tgid() >> 32;
 	ev.family = family;
 	ev.lport = lport;
 	ev.rport = rport;
 	bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
 	SK_READ_ADDRS(direct, sk, family, ev.laddr, ev.raddr);
 	emit_event(ctx, &ev, sizeof(ev), ts);
-
-	/* A socket's entry is inserted once, rewritten in place and deleted at CLOSE: an
-	 * update of an existing key would allocate a new element and free the old one. */
-	if (newstate == TCP_CLOSE)
-		bpf_map_delete_elem(&timestamps, &skaddr);
-	else if (tsp)
-		*tsp = ts;
-	else
-		bpf_map_update_elem(&timestamps, &skaddr, &ts, BPF_ANY);
 	return 0;
 }
 

@@ -2,6 +2,8 @@
 #ifndef TCPTOOLS_TCPSTATES_H
 #define TCPTOOLS_TCPSTATES_H
 
+#include "container.h"
+
 #define TASK_COMM_LEN 16
 #define PORT_SET_WORDS 1024
 
@@ -9,10 +11,19 @@
 struct tcpstates_settings {
 	__u64 lports[PORT_SET_WORDS]; /* bit p set: local port p traced (with filter_lports) */
 	__u64 rports[PORT_SET_WORDS];
+	struct container_settings container;
 	__u16 family;                 /* AF_INET or AF_INET6; 0: both */
 	__u8 filter_lports;
 	__u8 filter_rports;
-	__u8 pad[4];
+	__u8 sk_storage;              /* 1: tp_btf programs keep state in socket storage */
+	__u8 pad[3];
+};
+
+/* What tcpstates keeps in each socket's storage (tp_btf programs, Linux 5.11+). */
+struct socket_state {
+	__u64 ts_ns;      /* when the socket entered its current state; 0: not seen */
+	__u64 skaddr;     /* the socket that set ts_ns: a clone starts with its listener's */
+	struct sock_owner owner;
 };
 
 struct state_change {
@@ -21,15 +32,18 @@ struct state_change {
 	__u64 skaddr;
 	__u64 ts_us;
 	__u64 delta_us;
+	__u64 cgroup_id; /* with settings.container.record */
+	__u32 netns;
 	__u32 pid;
 	__s32 oldstate;
 	__s32 newstate;
+	struct sock_owner owner;
 	__u16 family;
 	__u16 lport;     /* host order */
 	__u16 rport;     /* host order */
 	__u8 comm[TASK_COMM_LEN];
 	__u8 delta_known; /* 1: delta_us counts from a state start this program saw */
-	__u8 pad;
+	__u8 pad[3];
 };
 
 #endif

@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{OpenObject, PrintLevel};
 
@@ -51,6 +51,9 @@ pub const FORCE_RAW_TP_ENV: &str = "TCPTOOLS_RAW_TP";
 pub struct Attached<S> {
     pub skel: S,
     pub hook: Hook,
+    /// Whether the programs keep per-socket state in socket storage (so, for tcpstates,
+    /// know sockets' owners).
+    pub sk_storage: bool,
     /// The attached programs (duplicated descriptors), for their run statistics.
     programs: Vec<OwnedFd>,
 }
@@ -69,50 +72,111 @@ impl<S> Attached<S> {
     }
 }
 
-/// Opens the skeleton `builder` makes, lets `configure` set its read-only data and maps,
-/// then loads and attaches the `tp_btf` programs, or the `raw_tp` ones where the kernel
-/// refuses those. With `-v` it says which attached and why `tp_btf` did not; if neither
-/// loads, the error names both reasons.
-pub fn load<B, F>(builder: impl Fn() -> B, configure: F) -> Result<Attached<SkelOf<B>>>
+/// One way to load a tool's programs: the hook, and whether the programs keep per-socket
+/// state in socket storage (tp_btf programs from Linux 5.11) or in a fixed table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    pub hook: Hook,
+    pub sk_storage: bool,
+}
+
+impl fmt::Display for Setup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.hook)?;
+        if self.sk_storage {
+            f.write_str(" and socket storage")?;
+        }
+        Ok(())
+    }
+}
+
+/// Set to anything but `0` or empty, keeps per-socket state in the fixed table even where
+/// socket storage works (to test and measure what Linux 5.10 runs).
+pub const FORCE_TABLE_ENV: &str = "TCPTOOLS_NO_SK_STORAGE";
+
+fn env_set(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The setups to try, best first: socket storage only for a tool that uses it, tp_btf
+/// unless forced away.
+fn setups(uses_sk_storage: bool) -> Vec<Setup> {
+    let mut setups = Vec::new();
+    if !env_set(FORCE_RAW_TP_ENV) {
+        if uses_sk_storage && !env_set(FORCE_TABLE_ENV) {
+            setups.push(Setup {
+                hook: Hook::TpBtf,
+                sk_storage: true,
+            });
+        }
+        setups.push(Setup {
+            hook: Hook::TpBtf,
+            sk_storage: false,
+        });
+    }
+    setups.push(Setup {
+        hook: Hook::RawTp,
+        sk_storage: false,
+    });
+    setups
+}
+
+/// Opens the skeleton `builder` makes, lets `configure` set its read-only data and maps
+/// for the setup, then loads and attaches: `tp_btf` programs (with socket storage where
+/// the tool uses it and the kernel allows it), else `raw_tp` programs. With `-v` it says
+/// which attached and why better setups did not; if none loads, the error names every
+/// reason.
+pub fn load<B, F>(
+    builder: impl Fn() -> B,
+    uses_sk_storage: bool,
+    configure: F,
+) -> Result<Attached<SkelOf<B>>>
 where
     B: SkelBuilder<'static>,
-    F: Fn(&mut B::Output) -> Result<()>,
+    F: Fn(&mut B::Output, Setup) -> Result<()>,
 {
-    let force_raw = std::env::var(FORCE_RAW_TP_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
-    let btf_err = if force_raw {
-        anyhow!("skipped ({FORCE_RAW_TP_ENV} is set)")
-    } else {
-        match load_with(Hook::TpBtf, builder(), &configure) {
+    let mut refused = Vec::new();
+    if env_set(FORCE_RAW_TP_ENV) {
+        refused.push(format!("tp_btf skipped ({FORCE_RAW_TP_ENV} is set)"));
+    } else if uses_sk_storage && env_set(FORCE_TABLE_ENV) {
+        refused.push(format!("socket storage skipped ({FORCE_TABLE_ENV} is set)"));
+    }
+    for setup in setups(uses_sk_storage) {
+        match load_with(setup, builder(), &configure) {
             Ok(attached) => {
-                report_hook("attached with tp_btf");
+                let without = if setup.hook == Hook::TpBtf && uses_sk_storage && !setup.sk_storage {
+                    " without socket storage"
+                } else {
+                    ""
+                };
+                refused.push(format!("attached with {}{without}", setup.hook));
+                report_hook(&refused.join("; "));
                 return Ok(attached);
             }
-            Err(err) => err,
+            Err(err) => refused.push(format!("{setup} refused ({err:#})")),
         }
-    };
-    match load_with(Hook::RawTp, builder(), &configure) {
-        Ok(attached) => {
-            report_hook(&format!("tp_btf refused ({btf_err:#}); attached with raw_tp"));
-            Ok(attached)
-        }
-        // Without the kernel's BTF every CO-RE relocation fails, with a bare ESRCH.
-        Err(_) if !Path::new(VMLINUX_BTF).exists() => Err(anyhow!(
-            "this kernel has no BTF ({VMLINUX_BTF} is missing; it needs CONFIG_DEBUG_INFO_BTF=y)"
-        )),
-        Err(raw_err) => Err(anyhow!(
-            "failed to load and attach BPF programs: with tp_btf: {btf_err:#}; with raw_tp: {raw_err:#} (run with -v for libbpf's log)"
-        )),
     }
+    // Without the kernel's BTF every CO-RE relocation fails, with a bare ESRCH.
+    if !Path::new(VMLINUX_BTF).exists() {
+        bail!(
+            "this kernel has no BTF ({VMLINUX_BTF} is missing; it needs CONFIG_DEBUG_INFO_BTF=y)"
+        );
+    }
+    bail!(
+        "failed to load and attach BPF programs: {} (run with -v for libbpf's log)",
+        refused.join("; ")
+    )
 }
 
 /// The loaded skeleton type of a skeleton builder.
 pub type SkelOf<B> = <<B as SkelBuilder<'static>>::Output as OpenSkel<'static>>::Output;
 
 fn load_with<B: SkelBuilder<'static>>(
-    hook: Hook,
+    setup: Setup,
     builder: B,
-    configure: &impl Fn(&mut B::Output) -> Result<()>,
+    configure: &impl Fn(&mut B::Output, Setup) -> Result<()>,
 ) -> Result<Attached<SkelOf<B>>> {
+    let hook = setup.hook;
     // A skeleton borrows the storage of its object for as long as it lives, and the tools
     // keep theirs until they exit: one small allocation per attempt, never freed.
     let object: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
@@ -124,7 +188,7 @@ fn load_with<B: SkelBuilder<'static>>(
             .starts_with(hook.section_prefix());
         prog.set_autoload(ours);
     }
-    configure(&mut open)?;
+    configure(&mut open, setup)?;
     let mut skel = open.load().context("failed to load BPF object")?;
     skel.attach().context("failed to attach BPF programs")?;
     let programs = skel
@@ -137,8 +201,19 @@ fn load_with<B: SkelBuilder<'static>>(
     Ok(Attached {
         skel,
         hook,
+        sk_storage: setup.sk_storage,
         programs,
     })
+}
+
+/// Shrinks a map the loaded hook does not use to one entry (`unused`), so that, say, the
+/// raw_tp programs' fixed socket table costs no memory while the tp_btf programs run.
+pub fn unused_map(map: &mut libbpf_rs::OpenMapMut, unused: bool) -> Result<()> {
+    if unused {
+        map.set_max_entries(1)
+            .context("failed to size an unused map")?;
+    }
+    Ok(())
 }
 
 /// The skeleton's read-only data (`const volatile` globals), to set before load.

@@ -172,7 +172,8 @@ fn requirements(tool: &Tool) -> Roff {
     if tool.man.event_stream {
         items.push(vec![roman(
             "Events reach user space through a BPF ring buffer on Linux 5.8 or later, else \
-             through a perf buffer.",
+             through a perf buffer. Per-socket state lives in socket storage on Linux 5.11 \
+             or later (tp_btf), else in a fixed table of sockets.",
         )]);
     }
     items.push(vec![roman(
@@ -199,6 +200,12 @@ fn environment(tool: &Tool) -> Roff {
         roff.text([bold(format!("{}=1", crate::stream::FORCE_PERF_ENV))]);
         roff.text([roman(
             "Use a perf buffer even where the kernel has a ring buffer.",
+        )]);
+        roff.control("TP", []);
+        roff.text([bold(format!("{}=1", crate::attach::FORCE_TABLE_ENV))]);
+        roff.text([roman(
+            "Keep per-socket state in a fixed table even where socket storage works (as on \
+             Linux 5.10).",
         )]);
     }
     roff

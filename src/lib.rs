@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod cli;
 pub mod comm;
+pub mod container;
 pub mod docs;
 pub mod exporter;
 pub mod hist;

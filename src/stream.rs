@@ -76,18 +76,20 @@ enum Buffer<'a> {
     Perf(PerfBuffer<'a>),
 }
 
-/// Where a tool's events come from: its `events` and `ringbuf_drops` maps
+/// Where a tool's events come from: its `events`, `ringbuf_drops` and `table_full` maps
 /// (bpf/stream.bpf.h), the kind of buffer `events` was shaped as, and the attached programs
 /// whose skipped runs (`recursion_misses`) are reported.
 pub struct EventSource<'a> {
     pub transport: Transport,
     pub events: &'a MapMut<'a>,
     pub ringbuf_drops: &'a MapMut<'a>,
+    pub table_full: &'a MapMut<'a>,
     pub programs: Vec<BorrowedFd<'a>>,
 }
 
 /// The [`EventSource`] of an attached tool (`crate::attach::Attached`) whose BPF side
-/// includes bpf/stream.bpf.h, and so has the maps `events` and `ringbuf_drops`.
+/// includes bpf/stream.bpf.h, and so has the maps `events`, `ringbuf_drops` and
+/// `table_full`.
 #[macro_export]
 macro_rules! event_source {
     ($transport:expr, $attached:expr) => {
@@ -95,6 +97,7 @@ macro_rules! event_source {
             transport: $transport,
             events: &$attached.skel.maps.events,
             ringbuf_drops: &$attached.skel.maps.ringbuf_drops,
+            table_full: &$attached.skel.maps.table_full,
             programs: $attached.programs(),
         }
     };
@@ -137,7 +140,7 @@ impl<'a> EventStream<'a> {
         };
         Ok(EventStream {
             buffer,
-            losses: Losses::new(source.ringbuf_drops, source.programs),
+            losses: Losses::new(&source),
             perf_lost,
         })
     }
@@ -228,21 +231,26 @@ pub fn print_events<'a, R>(
     }
 }
 
-/// Counts of events that never reached user space, reported on stderr as they grow.
+/// Counts of events that never reached user space, and of sockets the raw_tp programs
+/// could not track, reported on stderr as they grow.
 pub struct Losses<'a> {
     ringbuf_drops: &'a MapMut<'a>,
+    table_full: &'a MapMut<'a>,
     programs: Vec<BorrowedFd<'a>>,
     reported_drops: Cell<u64>,
+    reported_untracked: Cell<u64>,
     skips: Skips,
     last_check: Cell<Instant>,
 }
 
 impl<'a> Losses<'a> {
-    fn new(ringbuf_drops: &'a MapMut<'a>, programs: Vec<BorrowedFd<'a>>) -> Self {
+    fn new(source: &EventSource<'a>) -> Self {
         Losses {
-            ringbuf_drops,
-            programs,
+            ringbuf_drops: source.ringbuf_drops,
+            table_full: source.table_full,
+            programs: source.programs.clone(),
             reported_drops: Cell::new(0),
+            reported_untracked: Cell::new(0),
             skips: Skips::default(),
             last_check: Cell::new(Instant::now()),
         }
@@ -262,23 +270,35 @@ impl<'a> Losses<'a> {
             eprintln!("lost {} events", drops - self.reported_drops.get());
             self.reported_drops.set(drops);
         }
+        let untracked = per_cpu_sum(self.table_full);
+        if untracked > self.reported_untracked.get() {
+            let new = untracked - self.reported_untracked.get();
+            eprintln!(
+                "socket table full: {new} sockets not tracked (their next change has no start)"
+            );
+            self.reported_untracked.set(untracked);
+        }
         self.skips.report(&self.programs);
     }
 
     /// Records the ring buffer had no room for, summed over CPUs.
     pub fn ringbuf_drops(&self) -> u64 {
-        let per_cpu = self
-            .ringbuf_drops
-            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        per_cpu
-            .iter()
-            .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
-            .map(u64::from_ne_bytes)
-            .sum()
+        per_cpu_sum(self.ringbuf_drops)
     }
+}
+
+/// The sum over CPUs of a one-entry per-CPU array of u64 counters.
+fn per_cpu_sum(map: &MapMut) -> u64 {
+    let per_cpu = map
+        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    per_cpu
+        .iter()
+        .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+        .map(u64::from_ne_bytes)
+        .sum()
 }
 
 /// Runs of a tool's programs the kernel skipped because a BPF program was already running

@@ -61,6 +61,19 @@ pub fn seconds_since(first_us: u64, now_us: u64) -> f64 {
     (now_us as i128 - first_us as i128) as f64 / 1_000_000.0
 }
 
+/// `-t`'s clock: seconds since the first event printed, from the events' kernel times.
+#[derive(Default)]
+pub struct SinceFirst {
+    first_us: Option<u64>,
+}
+
+impl SinceFirst {
+    /// Seconds from the first event seen to the one at `ts_us` (the first one: 0).
+    pub fn seconds(&mut self, ts_us: u64) -> f64 {
+        seconds_since(*self.first_us.get_or_insert(ts_us), ts_us)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,7 +109,7 @@ c_total{a=\"line\\nbreak\",b=\"\"} 18446744073709551615
 }
 
 fn change(family: u16, old: i32, new: i32, delta_us: u64, delta_known: bool) -> StateChange {
-    let mut c = StateChange::decode(&[0u8; 128]).expect("zeroed record decodes");
+    let mut c = StateChange::decode(&[0u8; 256]).expect("zeroed record decodes");
     c.endpoints.family = family;
     c.oldstate = old;
     c.newstate = new;
@@ -159,7 +159,7 @@ fn state_changes_count_every_event_and_time_only_seen_starts() {
 #[test]
 fn connects_and_rtt_totals() {
     let mut m = Metrics::new();
-    let mut c = ConnectLatency::decode(&[0u8; 128]).expect("zeroed record decodes");
+    let mut c = ConnectLatency::decode(&[0u8; 256]).expect("zeroed record decodes");
     c.endpoints.family = AF_INET6;
     c.delta_us = 1500;
     m.record_connect(&c);

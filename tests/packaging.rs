@@ -397,8 +397,12 @@ fn completions_offer_every_option() {
         for (long, short) in flags(tool) {
             if let Some(long) = long {
                 assert!(bash.contains(&format!("--{long}")), "{name} bash: --{long}");
+                // An option that excludes others is preceded by their list: `(-b ...)--x[`.
                 assert!(
-                    zsh.contains(&format!("'--{long}[")) || zsh.contains(&format!("'--{long}=[")),
+                    ["'", ")"].iter().any(|before| {
+                        zsh.contains(&format!("{before}--{long}["))
+                            || zsh.contains(&format!("{before}--{long}=["))
+                    }),
                     "{name} zsh: --{long}"
                 );
                 assert!(

@@ -5,6 +5,7 @@ mod common;
 use chrono::{Local, TimeZone};
 use common::{v4, v6};
 use tcptools::comm::Comm;
+use tcptools::container::{CgroupPaths, SocketContainer};
 use tcptools::net::{Endpoints, AF_INET, AF_INET6};
 use tcptools::tcpconnlat::{ConnectLatency, Format, Printer};
 
@@ -24,6 +25,10 @@ fn wget() -> ConnectLatency {
             raddr: v4([23, 23, 100, 231]),
             rport: 80,
         },
+        container: SocketContainer {
+            cgroup_id: 7,
+            netns: 4026531840,
+        },
         delta_us: 1650,
         ts_us: 5_000_000,
     }
@@ -41,6 +46,10 @@ fn python_v6() -> ConnectLatency {
             raddr: v6("1234:ab12:20:9f1d:2299:dde9:0:f5"),
             rport: 7001,
         },
+        container: SocketContainer {
+            cgroup_id: 1,
+            netns: 4026532000,
+        },
         delta_us: 62_200,
         ts_us: 6_235_000,
     }
@@ -57,9 +66,17 @@ fn loopback_v6(ev: ConnectLatency) -> ConnectLatency {
     }
 }
 
+/// The hierarchy the fixtures' cgroup ids resolve in.
+fn cgroups() -> CgroupPaths {
+    CgroupPaths::fixed([
+        (1, "/".to_owned()),
+        (7, "/system.slice/wget.service".to_owned()),
+    ])
+}
+
 fn render(format: Format, events: &[ConnectLatency]) -> String {
     let at = Local.with_ymd_and_hms(2026, 1, 2, 22, 22, 29).unwrap();
-    let mut printer = Printer::new(format);
+    let mut printer = Printer::new(format, cgroups());
     let mut out = Vec::new();
     printer.header(&mut out).unwrap();
     for ev in events {
@@ -266,8 +283,8 @@ fn json_objects() {
     assert_eq!(
         render(format, &[wget(), loopback_v6(python_v6())]),
         format!(
-            "{{\"comm\":\"wget\",\"daddr\":\"23.23.100.231\",\"dport\":80,\"ip\":4,\"lat_ms\":1.65,\"lport\":41234,\"pid\":1201,\"saddr\":\"10.153.223.157\",\"time\":\"{time}\"}}\n\
-             {{\"comm\":\"python2.7\",\"daddr\":\"::1\",\"dport\":7001,\"ip\":6,\"lat_ms\":62.2,\"lport\":5555,\"pid\":20337,\"saddr\":\"::1\",\"time\":\"{time}\"}}\n"
+            "{{\"cgroup\":\"/system.slice/wget.service\",\"comm\":\"wget\",\"daddr\":\"23.23.100.231\",\"dport\":80,\"ip\":4,\"lat_ms\":1.65,\"lport\":41234,\"netns\":4026531840,\"pid\":1201,\"saddr\":\"10.153.223.157\",\"time\":\"{time}\"}}\n\
+             {{\"cgroup\":\"/\",\"comm\":\"python2.7\",\"daddr\":\"::1\",\"dport\":7001,\"ip\":6,\"lat_ms\":62.2,\"lport\":5555,\"netns\":4026532000,\"pid\":20337,\"saddr\":\"::1\",\"time\":\"{time}\"}}\n"
         )
     );
     let with_seconds = Format {
@@ -299,6 +316,8 @@ fn decodes_the_bpf_record() {
         family: AF_INET,
         lport: 40000,
         rport: 42000,
+        cgroup_id: 5,
+        netns: 6,
         ..Default::default()
     };
     raw.comm[..4].copy_from_slice(b"curl");
@@ -306,7 +325,7 @@ fn decodes_the_bpf_record() {
     let bytes = unsafe {
         std::slice::from_raw_parts((&raw as *const _) as *const u8, std::mem::size_of_val(&raw))
     };
-    assert_eq!(bytes.len(), 80);
+    assert_eq!(bytes.len(), 88);
     let ev = ConnectLatency::decode(bytes).unwrap();
     assert_eq!(
         ev,
@@ -320,13 +339,32 @@ fn decodes_the_bpf_record() {
                 raddr: v4([127, 0, 0, 2]),
                 rport: 42000,
             },
+            container: SocketContainer {
+                cgroup_id: 5,
+                netns: 6,
+            },
             delta_us: 42,
             ts_us: 7,
         }
     );
     assert!(ev.has_known_family());
-    assert!(ConnectLatency::decode(&bytes[..79]).is_none());
+    assert!(ConnectLatency::decode(&bytes[..87]).is_none());
     let mut other = ev;
     other.endpoints.family = 1;
     assert!(!other.has_known_family());
+}
+
+#[test]
+fn cgroup_column() {
+    let format = Format {
+        cgroup: true,
+        lport: true,
+        ..Format::default()
+    };
+    assert_eq!(
+        render(format, &[wget(), loopback_v6(python_v6())]),
+        "PID    COMM         IP SADDR            LPORT  DADDR            DPORT LAT(ms) CGROUP\n\
+         1201   wget         4  10.153.223.157   41234  23.23.100.231    80    1.65 /system.slice/wget.service\n\
+         20337  python2.7    6  ::1              5555   ::1              7001  62.20 /\n"
+    );
 }

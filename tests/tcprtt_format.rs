@@ -30,6 +30,8 @@ fn hist(family: u16, addr: &str, set: &[(usize, u32)], sum: u64, count: u64) -> 
     RttHist {
         family,
         addr: bytes,
+        cgroup_id: 0,
+        cgroup: String::new(),
         sum,
         count,
         slots,
@@ -291,7 +293,8 @@ fn json_all_addresses_has_no_addr_nor_avg_without_e() {
 
 #[test]
 fn decodes_map_records() {
-    let mut key = vec![0u8; 24];
+    // struct hist_key: generation, family, addr[16], pad[2], cgroup_id.
+    let mut key = vec![0u8; 32];
     key[..4].copy_from_slice(&7u32.to_ne_bytes());
     key[4..6].copy_from_slice(&AF_INET.to_ne_bytes());
     key[6..10].copy_from_slice(&[127, 0, 0, 1]);

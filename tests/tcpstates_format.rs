@@ -5,7 +5,9 @@ mod common;
 use chrono::{Local, TimeZone};
 use common::{v4, v6};
 use tcptools::comm::Comm;
+use tcptools::container::{CgroupPaths, SocketContainer};
 use tcptools::net::{Endpoints, AF_INET, AF_INET6};
+use tcptools::tcpstates::event::Owner;
 use tcptools::tcpstates::{state_name, Format, Printer, StateChange};
 use tcptools::time::WallClock;
 
@@ -26,10 +28,20 @@ fn change(family: u16, laddr: [u8; 16], lport: u16, raddr: [u8; 16], rport: u16)
         },
         oldstate: 1,
         newstate: 4,
+        container: SocketContainer {
+            cgroup_id: 7,
+            netns: 4026531840,
+        },
+        owner: None,
         delta_us: 50345,
         delta_known: true,
         ts_us: 10_000_000,
     }
+}
+
+/// The hierarchy the fixtures' cgroup ids resolve in.
+fn cgroups() -> CgroupPaths {
+    CgroupPaths::fixed([(1, "/".to_owned()), (7, "/pod/web".to_owned())])
 }
 
 fn loopback_v4() -> StateChange {
@@ -39,7 +51,7 @@ fn loopback_v4() -> StateChange {
 fn render(format: Format, events: &[StateChange]) -> String {
     let at = Local.with_ymd_and_hms(2026, 1, 2, 22, 22, 29).unwrap();
     let mut clock = WallClock::fixed(at);
-    let mut printer = Printer::new(format);
+    let mut printer = Printer::new(format, cgroups());
     let mut out = Vec::new();
     printer.header(&mut out).unwrap();
     for ev in events {
@@ -243,7 +255,64 @@ fn json_has_named_fields_and_numbers() {
             "newstate": "FIN_WAIT1",
             "ms": 50.345,
             "seconds": 0.0,
+            "netns": 4026531840u32,
+            "cgroup": "/pod/web",
         })
+    );
+}
+
+#[test]
+fn json_carries_the_owner_when_known() {
+    let format = Format {
+        json: true,
+        ..Format::default()
+    };
+    let mut owned = loopback_v4();
+    owned.owner = Some(Owner {
+        pid: 4242,
+        comm: Comm::from_kernel(b"nginx\0"),
+    });
+    let text = render(format, &[owned, loopback_v4()]);
+    let values: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(values[0]["owner_pid"], serde_json::json!(4242));
+    assert_eq!(values[0]["owner_comm"], serde_json::json!("nginx"));
+    assert_eq!(values[0]["pid"], serde_json::json!(7673));
+    assert_eq!(values[1].get("owner_pid"), None);
+    assert_eq!(values[1].get("owner_comm"), None);
+}
+
+#[test]
+fn owner_view_and_cgroup_column() {
+    let format = Format {
+        owner: true,
+        cgroup: true,
+        ..Format::default()
+    };
+    let mut owned = loopback_v4();
+    owned.owner = Some(Owner {
+        pid: 4242,
+        comm: Comm::from_kernel(b"nginx\0"),
+    });
+    let mut at_root = loopback_v4();
+    at_root.container.cgroup_id = 1;
+    assert_eq!(
+        render(format, &[owned, at_root.clone()]),
+        "SKADDR           PID     COMM       LADDR           LPORT RADDR           RPORT OLDSTATE    -> NEWSTATE    MS CGROUP\n\
+         ffff8881064b0940 4242    nginx      127.0.0.1       59600 127.0.0.1       8765  ESTABLISHED -> FIN_WAIT1   50.345 /pod/web\n\
+         ffff8881064b0940 -       -          127.0.0.1       59600 127.0.0.1       8765  ESTABLISHED -> FIN_WAIT1   50.345 /\n"
+    );
+    let csv = Format {
+        csv: true,
+        ..format
+    };
+    assert_eq!(
+        render(csv, &[at_root]).lines().nth(1),
+        Some(
+            "ffff8881064b0940,-,-,4,127.0.0.1,59600,127.0.0.1,8765,ESTABLISHED,FIN_WAIT1,50.345,/"
+        )
     );
 }
 

@@ -4,6 +4,7 @@ use anyhow::Result;
 use chrono::Local;
 
 use tcptools::cli;
+use tcptools::container::CgroupPaths;
 use tcptools::event_source;
 use tcptools::stream::{self, Transport};
 use tcptools::tcpconnlat::{bpf, Config, ConnectLatency, Options, Printer};
@@ -15,10 +16,11 @@ fn main() {
 }
 
 fn trace(config: &Config) -> Result<()> {
+    let container = config.container.resolve(config.format.needs_container())?;
     let transport = Transport::choose();
-    let bpf = bpf::load(&config.filter, transport)?;
+    let bpf = bpf::load(&config.filter, &container, transport)?;
 
-    let mut printer = Printer::new(config.format);
+    let mut printer = Printer::new(config.format, CgroupPaths::system());
     let mut header = Vec::new();
     printer.header(&mut header)?;
     // Unlike bcc, an event buffer that cannot be set up is an error (exit 1, bcc: 0).

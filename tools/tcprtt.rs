@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::Local;
 
+use tcptools::container::CgroupPaths;
 use tcptools::out::Output;
 use tcptools::stream::Skips;
-use tcptools::tcprtt::{banner, bpf, write_interval, Config, Options};
+use tcptools::tcprtt::{banner, bpf, write_interval, Config, KeyKind, Options};
 use tcptools::{cli, signal};
 
 const TOOL: &str = "tcprtt";
@@ -21,7 +22,14 @@ fn main() {
 
 fn trace(config: &Config) -> Result<()> {
     let format = config.format;
-    let mut bpf = bpf::load(&config.filter, format.key.into(), format.millisecond)?;
+    let container = config.container.resolve(format.key == KeyKind::Cgroup)?;
+    let mut bpf = bpf::load(
+        &config.filter,
+        &container,
+        format.key.into(),
+        format.millisecond,
+    )?;
+    let mut cgroups = CgroupPaths::system();
     let mut out = Output::stdout();
     out.emit(|w| banner(w, config.duration, &format))?;
     out.flush()?;
@@ -35,7 +43,7 @@ fn trace(config: &Config) -> Result<()> {
     let skips = Skips::default();
     loop {
         let slept_fully = signal::sleep_unless_stopped(interval);
-        let hists = bpf::take_interval(&mut bpf.skel, &mut generation)?;
+        let hists = bpf::take_interval(&mut bpf.skel, &mut generation, &mut cgroups)?;
         out.emit(|w| write_interval(w, &format, Local::now(), &hists))
             .context("failed to write output")?;
         out.flush().context("failed to write output")?;

@@ -1,8 +1,9 @@
 //! tcpstates: trace TCP session state changes and how long each state lasted.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use tcptools::cli;
+use tcptools::container::CgroupPaths;
 use tcptools::event_source;
 use tcptools::stream::{self, Transport};
 use tcptools::tcpstates::journal::Journal;
@@ -17,11 +18,15 @@ fn main() {
 
 fn trace(config: &Config) -> Result<()> {
     let journal = config.journal.then(Journal::connect).transpose()?;
+    let container = config.container.resolve(config.format.needs_container())?;
     let transport = Transport::choose();
-    let bpf = bpf::load(&config.filter, transport)?;
+    let bpf = bpf::load(&config.filter, &container, transport)?;
+    if config.format.owner && !bpf.sk_storage {
+        bail!("--owner needs socket storage in tp_btf programs (Linux 5.11 or later), and the programs attached without it (-v says why)");
+    }
 
     let mut clock = WallClock::system();
-    let mut printer = Printer::new(config.format);
+    let mut printer = Printer::new(config.format, CgroupPaths::system());
     let mut header = Vec::new();
     printer.header(&mut header)?;
     let source = event_source!(transport, bpf);

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use super::metrics::{Log2Hist, Metrics, RttTotals};
 use super::{exposition, RTT_SLOTS};
 use crate::attach::Attached;
+use crate::container::ContainerFilter;
 use crate::event_source;
 use crate::net::{Endpoints, PortFilter};
 use crate::skel::tcpconnlat::TcpconnlatSkel;
@@ -39,16 +40,18 @@ pub struct Programs {
 impl Programs {
     pub fn load(ports: &PortFilter) -> Result<Programs> {
         let transport = Transport::choose();
-        let states =
-            tcpstates::bpf::load(&Default::default(), transport).context("tcpstates's programs")?;
-        let connlat = tcpconnlat::bpf::load(&Default::default(), transport)
+        let everywhere = ContainerFilter::default();
+        let states = tcpstates::bpf::load(&Default::default(), &everywhere, transport)
+            .context("tcpstates's programs")?;
+        let connlat = tcpconnlat::bpf::load(&Default::default(), &everywhere, transport)
             .context("tcpconnlat's programs")?;
         let rtt_filter = tcprtt::bpf::Filter {
             local_ports: ports.local.clone(),
             remote_ports: ports.remote.clone(),
             ..Default::default()
         };
-        let rtt = rtt_bpf::load(&rtt_filter, KeyBy::Family, false).context("tcprtt's programs")?;
+        let rtt = rtt_bpf::load(&rtt_filter, &everywhere, KeyBy::Family, false)
+            .context("tcprtt's programs")?;
         Ok(Programs {
             transport,
             states,

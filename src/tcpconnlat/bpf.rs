@@ -3,6 +3,8 @@
 use anyhow::Result;
 
 use crate::attach::{self, Attached};
+use crate::container::ContainerFilter;
+use crate::container_settings;
 use crate::skel::tcpconnlat::{types, TcpconnlatSkel, TcpconnlatSkelBuilder};
 use crate::stream::Transport;
 
@@ -17,17 +19,24 @@ pub struct Filter {
     pub min_us: u64,
 }
 
-/// Loads and attaches the programs that send every connect `filter` lets through.
-pub fn load(filter: &Filter, transport: Transport) -> Result<Attached<TcpconnlatSkel<'static>>> {
-    attach::load(TcpconnlatSkelBuilder::default, |open| {
+/// Loads and attaches the programs that send every connect `filter` and `container` let
+/// through.
+pub fn load(
+    filter: &Filter,
+    container: &ContainerFilter,
+    transport: Transport,
+) -> Result<Attached<TcpconnlatSkel<'static>>> {
+    attach::load(TcpconnlatSkelBuilder::default, true, |open, setup| {
         let rodata = attach::rodata(&mut open.maps.rodata_data)?;
         transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
         rodata.settings = types::tcpconnlat_settings {
+            container: container_settings!(types::container_settings, container),
             family: filter.family,
             pid: filter.pid,
             min_us: filter.min_us,
+            sk_storage: u8::from(setup.sk_storage),
             ..Default::default()
         };
-        Ok(())
+        attach::unused_map(&mut open.maps.connect_table, setup.sk_storage)
     })
 }

@@ -1,9 +1,10 @@
 //! tcpconnlat's record: one answered connect as the BPF program saw it, decoded once.
 
 use crate::comm::Comm;
-use crate::endpoints;
+use crate::container::SocketContainer;
 use crate::net::{Endpoints, AF_INET, AF_INET6};
 use crate::skel::tcpconnlat::types;
+use crate::{endpoints, socket_container};
 
 /// One connect and how long it waited for its answer, as the BPF program saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,6 +13,7 @@ pub struct ConnectLatency {
     pub pid: u32,
     pub comm: Comm,
     pub endpoints: Endpoints,
+    pub container: SocketContainer,
     /// From SYN_SENT to the SYN-ACK (or the RST of a refused connect).
     pub delta_us: u64,
     /// Kernel monotonic time of the answer.
@@ -27,6 +29,7 @@ impl ConnectLatency {
             pid: raw.pid,
             comm: Comm::from_kernel(&raw.comm),
             endpoints: endpoints!(raw),
+            container: socket_container!(raw),
             delta_us: raw.delta_us,
             ts_us: raw.ts_us,
         })

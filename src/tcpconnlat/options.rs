@@ -6,6 +6,7 @@ use clap::{ArgAction, CommandFactory, Parser};
 use super::bpf::Filter;
 use super::print::Format;
 use crate::cli::{FamilyFlags, IntoConfig, ManPage, UsageError};
+use crate::container::{ContainerArgs, ContainerFlags};
 
 /// bcc's examples, shown by `--help` and in the man page.
 pub const EXAMPLES: &str = "EXAMPLES:
@@ -23,7 +24,7 @@ pub const EXAMPLES: &str = "EXAMPLES:
     name = "tcpconnlat",
     version,
     about = "Trace TCP connects and show connection latency.",
-    override_usage = "tcpconnlat [--help] [-t] [-p PID] [-L] [-4] [-6] [--json] [MIN_MS]",
+    override_usage = "tcpconnlat [--help] [-t] [-p PID] [-L] [-4] [-6] [--json] [-c PATH] [--netns NS] [--show-cgroup] [MIN_MS]",
     after_help = EXAMPLES,
     disable_help_flag = true,
     infer_long_args = true,
@@ -52,6 +53,11 @@ pub struct Options {
     /// Verbose debug output
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+    #[command(flatten)]
+    pub container: ContainerFlags,
+    /// Add a CGROUP column: the socket's cgroup v2 path
+    #[arg(long = "show-cgroup")]
+    pub show_cgroup: bool,
     /// Give this help list
     #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
     help: Option<bool>,
@@ -64,6 +70,7 @@ pub struct Options {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub filter: Filter,
+    pub container: ContainerArgs,
     pub format: Format,
     pub verbose: bool,
 }
@@ -95,10 +102,12 @@ impl IntoConfig for Options {
                 pid,
                 min_us,
             },
+            container: self.container.into_args()?,
             format: Format {
                 seconds: self.timestamp,
                 lport: self.lport,
                 json: self.json,
+                cgroup: self.show_cgroup,
             },
             verbose: self.verbose,
         })
@@ -153,7 +162,12 @@ another CPU).",
 plain decimal number (negatives, NaN, infinities, 1abc and 0x10 are refused).",
         "A failure to set up the event buffer exits 1 (bcc exits 0).",
         "Added: -4/-6 family filters (the last one given wins) and --json (one JSON object \
-per connect, times in RFC 3339).",
+per connect, times in RFC 3339, with the socket's netns inode and cgroup path).",
+        "Added: -c/--cgroup PATH and --netns NS filter in the kernel on the socket's own \
+cgroup v2 (PATH or any cgroup below it) and network namespace (a path such as \
+/run/netns/NAME or /proc/PID/ns/net, or an inode number), not on the task on the CPU, so \
+they hold in softirq context and for accepted sockets.",
+        "Added: --show-cgroup adds a CGROUP column with the socket's cgroup v2 path.",
         "Output is flushed after each batch of events, so a pipe or the journal sees it at \
 once.",
         "Control characters in process names are printed as ?.",

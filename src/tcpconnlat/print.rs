@@ -6,8 +6,9 @@ use chrono::{DateTime, Local};
 use serde_json::json;
 
 use super::event::ConnectLatency;
+use crate::container::{CgroupColumn, CgroupPaths};
 use crate::net::format_addr;
-use crate::time::{rfc3339, seconds_since};
+use crate::time::{rfc3339, SinceFirst};
 
 /// How lines are laid out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -18,19 +19,32 @@ pub struct Format {
     pub lport: bool,
     /// `--json`: one object per line (overrides the columns).
     pub json: bool,
+    /// `--show-cgroup`: a trailing CGROUP column with the socket's cgroup v2 path.
+    pub cgroup: bool,
 }
 
-/// Renders the header and event lines for one run; remembers the first event for `-t`.
+impl Format {
+    /// Whether records must carry their socket's cgroup and netns: JSON or a CGROUP column.
+    pub fn needs_container(&self) -> bool {
+        self.json || self.cgroup
+    }
+}
+
+/// Renders the header and event lines of one run.
 pub struct Printer {
     format: Format,
-    first_ts_us: Option<u64>,
+    since_first: SinceFirst,
+    cgroups: CgroupColumn,
 }
 
 impl Printer {
-    pub fn new(format: Format) -> Self {
+    /// A printer naming cgroups from `cgroups` (`CgroupPaths::system()`, or fixed paths
+    /// in tests).
+    pub fn new(format: Format, cgroups: CgroupPaths) -> Self {
         Printer {
             format,
-            first_ts_us: None,
+            since_first: SinceFirst::default(),
+            cgroups: CgroupColumn::new(format.needs_container(), cgroups),
         }
     }
 
@@ -51,7 +65,8 @@ impl Printer {
         if f.lport {
             write!(w, "{:<6} ", "LPORT")?;
         }
-        writeln!(w, "{:<16} {:<5} LAT(ms)", "DADDR", "DPORT")
+        write!(w, "{:<16} {:<5} LAT(ms)", "DADDR", "DPORT")?;
+        w.write_all(if f.cgroup { b" CGROUP\n" } else { b"\n" })
     }
 
     /// One connect, printed at wall-clock time `at` (used by JSON only).
@@ -61,41 +76,62 @@ impl Printer {
         at: DateTime<Local>,
         w: &mut dyn Write,
     ) -> io::Result<()> {
-        let first = *self.first_ts_us.get_or_insert(ev.ts_us);
-        let seconds = seconds_since(first, ev.ts_us);
-        let f = self.format;
-        let saddr = format_addr(ev.endpoints.family, &ev.endpoints.laddr);
-        let daddr = format_addr(ev.endpoints.family, &ev.endpoints.raddr);
-        let ip = ev.endpoints.ip_version();
-        let lat_ms = ev.delta_us as f64 / 1000.0;
-
-        if f.json {
-            let mut object = json!({
-                "time": rfc3339(at),
-                "pid": ev.pid,
-                "comm": ev.comm.to_text(),
-                "ip": ip,
-                "saddr": saddr,
-                "lport": ev.endpoints.lport,
-                "daddr": daddr,
-                "dport": ev.endpoints.rport,
-                "lat_ms": lat_ms,
-            });
-            if f.seconds {
-                object["seconds"] = json!(seconds);
-            }
-            serde_json::to_writer(&mut *w, &object)?;
-            return w.write_all(b"\n");
+        let seconds = self.since_first.seconds(ev.ts_us);
+        let cgroup = self.cgroups.path(&ev.container);
+        if self.format.json {
+            let seconds = self.format.seconds.then_some(seconds);
+            return json_line(ev, &cgroup, at, seconds, w);
         }
+        let f = self.format;
         if f.seconds {
             write!(w, "{seconds:<9.3} ")?;
         }
         write!(w, "{:<6} ", ev.pid)?;
         ev.comm.write_padded(w, 12, 12)?;
-        write!(w, " {ip:<2} {saddr:<16} ")?;
+        let e = &ev.endpoints;
+        let ip = e.ip_version();
+        write!(w, " {ip:<2} {:<16} ", format_addr(e.family, &e.laddr))?;
         if f.lport {
-            write!(w, "{:<6} ", ev.endpoints.lport)?;
+            write!(w, "{:<6} ", e.lport)?;
         }
-        writeln!(w, "{daddr:<16} {:<5} {lat_ms:.2}", ev.endpoints.rport)
+        let daddr = format_addr(e.family, &e.raddr);
+        write!(w, "{daddr:<16} {:<5} {:.2}", e.rport, lat_ms(ev))?;
+        if f.cgroup {
+            write!(w, " {cgroup}")?;
+        }
+        w.write_all(b"\n")
     }
+}
+
+fn lat_ms(ev: &ConnectLatency) -> f64 {
+    ev.delta_us as f64 / 1000.0
+}
+
+/// `--json`: one object per connect.
+fn json_line(
+    ev: &ConnectLatency,
+    cgroup: &str,
+    at: DateTime<Local>,
+    seconds: Option<f64>,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let e = &ev.endpoints;
+    let mut object = json!({
+        "time": rfc3339(at),
+        "pid": ev.pid,
+        "comm": ev.comm.to_text(),
+        "ip": e.ip_version(),
+        "saddr": format_addr(e.family, &e.laddr),
+        "lport": e.lport,
+        "daddr": format_addr(e.family, &e.raddr),
+        "dport": e.rport,
+        "lat_ms": lat_ms(ev),
+        "netns": ev.container.netns,
+        "cgroup": cgroup,
+    });
+    if let Some(seconds) = seconds {
+        object["seconds"] = json!(seconds);
+    }
+    serde_json::to_writer(&mut *w, &object)?;
+    w.write_all(b"\n")
 }

@@ -10,6 +10,8 @@ use libbpf_rs::{MapCore, MapFlags, MapMut};
 use super::event::RttHist;
 use super::print::{sort_sections, KeyKind};
 use crate::attach::{self, Attached};
+use crate::container::{CgroupPaths, ContainerFilter};
+use crate::container_settings;
 use crate::net::PortList;
 use crate::skel::tcprtt::{types, TcprttSkel, TcprttSkelBuilder};
 
@@ -45,6 +47,8 @@ pub enum KeyBy {
     RemoteAddr = 2,
     /// One histogram per family (tcptools-exporter).
     Family = 3,
+    /// `--bycgroup`: one per cgroup v2.
+    Cgroup = 4,
 }
 
 impl From<KeyKind> for KeyBy {
@@ -53,6 +57,7 @@ impl From<KeyKind> for KeyBy {
             KeyKind::All => KeyBy::All,
             KeyKind::Local => KeyBy::LocalAddr,
             KeyKind::Remote => KeyBy::RemoteAddr,
+            KeyKind::Cgroup => KeyBy::Cgroup,
         }
     }
 }
@@ -89,10 +94,16 @@ impl Filter {
 
 /// Loads and attaches the programs that count the segments `filter` lets through into
 /// histograms keyed by `key`, in milliseconds or microseconds.
-pub fn load(filter: &Filter, key: KeyBy, millisecond: bool) -> Result<Attached<Skel>> {
-    attach::load(TcprttSkelBuilder::default, |open| {
+pub fn load(
+    filter: &Filter,
+    container: &ContainerFilter,
+    key: KeyBy,
+    millisecond: bool,
+) -> Result<Attached<Skel>> {
+    attach::load(TcprttSkelBuilder::default, false, |open, _| {
         let rodata = attach::rodata(&mut open.maps.rodata_data)?;
         rodata.settings = filter.settings(key, millisecond);
+        rodata.settings.container = container_settings!(types::container_settings, container);
         Ok(())
     })
 }
@@ -105,13 +116,17 @@ const GRACE: Duration = Duration::from_millis(10);
 const MAX_PASSES: usize = 4;
 
 /// Ends the current generation and returns its histograms, removed from the map, in
-/// print order.
+/// print order, cgroups named by `paths`.
 ///
 /// Why no sample is lost or counted twice: the BPF side writes only under the generation
 /// it read at the start of its run. After the switch and the grace period, no run writes
 /// the old generation's keys, so reading then deleting them races with nothing, and every
 /// sample of the interval is in exactly one of them.
-pub fn take_interval(skel: &mut Skel, generation: &mut u32) -> Result<Vec<RttHist>> {
+pub fn take_interval(
+    skel: &mut Skel,
+    generation: &mut u32,
+    paths: &mut CgroupPaths,
+) -> Result<Vec<RttHist>> {
     let next = generation.wrapping_add(1);
     let bss = skel
         .maps
@@ -126,12 +141,18 @@ pub fn take_interval(skel: &mut Skel, generation: &mut u32) -> Result<Vec<RttHis
     let mut hists: Vec<RttHist> = drain_all_but(&skel.maps.hists, next)?
         .into_values()
         .collect();
+    for hist in hists.iter_mut().filter(|h| h.cgroup_id != 0) {
+        hist.cgroup = paths.path(hist.cgroup_id);
+    }
     sort_sections(&mut hists);
     Ok(hists)
 }
 
-/// Reads and deletes every key of a generation other than `current`, merged by address.
-fn drain_all_but(map: &MapMut, current: u32) -> Result<BTreeMap<(u16, [u8; 16]), RttHist>> {
+/// A histogram's key without its generation: family, address, cgroup id.
+type HistKey = (u16, [u8; 16], u64);
+
+/// Reads and deletes every key of a generation other than `current`, merged by key.
+fn drain_all_but(map: &MapMut, current: u32) -> Result<BTreeMap<HistKey, RttHist>> {
     let mut merged = BTreeMap::new();
     for _ in 0..MAX_PASSES {
         let stale: Vec<Vec<u8>> = map
@@ -147,7 +168,7 @@ fn drain_all_but(map: &MapMut, current: u32) -> Result<BTreeMap<(u16, [u8; 16]),
             };
             map.delete(&key).context("failed to cleanup infos")?;
             merged
-                .entry((hist.family, hist.addr))
+                .entry((hist.family, hist.addr, hist.cgroup_id))
                 .and_modify(|same: &mut RttHist| same.merge(&hist))
                 .or_insert(hist);
         }

@@ -12,6 +12,9 @@ pub struct RttHist {
     pub family: u16,
     /// The key's address (IPv4 in the first 4 bytes); zero for all addresses.
     pub addr: [u8; 16],
+    /// `--bycgroup`: the key's cgroup v2 id, and its path once resolved; else 0 and empty.
+    pub cgroup_id: u64,
+    pub cgroup: String,
     /// Sum of the samples, in the histogram's unit.
     pub sum: u64,
     /// Number of samples, as counted next to the sum.
@@ -25,6 +28,8 @@ impl RttHist {
         RttHist {
             family: key.family,
             addr: key.addr,
+            cgroup_id: key.cgroup_id,
+            cgroup: String::new(),
             sum: value.latency,
             count: value.cnt,
             slots: value.slots,

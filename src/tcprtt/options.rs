@@ -8,6 +8,7 @@ use clap::{ArgAction, CommandFactory, Parser};
 use super::bpf::{AddrFilter, Filter};
 use super::print::{Format, KeyKind};
 use crate::cli::{FamilyFlags, IntoConfig, ManPage, UsageError};
+use crate::container::{ContainerArgs, ContainerFlags};
 
 /// bcc's examples, shown by `--help` and in the man page.
 pub const EXAMPLES: &str = "EXAMPLES:
@@ -29,7 +30,7 @@ pub const EXAMPLES: &str = "EXAMPLES:
     name = "tcprtt",
     version,
     about = "Summarize TCP RTT as a histogram.",
-    override_usage = "tcprtt [-bBemTv46] [-a LADDR] [-A RADDR] [-d DURATION] [-i INTERVAL] [-p LPORT] [-P RPORT] [--json]",
+    override_usage = "tcprtt [-bBemTv46] [-a LADDR] [-A RADDR] [-d DURATION] [-i INTERVAL] [-p LPORT] [-P RPORT] [--json] [-c PATH] [--netns NS] [--bycgroup]",
     after_help = EXAMPLES,
     disable_help_flag = true,
     infer_long_args = true,
@@ -107,6 +108,11 @@ pub struct Options {
     /// Verbose debug output
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+    #[command(flatten)]
+    pub container: ContainerFlags,
+    /// show sockets histogram by cgroup v2
+    #[arg(long = "bycgroup", conflicts_with_all = ["byladdr", "byraddr"])]
+    pub bycgroup: bool,
     /// Give this help list
     #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
     help: Option<bool>,
@@ -120,6 +126,7 @@ pub struct Config {
     /// `-d`: seconds until the tool ends.
     pub duration: Option<u64>,
     pub filter: Filter,
+    pub container: ContainerArgs,
     pub format: Format,
     pub verbose: bool,
 }
@@ -151,6 +158,7 @@ impl IntoConfig for Options {
             interval: interval.or(duration),
             duration,
             filter,
+            container: self.container.into_args()?,
             format,
             verbose: self.verbose,
         })
@@ -163,7 +171,9 @@ impl IntoConfig for Options {
 
 impl Options {
     fn format(&self) -> Format {
-        let key = if self.byladdr {
+        let key = if self.bycgroup {
+            KeyKind::Cgroup
+        } else if self.byladdr {
             KeyKind::Local
         } else if self.byraddr {
             KeyKind::Remote
@@ -287,6 +297,12 @@ order).",
 above about 107 million samples in one slot).",
         "Added: -4/-6 family filters (the last one given wins) and --json (one JSON object \
 per histogram per interval, times in RFC 3339).",
+        "Added: -c/--cgroup PATH and --netns NS filter in the kernel on the socket's own \
+cgroup v2 (PATH or any cgroup below it) and network namespace (a path such as \
+/run/netns/NAME or /proc/PID/ns/net, or an inode number), not on the task on the CPU, so \
+they hold in softirq context and for accepted sockets.",
+        "Added: --bycgroup prints one histogram per cgroup v2 (section header Cgroup = PATH; \
+in JSON \"key\": \"cgroup\" and the path as \"cgroup\").",
         "Samples the kernel skipped because another BPF program was running on that CPU are \
 reported on standard error (kernel skipped N events).",
     ],

@@ -21,6 +21,8 @@ pub enum KeyKind {
     Local,
     /// `-B`: one per remote address.
     Remote,
+    /// `--bycgroup`: one per cgroup v2 of the sockets.
+    Cgroup,
 }
 
 /// How intervals are printed.
@@ -54,7 +56,7 @@ impl RttHist {
 }
 
 /// Print order: bcc prints in hash order, which is arbitrary; this prints IPv4 keys before
-/// IPv6 keys, each in address order, so output is stable.
+/// IPv6 keys, each in address order, and cgroups in path order, so output is stable.
 pub fn sort_sections(hists: &mut [RttHist]) {
     hists.sort_by(|a, b| {
         let rank = |h: &RttHist| match h.family {
@@ -63,7 +65,7 @@ pub fn sort_sections(hists: &mut [RttHist]) {
             _ => 2,
         };
         match rank(a).cmp(&rank(b)) {
-            Ordering::Equal => a.addr.cmp(&b.addr),
+            Ordering::Equal => (&a.cgroup, a.addr).cmp(&(&b.cgroup, b.addr)),
             other => other,
         }
     });
@@ -113,6 +115,7 @@ pub fn write_section_header(w: &mut dyn Write, format: &Format, hist: &RttHist) 
         KeyKind::All => w.write_all(b"All Addresses = ****** ")?,
         KeyKind::Local => write!(w, "Local Address = {} ", hist.addr_text())?,
         KeyKind::Remote => write!(w, "Remote Address = {} ", hist.addr_text())?,
+        KeyKind::Cgroup => write!(w, "Cgroup = {} ", hist.cgroup)?,
     }
     if format.extension {
         write!(w, "[AVG {}]", hist.average())?;
@@ -137,14 +140,17 @@ fn write_json(w: &mut dyn Write, format: &Format, time: &str, hist: &RttHist) ->
         KeyKind::All => "all",
         KeyKind::Local => "local",
         KeyKind::Remote => "remote",
+        KeyKind::Cgroup => "cgroup",
     };
     let total: u64 = hist.slots.iter().map(|&v| u64::from(v)).sum();
     let mut object = serde_json::Map::new();
     object.insert("time".into(), json!(time));
     object.insert("unit".into(), json!(format.unit()));
     object.insert("key".into(), json!(key));
-    if format.key != KeyKind::All {
-        object.insert("addr".into(), json!(hist.addr_text()));
+    match format.key {
+        KeyKind::All => {}
+        KeyKind::Cgroup => drop(object.insert("cgroup".into(), json!(hist.cgroup))),
+        _ => drop(object.insert("addr".into(), json!(hist.addr_text()))),
     }
     if format.extension {
         object.insert("avg".into(), json!(hist.average()));

@@ -3,6 +3,8 @@
 use anyhow::Result;
 
 use crate::attach::{self, Attached};
+use crate::container::ContainerFilter;
+use crate::container_settings;
 use crate::net::PortList;
 use crate::skel::tcpstates::{types, TcpstatesSkel, TcpstatesSkelBuilder};
 use crate::stream::Transport;
@@ -34,12 +36,20 @@ impl Filter {
     }
 }
 
-/// Loads and attaches the programs that send every state change `filter` lets through.
-pub fn load(filter: &Filter, transport: Transport) -> Result<Attached<TcpstatesSkel<'static>>> {
-    attach::load(TcpstatesSkelBuilder::default, |open| {
+/// Loads and attaches the programs that send every state change `filter` and `container`
+/// let through.
+pub fn load(
+    filter: &Filter,
+    container: &ContainerFilter,
+    transport: Transport,
+) -> Result<Attached<TcpstatesSkel<'static>>> {
+    attach::load(TcpstatesSkelBuilder::default, true, |open, setup| {
         let rodata = attach::rodata(&mut open.maps.rodata_data)?;
         transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
         rodata.settings = filter.settings();
-        Ok(())
+        rodata.settings.container = container_settings!(types::container_settings, container);
+        rodata.settings.sk_storage = u8::from(setup.sk_storage);
+        // With socket storage, the fixed table is not used: it costs no memory.
+        attach::unused_map(&mut open.maps.timestamps, setup.sk_storage)
     })
 }

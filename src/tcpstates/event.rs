@@ -3,9 +3,10 @@
 use std::borrow::Cow;
 
 use crate::comm::Comm;
-use crate::endpoints;
+use crate::container::SocketContainer;
 use crate::net::Endpoints;
 use crate::skel::tcpstates::types;
+use crate::{endpoints, socket_container};
 
 /// One TCP state change, as the BPF program saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +15,10 @@ pub struct StateChange {
     pub pid: u32,
     pub comm: Comm,
     pub endpoints: Endpoints,
+    pub container: SocketContainer,
+    /// The process that connected or listened on the socket (or on its listener), where
+    /// the program keeps owners (tp_btf with socket storage) and saw it do so.
+    pub owner: Option<Owner>,
     pub oldstate: i32,
     pub newstate: i32,
     /// Time spent in `oldstate`, 0 when its start was not seen.
@@ -35,6 +40,11 @@ impl StateChange {
             pid: raw.pid,
             comm: Comm::from_kernel(&raw.comm),
             endpoints: endpoints!(raw),
+            container: socket_container!(raw),
+            owner: (raw.owner.known != 0).then(|| Owner {
+                pid: raw.owner.pid,
+                comm: Comm::from_kernel(&raw.owner.comm),
+            }),
             oldstate: raw.oldstate,
             newstate: raw.newstate,
             delta_us: raw.delta_us,
@@ -42,6 +52,13 @@ impl StateChange {
             ts_us: raw.ts_us,
         })
     }
+}
+
+/// Who acted on a socket: the connect() or listen() caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    pub comm: Comm,
 }
 
 /// The kernel's TCP state names as bcc prints them; a number with no name prints as itself.

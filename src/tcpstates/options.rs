@@ -6,6 +6,7 @@ use clap::{ArgAction, CommandFactory, Parser};
 use super::bpf::Filter;
 use super::print::Format;
 use crate::cli::{self, FamilyFlags, IntoConfig, ManPage, UsageError};
+use crate::container::{ContainerArgs, ContainerFlags};
 
 /// bcc's examples, shown by `--help` and in the man page.
 pub const EXAMPLES: &str = "EXAMPLES:
@@ -22,7 +23,7 @@ pub const EXAMPLES: &str = "EXAMPLES:
     name = "tcpstates",
     version,
     about = "Trace TCP session state changes and durations.",
-    override_usage = "tcpstates [-4] [-6] [-T] [-t] [-w] [-s] [-Y] [--json] [-L lport] [-D dport]",
+    override_usage = "tcpstates [-4] [-6] [-T] [-t] [-w] [-s] [-Y] [--json] [-L lport] [-D dport] [-c PATH] [--netns NS] [--owner] [--show-cgroup]",
     after_help = EXAMPLES,
     disable_help_flag = true,
     infer_long_args = true,
@@ -70,6 +71,14 @@ pub struct Options {
     /// Wide column output (fits IPv6 addresses)
     #[arg(short = 'w', long = "wide")]
     pub wide: bool,
+    #[command(flatten)]
+    pub container: ContainerFlags,
+    /// Show the socket's owner (the process that connected or listened) as PID and COMM
+    #[arg(long = "owner")]
+    pub owner: bool,
+    /// Add a CGROUP column: the socket's cgroup v2 path
+    #[arg(long = "show-cgroup")]
+    pub show_cgroup: bool,
     /// Give this help list
     #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
     help: Option<bool>,
@@ -79,6 +88,7 @@ pub struct Options {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub filter: Filter,
+    pub container: ContainerArgs,
     pub format: Format,
     /// `-Y`: also send each change to the systemd journal.
     pub journal: bool,
@@ -95,12 +105,15 @@ impl IntoConfig for Options {
                 local_ports: cli::port_list(self.localport)?,
                 remote_ports: cli::port_list(self.remoteport)?,
             },
+            container: self.container.into_args()?,
             format: Format {
                 clock: self.timestamp,
                 seconds: self.seconds,
                 wide: self.wide,
                 csv: self.csv,
                 json: self.json,
+                owner: self.owner,
+                cgroup: self.show_cgroup,
             },
             journal: self.journal,
             verbose: self.verbose,
@@ -125,7 +138,12 @@ addresses and ports, the old and the new state, and how long the socket spent in
 state, in milliseconds. It is a port of bcc's libbpf-tools tcpstates: its columns, CSV rows \
 and messages are bcc's, byte for byte, apart from the differences listed below.\n\
 The process shown is the one on the CPU when the state changed, which for changes made by \
-the kernel (a SYN-ACK or a FIN arriving) is often unrelated to the socket.",
+the kernel (a SYN-ACK or a FIN arriving) is often unrelated to the socket; --owner shows \
+the process that owns the socket instead.\n\
+The time spent in a state is kept with the socket (socket storage, Linux 5.11 or later) \
+for any number of sockets; on older kernels and with raw_tp it is kept in a table of \
+10240 sockets, and sockets it cannot hold are reported on standard error (socket table \
+full) rather than printed as a duration of 0.",
     tracepoints: "sock:inet_sock_set_state",
     event_stream: true,
     differences: &[
@@ -137,7 +155,16 @@ trailing garbage (80abc) and an empty or all-comma list are usage errors (exit 6
 -s/--csv (its CSV header and rows; a field holding a comma or quote is quoted as RFC 4180 \
 says) and -Y/--journal (each event also goes to the systemd journal with its field names).",
         "Added: -4/-6 family filters (the last one given wins) and --json (one JSON object \
-per event, times in RFC 3339).",
+per event, times in RFC 3339, with the socket's netns inode and cgroup path, and \
+owner_pid/owner_comm where the owner is known).",
+        "Added: -c/--cgroup PATH and --netns NS filter in the kernel on the socket's own \
+cgroup v2 (PATH or any cgroup below it) and network namespace (a path such as \
+/run/netns/NAME or /proc/PID/ns/net, or an inode number), not on the task on the CPU, so \
+they hold in softirq context and for accepted sockets.",
+        "Added: --owner prints the socket's owner as PID and COMM (the process that called \
+connect() or listen() on it, or on the listener it was accepted from; - where it is not \
+known: sockets opened before the tool started, or kernels before 5.11, where --owner \
+exits 1), and --show-cgroup adds a CGROUP column with the socket's cgroup v2 path.",
         "Output is flushed after each batch of events, so a pipe or the journal sees it at \
 once.",
         "Control characters in process names are printed as ?.",

@@ -5,9 +5,11 @@ use std::io::{self, Write};
 use serde_json::json;
 
 use super::event::{state_name, StateChange};
+use crate::comm::Comm;
+use crate::container::{CgroupColumn, CgroupPaths};
 use crate::net::AddrText;
 use crate::out::Line;
-use crate::time::{rfc3339, seconds_since, WallClock};
+use crate::time::{rfc3339, SinceFirst, WallClock};
 
 /// How lines are laid out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -22,21 +24,36 @@ pub struct Format {
     pub csv: bool,
     /// `--json`: one object per line (overrides the others' layouts).
     pub json: bool,
+    /// `--owner`: PID and COMM are the socket's owner's (`-` where it is not known).
+    pub owner: bool,
+    /// `--show-cgroup`: a trailing CGROUP column with the socket's cgroup v2 path.
+    pub cgroup: bool,
+}
+
+impl Format {
+    /// Whether records must carry their socket's cgroup and netns: JSON or a CGROUP column.
+    pub fn needs_container(&self) -> bool {
+        self.json || self.cgroup
+    }
 }
 
 /// Renders the header and event lines for one run; remembers the first event for `-t`.
 pub struct Printer {
     format: Format,
-    first_ts_us: Option<u64>,
+    since_first: SinceFirst,
     line: Line,
+    cgroups: CgroupColumn,
 }
 
 impl Printer {
-    pub fn new(format: Format) -> Self {
+    /// A printer naming cgroups from `cgroups` (`CgroupPaths::system()`, or fixed paths
+    /// in tests).
+    pub fn new(format: Format, cgroups: CgroupPaths) -> Self {
         Printer {
             format,
-            first_ts_us: None,
+            since_first: SinceFirst::default(),
             line: Line::default(),
+            cgroups: CgroupColumn::new(format.needs_container(), cgroups),
         }
     }
 
@@ -53,10 +70,8 @@ impl Printer {
             if f.seconds {
                 w.write_all(b"TIME(s),")?;
             }
-            return writeln!(
-                w,
-                "SKADDR,C-PID,C-COMM,IP,LADDR,LPORT,RADDR,RPORT,OLDSTATE,NEWSTATE,MS"
-            );
+            w.write_all(b"SKADDR,C-PID,C-COMM,IP,LADDR,LPORT,RADDR,RPORT,OLDSTATE,NEWSTATE,MS")?;
+            return w.write_all(if f.cgroup { b",CGROUP\n" } else { b"\n" });
         }
         if f.clock {
             write!(w, "{:<8} ", "TIME(s)")?;
@@ -65,7 +80,7 @@ impl Printer {
             write!(w, "{:<9} ", "TIME(s)")?;
         }
         if f.wide {
-            writeln!(
+            write!(
                 w,
                 "{:<16} {:<7} {:<16} {:<2} {:<39} {:<5} {:<39} {:<5} {:<11} -> {:<11} MS",
                 "SKADDR",
@@ -78,14 +93,15 @@ impl Printer {
                 "RPORT",
                 "OLDSTATE",
                 "NEWSTATE"
-            )
+            )?;
         } else {
-            writeln!(
+            write!(
                 w,
                 "{:<16} {:<7} {:<10} {:<15} {:<5} {:<15} {:<5} {:<11} -> {:<11} MS",
                 "SKADDR", "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "OLDSTATE", "NEWSTATE"
-            )
+            )?;
         }
+        w.write_all(if f.cgroup { b" CGROUP\n" } else { b"\n" })
     }
 
     /// One event, printed at the time `clock` tells.
@@ -95,14 +111,20 @@ impl Printer {
         clock: &mut WallClock,
         w: &mut dyn Write,
     ) -> io::Result<()> {
-        let first = *self.first_ts_us.get_or_insert(ev.ts_us);
-        let seconds = seconds_since(first, ev.ts_us);
+        let seconds = self.since_first.seconds(ev.ts_us);
+        let cgroup = self.cgroups.path(&ev.container);
         if self.format.json {
-            json_line(ev, self.format, clock, seconds, w)
+            json_line(
+                ev,
+                &cgroup,
+                clock,
+                self.format.seconds.then_some(seconds),
+                w,
+            )
         } else if self.format.csv {
-            csv_line(ev, self.format, clock, seconds, w)
+            csv_line(ev, self.format, &cgroup, clock, seconds, w)
         } else {
-            self.text_line(ev, clock, seconds, w)
+            self.text_line(ev, &cgroup, clock, seconds, w)
         }
     }
 
@@ -111,6 +133,7 @@ impl Printer {
     fn text_line(
         &mut self,
         ev: &StateChange,
+        cgroup: &str,
         clock: &mut WallClock,
         seconds: f64,
         w: &mut dyn Write,
@@ -124,14 +147,18 @@ impl Printer {
         if f.seconds {
             write!(line.buf(), "{seconds:<9.6} ")?;
         }
-        line.hex(ev.skaddr, 16)
-            .text(" ")
-            .dec(ev.pid.into(), 7)
-            .text(" ");
+        line.hex(ev.skaddr, 16).text(" ");
         let (comm_width, addr_width) = if f.wide { (16, 39) } else { (10, 15) };
-        let comm = ev.comm.as_bytes();
-        line.left(&comm[..comm.len().min(comm_width)], comm_width)
-            .text(" ");
+        match shown_process(ev, f) {
+            Some((pid, comm)) => {
+                let comm = comm.as_bytes();
+                line.dec(pid.into(), 7)
+                    .text(" ")
+                    .left(&comm[..comm.len().min(comm_width)], comm_width)
+            }
+            None => line.left(b"-", 7).text(" ").left(b"-", comm_width),
+        }
+        .text(" ");
         if f.wide {
             line.dec(ev.endpoints.ip_version().into(), 2).text(" ");
         }
@@ -153,6 +180,9 @@ impl Printer {
             .left(state_name(ev.newstate).as_bytes(), 11)
             .text(" ");
         write_ms(line, ev.delta_us);
+        if f.cgroup {
+            line.text(" ").text(cgroup);
+        }
         line.text("\n");
         w.write_all(line.as_bytes())
     }
@@ -169,12 +199,22 @@ fn write_ms(line: &mut Line, delta_us: u64) {
     line.dec(frac, 0);
 }
 
-/// `--json`: one object per change.
+/// The PID and COMM columns: the task on the CPU, or with `--owner` the socket's owner
+/// (None where it is not known).
+fn shown_process(ev: &StateChange, f: Format) -> Option<(u32, &Comm)> {
+    if f.owner {
+        ev.owner.as_ref().map(|o| (o.pid, &o.comm))
+    } else {
+        Some((ev.pid, &ev.comm))
+    }
+}
+
+/// `--json`: one object per change; `pid`/`comm` are always the task on the CPU.
 fn json_line(
     ev: &StateChange,
-    f: Format,
+    cgroup: &str,
     clock: &WallClock,
-    seconds: f64,
+    seconds: Option<f64>,
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let mut object = json!({
@@ -190,9 +230,15 @@ fn json_line(
         "oldstate": state_name(ev.oldstate),
         "newstate": state_name(ev.newstate),
         "ms": ev.delta_us as f64 / 1000.0,
+        "netns": ev.container.netns,
+        "cgroup": cgroup,
     });
-    if f.seconds {
+    if let Some(seconds) = seconds {
         object["seconds"] = json!(seconds);
+    }
+    if let Some(owner) = &ev.owner {
+        object["owner_pid"] = json!(owner.pid);
+        object["owner_comm"] = json!(owner.comm.to_text());
     }
     serde_json::to_writer(&mut *w, &object)?;
     w.write_all(b"\n")
@@ -202,6 +248,7 @@ fn json_line(
 fn csv_line(
     ev: &StateChange,
     f: Format,
+    cgroup: &str,
     clock: &mut WallClock,
     seconds: f64,
     w: &mut dyn Write,
@@ -213,10 +260,14 @@ fn csv_line(
     if f.seconds {
         fields.push(format!("{seconds:.6}"));
     }
+    let (pid, comm) = shown_process(ev, f)
+        .map_or(("-".to_owned(), "-".to_owned()), |(pid, comm)| {
+            (pid.to_string(), comm.to_text())
+        });
     fields.extend([
         format!("{:x}", ev.skaddr),
-        ev.pid.to_string(),
-        ev.comm.to_text(),
+        pid,
+        comm,
         ev.endpoints.ip_version().to_string(),
         AddrText::new(ev.endpoints.family, &ev.endpoints.laddr).to_string(),
         ev.endpoints.lport.to_string(),
@@ -226,6 +277,9 @@ fn csv_line(
         state_name(ev.newstate).into_owned(),
         format!("{:.3}", ev.delta_us as f64 / 1000.0),
     ]);
+    if f.cgroup {
+        fields.push(cgroup.to_owned());
+    }
     let mut csv = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(&mut *w);

@@ -273,8 +273,14 @@ impl Tool {
 
 /// Runs a tool to completion with a time bound and returns what it printed.
 pub fn run_tool(bin: &str, args: &[&str]) -> Finished {
+    run_tool_env(bin, args, &[])
+}
+
+/// `run_tool` with extra environment variables.
+pub fn run_tool_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Finished {
     let child = Command::new(bin)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -342,4 +348,288 @@ pub fn v6(text: &str) -> [u8; 16] {
     text.parse::<std::net::Ipv6Addr>()
         .expect("IPv6 text")
         .octets()
+}
+
+/// Where the cgroup v2 hierarchy is mounted, from /proc/mounts (on hybrid systems such as
+/// Debian's it is /sys/fs/cgroup/unified). Fails the test when there is none.
+pub fn cgroup2_mount() -> std::path::PathBuf {
+    mounts_of_type("cgroup2")
+        .into_iter()
+        .next()
+        .expect("no cgroup2 line in /proc/mounts: the container tests need cgroup v2")
+}
+
+/// The mount points of the filesystems of type `fstype` in /proc/mounts.
+pub fn mounts_of_type(fstype: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_to_string("/proc/mounts")
+        .expect("read /proc/mounts")
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&fstype)).then(|| std::path::PathBuf::from(f[1]))
+        })
+        .collect()
+}
+
+/// A cgroup v2 directory of this test's own, `tcpt-TAG-PID` under the cgroup2 mount.
+/// Dropping it moves the processes still in it (or in the directories below it) back to the
+/// root cgroup and removes the directories, deepest first.
+pub struct Cgroup {
+    /// The directory.
+    pub dir: std::path::PathBuf,
+    /// Its path from the hierarchy's root, as /proc/PID/cgroup shows it (`/tcpt-...`).
+    pub rel: String,
+}
+
+impl Cgroup {
+    /// Creates `tcpt-TAG-PID` (removing a stale one first). Fails the test when it cannot.
+    pub fn new(tag: &str) -> Cgroup {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "live BPF tests need root (run `sudo make test`)"
+        );
+        let name = format!("tcpt-{tag}-{}", std::process::id());
+        let dir = cgroup2_mount().join(&name);
+        if dir.exists() {
+            remove_cgroup_tree(&dir);
+        }
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        Cgroup {
+            dir,
+            rel: format!("/{name}"),
+        }
+    }
+
+    /// Creates the child cgroup `name` below this one (removed with it).
+    pub fn child(&self, name: &str) -> Cgroup {
+        let dir = self.dir.join(name);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        Cgroup {
+            dir,
+            rel: format!("{}/{name}", self.rel),
+        }
+    }
+
+    /// Its cgroup.procs: writing a pid there moves that process in.
+    pub fn procs(&self) -> std::path::PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
+    pub fn dir_str(&self) -> &str {
+        self.dir.to_str().expect("UTF-8 cgroup path")
+    }
+}
+
+/// Empties and removes a cgroup directory and everything below it, deepest first; bounded.
+fn remove_cgroup_tree(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&entry.path());
+            }
+        }
+    }
+    let root_procs = cgroup2_mount().join("cgroup.procs");
+    for _ in 0..100 {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines() {
+            let _ = std::fs::write(&root_procs, pid);
+        }
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            // EBUSY while exiting tasks still count as members.
+            Err(_) => thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    eprintln!("could not remove cgroup {}", dir.display());
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        remove_cgroup_tree(&self.dir);
+    }
+}
+
+/// The line `0::PATH` of /proc/PID/cgroup: the process's cgroup v2 path.
+pub fn cgroup_of_pid(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .expect("read /proc/PID/cgroup")
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a 0:: line in /proc/PID/cgroup")
+        .to_owned()
+}
+
+/// The inode of a namespace file (what `stat -L -c %i` prints), e.g. /proc/PID/ns/net.
+pub fn inode_of(path: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {path}: {e}"))
+        .ino()
+}
+
+/// Waits (at most 30 s) until process `pid` holds at least `count` BPF link fds: its
+/// programs are attached. For tools whose output has no header to wait for.
+pub fn wait_for_bpf_links(pid: u32, count: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let links = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| {
+                        std::fs::read_to_string(e.path())
+                            .is_ok_and(|t| t.lines().any(|l| l.starts_with("link_id:")))
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        if links >= count {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A process started by a test (in a cgroup and a network namespace of its own, say), its
+/// stdout collected line by line. Killed on drop if still running.
+pub struct Proc {
+    child: Child,
+    lines: Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Proc {
+    /// Runs `program args` inside netns `ns`, first moving itself into `cgroup` when given:
+    /// `sh` writes its own pid into cgroup.procs, then `ip netns exec` execs the program in
+    /// place, so the child's pid is the program's. The test process itself never moves.
+    pub fn spawn(cgroup: Option<&Cgroup>, ns: &Netns, program: &str, args: &[&str]) -> Proc {
+        let procs = cgroup.map(|c| c.procs().to_str().expect("UTF-8").to_owned());
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#"if [ -n "$1" ]; then echo $$ > "$1" || exit 99; fi; shift; exec ip netns exec "$@""#)
+            .arg("sh")
+            .arg(procs.unwrap_or_default())
+            .arg(&ns.name)
+            .arg(program)
+            .args(args);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (at most `timeout`) for the line `expected`; panics if it does not come.
+    pub fn expect_line(&mut self, expected: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line == expected => {
+                    self.seen.push(line);
+                    return;
+                }
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "no line {expected:?} within {timeout:?}; saw {:?}, status {:?}",
+                    self.seen,
+                    self.child.try_wait()
+                ),
+            }
+        }
+    }
+
+    /// Writes one line to its stdin.
+    pub fn send_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("piped stdin");
+        writeln!(stdin, "{line}").expect("write to the process");
+        stdin.flush().expect("flush");
+    }
+
+    /// Waits (at most `timeout`) for it to end, and checks it succeeded.
+    pub fn finish(mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "{status:?}; printed {:?}", self.seen);
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not end within {timeout:?}; printed {:?}",
+                self.seen
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The BPF programs process `pid` holds open, from its fdinfo.
+pub fn prog_ids_of(pid: u32) -> Vec<u32> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .expect("fdinfo")
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        ids.extend(
+            text.lines()
+                .filter_map(|l| l.strip_prefix("prog_id:"))
+                .filter_map(|id| id.trim().parse::<u32>().ok()),
+        );
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// How many times the kernel skipped the programs of process `pid` because one was already
+/// running on that CPU (`recursion_misses`, as bpftool shows it): events that never reached
+/// the program. 0 where the kernel does not count them.
+pub fn recursion_misses(pid: u32) -> u64 {
+    prog_ids_of(pid)
+        .iter()
+        .map(|id| {
+            let out = Command::new("bpftool")
+                .args(["-j", "prog", "show", "id", &id.to_string()])
+                .output()
+                .expect("run bpftool");
+            let info: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+            info["recursion_misses"].as_u64().unwrap_or(0)
+        })
+        .sum()
 }

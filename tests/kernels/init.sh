@@ -15,6 +15,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /tmp
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 # Output goes to the console only once /dev exists.
 exec </dev/null >/dev/console 2>&1
 ip link set lo up
@@ -148,10 +149,15 @@ want_attach() {
 # scheduling. The tools still see events on both CPUs.
 CPUS=$(nproc)
 traffic() {
+	traffic_in "" "$1"
+}
+
+# traffic_in CGROUP ADDR: traffic run by a process moved into CGROUP first ("": stays put).
+traffic_in() {
 	PORT=$((PORT + 2))
-	case "$1" in *:*) mask=$((1 << (CPUS - 1))) ;; *) mask=1 ;; esac
-	if ! timeout 60 taskset $mask /bin/traffic "$1" $PORT "$CONNS" "$ROUNDS" $((PORT + 1)) >$T.traffic 2>&1; then
-		WHY="traffic on $1 failed: $(cat $T.traffic)"
+	case "$2" in *:*) mask=$((1 << (CPUS - 1))) ;; *) mask=1 ;; esac
+	if ! sh -c 'cg=$1; shift; [ -z "$cg" ] || echo $$ >"$cg/cgroup.procs"; exec timeout 60 taskset "$@"' - "$1" $mask /bin/traffic "$2" $PORT "$CONNS" "$ROUNDS" $((PORT + 1)) >$T.traffic 2>&1; then
+		WHY="traffic on $2 failed: $(cat $T.traffic)"
 		return 1
 	fi
 	return 0
@@ -315,6 +321,46 @@ check_no_btf() {
 	umount /sys/kernel/btf
 }
 
+# containers VARIANT ENV: tcpstates -c on a cgroup v2 tree, traffic inside and outside it:
+# exactly the inside sockets' changes, each with its cgroup path; socket storage (and so
+# owners on every line) from Linux 5.11, the fixed table before, as -v says.
+check_containers() {
+	WHY= HOOK=? BUFFER=?
+	cg=/sys/fs/cgroup/tt
+	mkdir -p $cg/inner
+	if start containers 1 env $2 /bin/tcpstates -v --json -c $cg && traffic_in $cg/inner 127.0.0.1 &&
+		traffic 127.0.0.1 && sleep 1 && stop INT; then
+		sed -n 's/.*"newstate":"\([A-Z_0-9]*\)","oldstate":"\([A-Z_0-9]*\)".*/\2 \1/p' \
+			$T.containers.out | sort | uniq -c | awk '{ print $1, $2, $3 }' | sort -k2 >$T.got
+		expected_states "$CONNS" 1 >$T.want
+		total=$(wc -l <$T.containers.out)
+		inside=$(grep -c '"cgroup":"/tt/inner"' $T.containers.out)
+		owned=$(grep -c '"owner_pid":' $T.containers.out)
+		storage=storage
+		grep -q 'without socket storage' $T.containers.err && storage=table
+		[ "$1" = raw ] && storage=table
+		case "$(uname -r)" in 5.[0-9].* | 5.10.*) want=table ;; *) want=storage ;; esac
+		[ "$1" = raw ] && want=table
+		owners_want=0
+		[ "$want" = storage ] && owners_want=$total
+		if ! cmp -s $T.got $T.want; then
+			WHY="state changes differ (count old new; got vs want): $(diff $T.want $T.got | grep '^[-+][0-9]' | tr '\n' ' ')"
+		elif [ "$inside" -ne "$total" ]; then
+			WHY="$inside of $total lines name cgroup /tt/inner"
+		elif [ "$storage" != "$want" ] || [ "$owned" -ne "$owners_want" ]; then
+			WHY="per-socket state in $storage with $owned of $total owners, want $want with $owners_want"
+		else
+			want_attach "$1" ringbuf
+		fi
+	fi
+	rmdir $cg/inner $cg 2>/dev/null
+	if [ -n "$WHY" ]; then
+		report "tcpstates -c" "$HOOK $BUFFER" "FAIL: $WHY"
+	else
+		report "tcpstates -c" "$HOOK $BUFFER" "ok ($total events, all in /tt/inner, per-socket state in $storage, $owned owners)"
+	fi
+}
+
 if [ ! -e /sys/kernel/btf/vmlinux ]; then
 	report setup "- -" "FAIL: this kernel has no /sys/kernel/btf/vmlinux"
 elif [ ! -e $TRACING/events/tcp/tcp_probe/enable ]; then
@@ -331,6 +377,8 @@ else
 	check_tcprtt btf ""
 	check_tcprtt raw TCPTOOLS_RAW_TP=1
 	check_exporter
+	check_containers btf ""
+	check_containers raw TCPTOOLS_RAW_TP=1
 	check_no_btf
 fi
 echo MATRIX-END

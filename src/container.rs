@@ -1,0 +1,342 @@
+//! A socket's container: the -c/--netns options, resolved to the cgroup v2 id and network
+//! namespace inode the BPF side filters on, and cgroup ids turned back into paths.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use nix::sys::statfs::{statfs, FsType};
+
+use crate::cli::UsageError;
+
+/// statfs(2)'s f_type of a cgroup v2 hierarchy and of a namespace file.
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+/// How often an unknown cgroup id may trigger a new walk of the hierarchy.
+const RESCAN_EVERY: Duration = Duration::from_secs(1);
+/// Bound on the directories one walk of the hierarchy visits.
+const MAX_CGROUPS: usize = 100_000;
+
+/// `-c` and `--netns`, which every tool has.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ContainerFlags {
+    /// Trace only sockets in this cgroup v2 directory or below it
+    #[arg(
+        short = 'c',
+        long = "cgroup",
+        value_name = "PATH",
+        allow_hyphen_values = true
+    )]
+    pub cgroup: Option<String>,
+    /// Trace only sockets in this network namespace: a path such as /run/netns/NAME or
+    /// /proc/PID/ns/net, or an inode number as lsns prints it
+    #[arg(long = "netns", value_name = "NS", allow_hyphen_values = true)]
+    pub netns: Option<String>,
+}
+
+/// A network namespace as given to `--netns`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetnsArg {
+    Inode(u32),
+    Path(PathBuf),
+}
+
+/// The -c and --netns arguments, checked for form; [`ContainerArgs::resolve`] checks them
+/// against the system.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerArgs {
+    pub cgroup: Option<PathBuf>,
+    pub netns: Option<NetnsArg>,
+}
+
+impl ContainerFlags {
+    /// An empty path, or an inode that is not a positive 32-bit number, is a usage error.
+    pub fn into_args(self) -> Result<ContainerArgs, UsageError> {
+        let cgroup = match self.cgroup {
+            Some(path) if path.is_empty() => {
+                return Err(UsageError::new("invalid cgroup path: (empty)"))
+            }
+            path => path.map(PathBuf::from),
+        };
+        let netns = self.netns.map(|ns| parse_netns(&ns)).transpose()?;
+        Ok(ContainerArgs { cgroup, netns })
+    }
+}
+
+/// `--netns`: digits are an inode, anything with a `/` a path.
+fn parse_netns(arg: &str) -> Result<NetnsArg, UsageError> {
+    let invalid = || UsageError::new(format!("invalid network namespace: {arg}"));
+    if arg.contains('/') {
+        return Ok(NetnsArg::Path(PathBuf::from(arg)));
+    }
+    if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    match arg.parse::<u32>() {
+        Ok(inode) if inode > 0 => Ok(NetnsArg::Inode(inode)),
+        _ => Err(invalid()),
+    }
+}
+
+/// A cgroup v2 directory: its id (the directory's inode, which the kernel uses as the
+/// cgroup's id), its depth below the root, and its path from the root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cgroup {
+    pub id: u64,
+    pub level: u32,
+    pub path: String,
+}
+
+/// What the BPF side filters on and whether its records carry the container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerFilter {
+    pub cgroup: Option<Cgroup>,
+    pub netns: Option<u32>,
+    /// Records carry their socket's cgroup id and network namespace.
+    pub record: bool,
+}
+
+impl ContainerArgs {
+    /// Resolves the paths; a path that is not what it should be is one line, exit 1.
+    pub fn resolve(&self, record: bool) -> Result<ContainerFilter> {
+        let cgroup = self.cgroup.as_deref().map(cgroup_of).transpose()?;
+        let netns = match &self.netns {
+            Some(NetnsArg::Inode(inode)) => Some(*inode),
+            Some(NetnsArg::Path(path)) => Some(netns_of(path)?),
+            None => None,
+        };
+        Ok(ContainerFilter {
+            cgroup,
+            netns,
+            record,
+        })
+    }
+}
+
+/// Where the cgroup v2 hierarchy is mounted (on hybrid systems, /sys/fs/cgroup/unified).
+pub fn cgroup2_mount() -> Result<PathBuf> {
+    let mounts = fs::read_to_string("/proc/mounts").context("cannot read /proc/mounts")?;
+    mounts
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.get(2) == Some(&"cgroup2"))
+        .and_then(|fields| fields.get(1).map(|dir| PathBuf::from(unescape_mount(dir))))
+        .context("no cgroup v2 hierarchy is mounted (no cgroup2 line in /proc/mounts)")
+}
+
+/// /proc/mounts writes a space as \040 (and tab, newline, backslash likewise).
+fn unescape_mount(field: &str) -> String {
+    field
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+fn cgroup_of(path: &Path) -> Result<Cgroup> {
+    let not_v2 = || format!("{}: not a cgroup v2 directory", path.display());
+    let dir = fs::canonicalize(path).with_context(not_v2)?;
+    let meta = fs::metadata(&dir).with_context(not_v2)?;
+    let on_cgroup2 =
+        statfs(&dir).is_ok_and(|fs| fs.filesystem_type() == FsType(CGROUP2_SUPER_MAGIC));
+    if !meta.is_dir() || !on_cgroup2 {
+        bail!(not_v2());
+    }
+    let mount = cgroup2_mount()?;
+    let below = dir.strip_prefix(&mount).with_context(not_v2)?;
+    Ok(Cgroup {
+        id: meta.ino(),
+        level: below.components().count() as u32,
+        path: format!("/{}", below.display()),
+    })
+}
+
+fn netns_of(path: &Path) -> Result<u32> {
+    let not_ns = || format!("{}: not a network namespace", path.display());
+    let meta = fs::metadata(path).with_context(not_ns)?;
+    let on_nsfs = statfs(path).is_ok_and(|fs| fs.filesystem_type() == FsType(NSFS_MAGIC));
+    if !on_nsfs {
+        bail!(not_ns());
+    }
+    u32::try_from(meta.ino()).with_context(not_ns)
+}
+
+/// A socket's container as a record carries it (when the filter asked for it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketContainer {
+    pub cgroup_id: u64,
+    pub netns: u32,
+}
+
+/// The [`SocketContainer`] of a BPF record with the fields `cgroup_id` and `netns`.
+#[macro_export]
+macro_rules! socket_container {
+    ($raw:expr) => {
+        $crate::container::SocketContainer {
+            cgroup_id: $raw.cgroup_id,
+            netns: $raw.netns,
+        }
+    };
+}
+
+/// The BPF side's `struct container_settings` (bpf/container.h) as the skeleton type `$ty`
+/// of a tool, from a [`ContainerFilter`].
+#[macro_export]
+macro_rules! container_settings {
+    ($ty:ty, $filter:expr) => {{
+        let filter: &$crate::container::ContainerFilter = $filter;
+        let mut settings = <$ty>::default();
+        if let Some(cgroup) = &filter.cgroup {
+            settings.cgroup_id = cgroup.id;
+            settings.cgroup_level = cgroup.level;
+        }
+        settings.netns = filter.netns.unwrap_or(0);
+        settings.record = u8::from(filter.record);
+        settings
+    }};
+}
+
+/// The cgroup column of a printer: each record's cgroup path where the format shows it
+/// (JSON, `--show-cgroup`), nothing otherwise.
+pub struct CgroupColumn {
+    shown: bool,
+    paths: CgroupPaths,
+}
+
+impl CgroupColumn {
+    pub fn new(shown: bool, paths: CgroupPaths) -> CgroupColumn {
+        CgroupColumn { shown, paths }
+    }
+
+    /// The path of `container`'s cgroup, or empty when not shown.
+    pub fn path(&mut self, container: &SocketContainer) -> String {
+        if self.shown {
+            self.paths.path(container.cgroup_id)
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// Cgroup v2 paths by id, for printing: found by walking the hierarchy, cached, and walked
+/// again (at most once a second) for an id not seen yet. An id with no directory (the
+/// cgroup was removed) prints as its number.
+pub struct CgroupPaths {
+    mount: Option<PathBuf>,
+    paths: HashMap<u64, String>,
+    last_scan: Option<Instant>,
+}
+
+impl CgroupPaths {
+    /// The paths of this system's hierarchy; without one, every id prints as its number.
+    pub fn system() -> CgroupPaths {
+        CgroupPaths {
+            mount: cgroup2_mount().ok(),
+            paths: HashMap::new(),
+            last_scan: None,
+        }
+    }
+
+    /// Fixed paths, for golden tests.
+    pub fn fixed(paths: impl IntoIterator<Item = (u64, String)>) -> CgroupPaths {
+        CgroupPaths {
+            mount: None,
+            paths: paths.into_iter().collect(),
+            last_scan: None,
+        }
+    }
+
+    /// The path of cgroup `id` from the hierarchy's root (`/` for the root itself).
+    pub fn path(&mut self, id: u64) -> String {
+        if !self.paths.contains_key(&id) && self.may_scan() {
+            self.scan();
+        }
+        self.paths
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    fn may_scan(&self) -> bool {
+        self.mount.is_some() && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY)
+    }
+
+    fn scan(&mut self) {
+        self.last_scan = Some(Instant::now());
+        let Some(mount) = self.mount.clone() else {
+            return;
+        };
+        let mut pending = vec![(mount.clone(), String::from("/"))];
+        let mut visited = 0;
+        while let Some((dir, path)) = pending.pop() {
+            visited += 1;
+            if visited > MAX_CGROUPS {
+                break;
+            }
+            let Ok(meta) = fs::metadata(&dir) else {
+                continue;
+            };
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let child = if path == "/" {
+                        format!("/{name}")
+                    } else {
+                        format!("{path}/{name}")
+                    };
+                    pending.push((entry.path(), child));
+                }
+            }
+            self.paths.insert(meta.ino(), path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netns_arguments() {
+        assert_eq!(parse_netns("4026531840"), Ok(NetnsArg::Inode(4026531840)));
+        assert_eq!(
+            parse_netns("/run/netns/x"),
+            Ok(NetnsArg::Path("/run/netns/x".into()))
+        );
+        for bad in ["-5", "0", "", "abc", "4294967296", "1e3"] {
+            assert_eq!(
+                parse_netns(bad),
+                Err(UsageError::new(format!("invalid network namespace: {bad}"))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_cgroup_path_is_a_usage_error() {
+        let flags = ContainerFlags {
+            cgroup: Some(String::new()),
+            netns: None,
+        };
+        assert_eq!(
+            flags.into_args(),
+            Err(UsageError::new("invalid cgroup path: (empty)"))
+        );
+    }
+
+    #[test]
+    fn mount_fields_are_unescaped() {
+        assert_eq!(unescape_mount("/a\\040b"), "/a b");
+    }
+
+    #[test]
+    fn unknown_ids_print_as_numbers() {
+        let mut paths = CgroupPaths::fixed([(1, "/".to_owned()), (7, "/pod/c".to_owned())]);
+        assert_eq!(paths.path(7), "/pod/c");
+        assert_eq!(paths.path(8), "8");
+    }
+}
