@@ -55,7 +55,7 @@ static __always_inline void track_in_storage(struct state_change *ev, const stru
 	if (!st)
 		return;
 	if (st->skaddr == ev->skaddr && st->ts_ns) {
-		ev->delta_us = (ts - st->ts_ns) / 1000;
+		ev->delta_ns = ts - st->ts_ns;
 		ev->delta_known = 1;
 	}
 	/* The connect() or listen() caller: inside the syscall, the task on the CPU. */
@@ -76,7 +76,7 @@ static __always_inline void track_in_table(struct state_change *ev, __u64 ts)
 
 	tsp = bpf_map_lookup_elem(&timestamps, &skaddr);
 	if (tsp) {
-		ev->delta_us = (ts - *tsp) / 1000;
+		ev->delta_ns = ts - *tsp;
 		ev->delta_known = 1;
 	}
 	if (ev->newstate == TCP_CLOSE)

@@ -31,7 +31,7 @@ struct state_change {
 	__u8 raddr[16];
 	__u64 skaddr;
 	__u64 ts_us;
-	__u64 delta_us;
+	__u64 delta_ns;  /* time in oldstate: the JSON prints it to the ns, the columns to the us */
 	__u64 cgroup_id; /* with settings.container.record */
 	__u32 netns;
 	__u32 pid;
@@ -42,7 +42,7 @@ struct state_change {
 	__u16 lport;     /* host order */
 	__u16 rport;     /* host order */
 	__u8 comm[TASK_COMM_LEN];
-	__u8 delta_known; /* 1: delta_us counts from a state start this program saw */
+	__u8 delta_known; /* 1: delta_ns counts from a state start this program saw */
 	__u8 pad[3];
 };
 

@@ -113,7 +113,7 @@ fn change(family: u16, old: i32, new: i32, delta_us: u64, delta_known: bool) -> 
     c.endpoints.family = family;
     c.oldstate = old;
     c.newstate = new;
-    c.delta_us = delta_us;
+    c.delta_ns = delta_us * 1000;
     c.delta_known = delta_known;
     c
 }

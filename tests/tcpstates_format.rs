@@ -33,7 +33,7 @@ fn change(family: u16, laddr: [u8; 16], lport: u16, raddr: [u8; 16], rport: u16)
             netns: 4026531840,
         },
         owner: None,
-        delta_us: 50345,
+        delta_ns: 50_345_000,
         delta_known: true,
         ts_us: 10_000_000,
     }
@@ -67,7 +67,7 @@ fn default_layout() {
     idle.comm = Comm::from_kernel(b"swapper/0\0");
     idle.oldstate = 4;
     idle.newstate = 5;
-    idle.delta_us = 2342;
+    idle.delta_ns = 2_342_000;
     assert_eq!(
         render(Format::default(), &[loopback_v4(), idle]),
         format!(
@@ -82,7 +82,7 @@ ffff8881064b0940 0       swapper/0  127.0.0.1       59600 127.0.0.1       8765  
 fn long_names_are_cut_to_ten_bytes_and_long_addresses_push_columns() {
     let mut ev = change(AF_INET6, v6("::ffff:127.0.0.1"), 59600, v6("::1"), 8765);
     ev.comm = Comm::from_kernel(b"averylongname15");
-    ev.delta_us = 125;
+    ev.delta_ns = 125_000;
     assert_eq!(
         render(Format::default(), &[ev]),
         format!(
@@ -105,7 +105,7 @@ fn wide_layout_prints_39_character_ipv6_addresses_in_full() {
     ev.comm = Comm::from_kernel(b"averylongname15");
     ev.oldstate = 2;
     ev.newstate = 13;
-    ev.delta_us = 2500;
+    ev.delta_ns = 2_500_000;
     let wide = Format {
         wide: true,
         ..Format::default()
@@ -126,7 +126,7 @@ fn clock_column_with_wide_layout() {
     ev.pid = 8204;
     ev.oldstate = 7;
     ev.newstate = 10;
-    ev.delta_us = 0;
+    ev.delta_ns = 0;
     let format = Format {
         clock: true,
         wide: true,
@@ -367,4 +367,18 @@ fn state_names_and_unnamed_numbers() {
 #[test]
 fn short_records_are_rejected() {
     assert_eq!(StateChange::decode(&[0u8; 10]), None);
+}
+
+#[test]
+fn sub_microsecond_durations_are_0_000_in_columns_but_not_in_json() {
+    let mut quick = loopback_v4();
+    quick.delta_ns = 412;
+    let text = render(Format::default(), &[quick.clone()]);
+    assert!(text.lines().nth(1).unwrap().ends_with(" 0.000"), "{text}");
+    let json = Format {
+        json: true,
+        ..Format::default()
+    };
+    let value: serde_json::Value = serde_json::from_str(render(json, &[quick]).trim_end()).unwrap();
+    assert_eq!(value["ms"], serde_json::json!(0.000412));
 }

@@ -136,7 +136,7 @@ impl Metrics {
             self.state_durations
                 .entry((change.endpoints.family, change.oldstate))
                 .or_insert_with(|| Log2Hist::new(STATE_SLOTS))
-                .record(change.delta_us);
+                .record(change.delta_ns / 1000);
         }
     }
 

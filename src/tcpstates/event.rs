@@ -21,9 +21,10 @@ pub struct StateChange {
     pub owner: Option<Owner>,
     pub oldstate: i32,
     pub newstate: i32,
-    /// Time spent in `oldstate`, 0 when its start was not seen.
-    pub delta_us: u64,
-    /// Whether `delta_us` counts from a state start the program saw (the tools print an
+    /// Time spent in `oldstate` in nanoseconds, 0 when its start was not seen. The
+    /// columns print it truncated to microseconds, as bcc does; JSON to the nanosecond.
+    pub delta_ns: u64,
+    /// Whether `delta_ns` counts from a state start the program saw (the tools print an
     /// unseen start as 0; the exporter must tell it from 0 us).
     pub delta_known: bool,
     /// Kernel monotonic time of the change.
@@ -47,7 +48,7 @@ impl StateChange {
             }),
             oldstate: raw.oldstate,
             newstate: raw.newstate,
-            delta_us: raw.delta_us,
+            delta_ns: raw.delta_ns,
             delta_known: raw.delta_known != 0,
             ts_us: raw.ts_us,
         })

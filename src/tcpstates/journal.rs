@@ -63,7 +63,7 @@ impl Journal {
             ),
             ("OBJECT_TCP_OLD_STATE", state_name(ev.oldstate).into_owned()),
             ("OBJECT_TCP_NEW_STATE", state_name(ev.newstate).into_owned()),
-            ("OBJECT_TCP_SPAN_TIME", ev.delta_us.to_string()),
+            ("OBJECT_TCP_SPAN_TIME", (ev.delta_ns / 1000).to_string()),
         ];
         // journald fills OBJECT_COMM in itself for root's records.
         if !self.is_root {

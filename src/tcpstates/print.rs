@@ -179,7 +179,7 @@ impl Printer {
             .text(" -> ")
             .left(state_name(ev.newstate).as_bytes(), 11)
             .text(" ");
-        write_ms(line, ev.delta_us);
+        write_ms(line, ev.delta_ns / 1000);
         if f.cgroup {
             line.text(" ").text(cgroup);
         }
@@ -229,7 +229,7 @@ fn json_line(
         "rport": ev.endpoints.rport,
         "oldstate": state_name(ev.oldstate),
         "newstate": state_name(ev.newstate),
-        "ms": ev.delta_us as f64 / 1000.0,
+        "ms": ev.delta_ns as f64 / 1e6,
         "netns": ev.container.netns,
         "cgroup": cgroup,
     });
@@ -275,7 +275,7 @@ fn csv_line(
         ev.endpoints.rport.to_string(),
         state_name(ev.oldstate).into_owned(),
         state_name(ev.newstate).into_owned(),
-        format!("{:.3}", ev.delta_us as f64 / 1000.0),
+        format!("{:.3}", (ev.delta_ns / 1000) as f64 / 1000.0),
     ]);
     if f.cgroup {
         fields.push(cgroup.to_owned());
