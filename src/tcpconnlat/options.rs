@@ -17,7 +17,8 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcpconnlat -p 185       # trace PID 185 only
     tcpconnlat -L           # include LPORT while printing outputs
     tcpconnlat -4           # trace IPv4 family only
-    tcpconnlat --json       # one JSON object per connect";
+    tcpconnlat --json       # one JSON object per connect
+    tcpconnlat -c /sys/fs/cgroup/unified/pod --show-cgroup   # connects of that cgroup v2";
 
 #[derive(Parser)]
 #[command(

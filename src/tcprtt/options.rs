@@ -23,7 +23,9 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcprtt -B         # show sockets histogram by remote address
     tcprtt -e         # show extension summary(average)
     tcprtt -6 -B      # IPv6 sockets only, one histogram per remote address
-    tcprtt --json     # one JSON object per histogram per interval";
+    tcprtt --json     # one JSON object per histogram per interval
+    tcprtt --bycgroup # one histogram per cgroup v2
+    tcprtt -c /sys/fs/cgroup/unified/pod   # only sockets of that cgroup v2 and below";
 
 #[derive(Parser)]
 #[command(

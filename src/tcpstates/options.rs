@@ -16,7 +16,10 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcpstates -D 80            # only trace remote port 80
     tcpstates -t               # include seconds since the first event
     tcpstates -s               # comma-separated values
-    tcpstates --json           # one JSON object per event";
+    tcpstates --json           # one JSON object per event
+    tcpstates -c /sys/fs/cgroup/unified/pod   # only sockets of that cgroup v2 and below
+    tcpstates --netns /run/netns/blue         # only sockets of that network namespace
+    tcpstates --owner --show-cgroup           # the socket's owner, and its cgroup";
 
 #[derive(Parser)]
 #[command(
