@@ -194,6 +194,37 @@ def build_initramfs(work, bindir, traffic):
     return out
 
 
+# A VM the guest kernel itself reports stuck ("soft lockup") is ended at once instead of
+# waiting out the timeout. Seen about once in ten boots under TCG, in init (pid 1) while
+# the tcprtt checks switch the tcp_probe trace event with a BPF program attached; whether
+# TCG's cross-CPU code patching or the kernel is at fault is not known. Such a boot, or one
+# that times out, is retried once, and the output says so.
+LOCKUP = -1000
+HANG = "VM hung"
+
+
+def watch(vm, log):
+    """Waits for qemu; returns its exit code, or LOCKUP after ending it."""
+    while vm.poll() is None:
+        time.sleep(1)
+        if b"soft lockup" in log.read_bytes():
+            vm.kill()
+            vm.wait()
+            return LOCKUP
+    return vm.returncode
+
+
+def boot_with_retry(kver, vmlinuz, initramfs, logdir, args):
+    """boot(), once more if the VM hung or timed out; the first failure is kept in notes."""
+    rows, error, seconds = boot(kver, vmlinuz, initramfs, logdir, args)
+    if error and (error.startswith(HANG) or "timed out" in error):
+        first = error
+        rows, error, more = boot(kver, vmlinuz, initramfs, logdir, args)
+        seconds += more
+        rows = [*rows, ("retry", "-", f"ok (the first boot failed: {first})")]
+    return rows, error, seconds
+
+
 def boot(kver, vmlinuz, initramfs, logdir, args):
     """Boots one kernel, returns (rows, error, seconds); rows are (tool, hook_buffer, result)."""
     log = logdir / f"{kver}.log"
@@ -206,14 +237,17 @@ def boot(kver, vmlinuz, initramfs, logdir, args):
     ]
     t0 = time.monotonic()
     with open(log, "wb") as f:
-        rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT).returncode
+        vm = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+        rc = watch(vm, log)
     seconds = time.monotonic() - t0
     text = log.read_text(errors="replace").replace("\r", "")
     rows = [tuple(line.split("|", 3)[1:]) for line in text.splitlines()
             if line.startswith("MATRIX|") and line.count("|") >= 3]
     running = re.search(r"MATRIX-KERNEL (\S+)", text)
     error = None
-    if rc == 124 or rc == 137:
+    if rc == LOCKUP:
+        error = f"{HANG}: the guest kernel reported a soft lockup (log: {log})"
+    elif rc == 124 or rc == 137:
         error = f"boot timed out after {args.timeout} s (log: {log})"
     elif "MATRIX-END" not in text:
         error = f"VM ended (qemu exit {rc}) before the tests finished (log: {log})"
@@ -233,7 +267,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=1, help="VMs booted at the same time")
     ap.add_argument("--smp", type=int, default=2,
                     help="vCPUs per VM (2: per-CPU perf buffers see events from both)")
-    ap.add_argument("--timeout", type=int, default=600, help="seconds one boot may take")
+    ap.add_argument("--timeout", type=int, default=300, help="seconds one boot may take")
     ap.add_argument("--conns", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
@@ -253,7 +287,8 @@ def main():
         return 1
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda k: (k[0], *boot(k[0], k[1], initramfs, logdir, args)), kernels))
+        results = list(pool.map(
+            lambda k: (k[0], *boot_with_retry(k[0], k[1], initramfs, logdir, args)), kernels))
 
     failed = 0
     width = max(len(k) for k, *_ in results)
@@ -263,7 +298,8 @@ def main():
             failed += not result.startswith("ok")
         counts = {}
         for tool, hook, _ in rows:
-            counts[tool] = counts.get(tool, 0) + 1
+            if tool != "retry":
+                counts[tool] = counts.get(tool, 0) + 1
         if not error and counts != EXPECTED_CHECKS:
             error = f"checks missing: got {counts}, want {EXPECTED_CHECKS}"
         if error:
