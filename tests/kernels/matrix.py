@@ -6,6 +6,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -198,7 +199,7 @@ def build_initramfs(work, bindir, traffic):
 # waiting out the timeout. Seen about once in ten boots under TCG, in init (pid 1) while
 # the tcprtt checks switch the tcp_probe trace event with a BPF program attached; whether
 # TCG's cross-CPU code patching or the kernel is at fault is not known. Such a boot, or one
-# that times out, is retried once, and the output says so.
+# that times out, is retried (RETRIES times at most), and the output says so.
 LOCKUP = -1000
 HANG = "VM hung"
 
@@ -208,21 +209,26 @@ def watch(vm, log):
     while vm.poll() is None:
         time.sleep(1)
         if b"soft lockup" in log.read_bytes():
-            vm.kill()
+            os.killpg(vm.pid, signal.SIGKILL)
             vm.wait()
             return LOCKUP
     return vm.returncode
 
 
+RETRIES = 2
+
+
 def boot_with_retry(kver, vmlinuz, initramfs, logdir, args):
-    """boot(), once more if the VM hung or timed out; the first failure is kept in notes."""
+    """boot(), up to RETRIES more times while the VM hangs or times out; each such failure
+    is a `retry` row."""
     rows, error, seconds = boot(kver, vmlinuz, initramfs, logdir, args)
-    if error and (error.startswith(HANG) or "timed out" in error):
-        first = error
+    hangs = []
+    while error and (error.startswith(HANG) or "timed out" in error) and len(hangs) < RETRIES:
+        hangs.append(error)
         rows, error, more = boot(kver, vmlinuz, initramfs, logdir, args)
         seconds += more
-        rows = [*rows, ("retry", "-", f"ok (the first boot failed: {first})")]
-    return rows, error, seconds
+    retries = [("retry", "-", f"ok (boot {i + 1} failed: {hang})") for i, hang in enumerate(hangs)]
+    return [*rows, *retries], error, seconds
 
 
 def boot(kver, vmlinuz, initramfs, logdir, args):
@@ -237,7 +243,9 @@ def boot(kver, vmlinuz, initramfs, logdir, args):
     ]
     t0 = time.monotonic()
     with open(log, "wb") as f:
-        vm = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+        # Its own session: ending it ends `timeout` and the qemu below it together.
+        vm = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                              start_new_session=True)
         rc = watch(vm, log)
     seconds = time.monotonic() - t0
     text = log.read_text(errors="replace").replace("\r", "")
