@@ -65,10 +65,7 @@ impl<S> Attached<S> {
 
     /// Runs of the programs the kernel skipped (`recursion_misses`), all together.
     pub fn kernel_skips(&self) -> u64 {
-        self.programs
-            .iter()
-            .map(|fd| crate::stream::recursion_misses(fd.as_fd()))
-            .sum()
+        crate::stream::kernel_skips(&self.programs())
     }
 }
 
@@ -98,27 +95,29 @@ fn env_set(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// The setups to try, best first: socket storage only for a tool that uses it, tp_btf
-/// unless forced away.
-fn setups(uses_sk_storage: bool) -> Vec<Setup> {
-    let mut setups = Vec::new();
-    if !env_set(FORCE_RAW_TP_ENV) {
-        if uses_sk_storage && !env_set(FORCE_TABLE_ENV) {
-            setups.push(Setup {
-                hook: Hook::TpBtf,
-                sk_storage: true,
-            });
-        }
-        setups.push(Setup {
-            hook: Hook::TpBtf,
-            sk_storage: false,
-        });
-    }
-    setups.push(Setup {
+/// The setups to try, best first (socket storage only for a tool that uses it), and what
+/// an environment override made it skip.
+fn setups(uses_sk_storage: bool) -> (Vec<Setup>, Option<String>) {
+    let tp_btf = |sk_storage| Setup {
+        hook: Hook::TpBtf,
+        sk_storage,
+    };
+    let raw_tp = Setup {
         hook: Hook::RawTp,
         sk_storage: false,
-    });
-    setups
+    };
+    if env_set(FORCE_RAW_TP_ENV) {
+        let why = format!("tp_btf skipped ({FORCE_RAW_TP_ENV} is set)");
+        return (vec![raw_tp], Some(why));
+    }
+    if !uses_sk_storage {
+        return (vec![tp_btf(false), raw_tp], None);
+    }
+    if env_set(FORCE_TABLE_ENV) {
+        let why = format!("socket storage skipped ({FORCE_TABLE_ENV} is set)");
+        return (vec![tp_btf(false), raw_tp], Some(why));
+    }
+    (vec![tp_btf(true), tp_btf(false), raw_tp], None)
 }
 
 /// Opens the skeleton `builder` makes, lets `configure` set its read-only data and maps
@@ -135,13 +134,9 @@ where
     B: SkelBuilder<'static>,
     F: Fn(&mut B::Output, Setup) -> Result<()>,
 {
-    let mut refused = Vec::new();
-    if env_set(FORCE_RAW_TP_ENV) {
-        refused.push(format!("tp_btf skipped ({FORCE_RAW_TP_ENV} is set)"));
-    } else if uses_sk_storage && env_set(FORCE_TABLE_ENV) {
-        refused.push(format!("socket storage skipped ({FORCE_TABLE_ENV} is set)"));
-    }
-    for setup in setups(uses_sk_storage) {
+    let (setups, skipped) = setups(uses_sk_storage);
+    let mut refused: Vec<String> = skipped.into_iter().collect();
+    for setup in setups {
         match load_with(setup, builder(), &configure) {
             Ok(attached) => {
                 let without = if setup.hook == Hook::TpBtf && uses_sk_storage && !setup.sk_storage {

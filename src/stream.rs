@@ -312,12 +312,17 @@ pub struct Skips {
 impl Skips {
     /// Prints the runs skipped since the last report.
     pub fn report(&self, programs: &[BorrowedFd<'_>]) {
-        let skips: u64 = programs.iter().map(|fd| recursion_misses(*fd)).sum();
+        let skips = kernel_skips(programs);
         if skips > self.reported.get() {
             eprintln!("kernel skipped {} events", skips - self.reported.get());
             self.reported.set(skips);
         }
     }
+}
+
+/// The runs of `programs` the kernel skipped, all together.
+pub fn kernel_skips(programs: &[BorrowedFd<'_>]) -> u64 {
+    programs.iter().map(|fd| recursion_misses(*fd)).sum()
 }
 
 /// How many times the kernel skipped `prog` because a BPF program was already running on
