@@ -104,4 +104,18 @@ static __always_inline void *lookup_or_init(void *map, const void *key, const vo
 		return handler(ctx, sk, oldstate, newstate, 0);                        \
 	}
 
+/* A tool's pair of programs on tcp:tcp_probe, both calling handler(sk, direct):
+ * tcp_probe_btf (tp_btf) and tcp_probe_raw (raw_tp). */
+#define TCP_PROBE_PROGRAMS(handler)                                                     \
+	SEC("tp_btf/tcp_probe")                                                        \
+	int BPF_PROG(tcp_probe_btf, const struct sock *sk, const struct sk_buff *skb)  \
+	{                                                                              \
+		return handler(sk, 1);                                                 \
+	}                                                                              \
+	SEC("raw_tp/tcp_probe")                                                        \
+	int BPF_PROG(tcp_probe_raw, const struct sock *sk, const struct sk_buff *skb)  \
+	{                                                                              \
+		return handler(sk, 0);                                                 \
+	}
+
 #endif

@@ -152,16 +152,6 @@ static __always_inline int record_rtt(const struct sock *sk, const int direct)
 	return 0;
 }
 
-SEC("tp_btf/tcp_probe")
-int BPF_PROG(tcp_probe_btf, const struct sock *sk, const struct sk_buff *skb)
-{
-	return record_rtt(sk, 1);
-}
-
-SEC("raw_tp/tcp_probe")
-int BPF_PROG(tcp_probe_raw, const struct sock *sk, const struct sk_buff *skb)
-{
-	return record_rtt(sk, 0);
-}
+TCP_PROBE_PROGRAMS(record_rtt)
 
 char LICENSE[] SEC("license") = "GPL";
