@@ -9,6 +9,11 @@
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 
+/* sk_err of a SYN_SENT socket as it closes: an RST (tcp_reset) or the SYN retries running
+ * out (tcp_write_err). */
+#define ETIMEDOUT 110
+#define ECONNREFUSED 111
+
 /* The kernel's TCP states (include/net/tcp_states.h) the programs act on. */
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
@@ -85,6 +90,23 @@ static __always_inline void *lookup_or_init(void *map, const void *key, const vo
 		return value;
 	bpf_map_update_elem(map, key, init, BPF_NOEXIST);
 	return bpf_map_lookup_elem(map, key);
+}
+
+/* Reads the smoothed RTT in us into *srtt (tcp_rtt_estimator keeps srtt_us << 3); 0 if sk
+ * is no tcp_sock. srtt_us lies beyond struct sock: a tp_btf program reaches it through
+ * bpf_skc_to_tcp_sock(), a raw_tp program with a probe read. */
+static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, __u32 *srtt)
+{
+	if (direct) {
+		const struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+		if (!tp)
+			return 0;
+		*srtt = tp->srtt_us >> 3;
+	} else {
+		*srtt = BPF_CORE_READ((const struct tcp_sock *)sk, srtt_us) >> 3;
+	}
+	return 1;
 }
 
 /* A tool's pair of programs on sock:inet_sock_set_state, both calling

@@ -3,6 +3,8 @@
 #ifndef TCPTOOLS_STREAM_BPF_H
 #define TCPTOOLS_STREAM_BPF_H
 
+#include "table.bpf.h"
+
 /* Set by user space before load; the verifier prunes the branch not taken. */
 const volatile __u8 use_ringbuf = 1;
 
@@ -18,25 +20,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } ringbuf_drops SEC(".maps");
-
-/* Sockets the raw_tp programs could not track because their fixed table was full (tp_btf
- * programs keep per-socket state in socket storage, which has no such limit): their next
- * change has no known start. Reported like lost events. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} table_full SEC(".maps");
-
-static __always_inline void count_table_full(void)
-{
-	__u32 zero = 0;
-	__u64 *count = bpf_map_lookup_elem(&table_full, &zero);
-
-	if (count)
-		*count += 1;
-}
 
 /* The reader is woken at most once per WAKEUP_NS; records in between are found by its
  * next poll, which never waits longer than its timeout (src/stream.rs). Under load that

@@ -11,7 +11,6 @@
 #include "sock.bpf.h"
 #include "container.bpf.h"
 
-#define ECONNREFUSED 111
 #define MAX_CONNECTS 4096
 
 const volatile struct tcpconnlat_settings settings = {};

@@ -10,6 +10,7 @@
 #include "tcprtt.h"
 #include "sock.bpf.h"
 #include "container.bpf.h"
+#include "hist.bpf.h"
 
 /* Keys per interval (bcc's capacity); twice that, since two generations coexist for a
  * moment at every interval boundary. */
@@ -34,18 +35,6 @@ struct {
 } hists SEC(".maps");
 
 static const struct hist zero_hist = {};
-
-static __always_inline __u32 log2_u32(__u32 v)
-{
-	__u32 r, shift;
-
-	r = (v > 0xFFFF) << 4; v >>= r;
-	shift = (v > 0xFF) << 3; v >>= shift; r |= shift;
-	shift = (v > 0xF) << 2; v >>= shift; r |= shift;
-	shift = (v > 0x3) << 1; v >>= shift; r |= shift;
-	r |= (v >> 1);
-	return r;
-}
 
 static __always_inline int v6_equal(const __u8 *a, const volatile __u8 *b)
 {
@@ -125,18 +114,8 @@ static __always_inline int record_rtt(const struct sock *sk, const int direct)
 	if (settings.key != KEY_ALL && settings.key != KEY_CGROUP)
 		key.family = family;
 
-	/* srtt_us holds the smoothed RTT in 1/8 us (tcp_rtt_estimator keeps it << 3). It lies
-	 * beyond struct sock: a tp_btf program reaches it through bpf_skc_to_tcp_sock(), a
-	 * raw_tp program with a probe read. */
-	if (direct) {
-		const struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-
-		if (!tp)
-			return 0;
-		srtt = tp->srtt_us >> 3;
-	} else {
-		srtt = BPF_CORE_READ((const struct tcp_sock *)sk, srtt_us) >> 3;
-	}
+	if (!sk_srtt_us(sk, direct, &srtt))
+		return 0;
 	if (settings.millisecond)
 		srtt /= 1000;
 

@@ -29,6 +29,11 @@ pub mod skel {
         dead_code
     )]
 
+    /// tcptools-exporter's counting programs.
+    pub mod exporter {
+        include!(concat!(env!("OUT_DIR"), "/exporter.skel.rs"));
+    }
+
     /// Empty programs, the benchmarks' floor (bench/floor.rs).
     pub mod floor {
         include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));

@@ -328,15 +328,16 @@ pub fn kernel_skips(programs: &[BorrowedFd<'_>]) -> u64 {
 /// How many times the kernel skipped `prog` because a BPF program was already running on
 /// that CPU; 0 when the kernel cannot tell.
 pub fn recursion_misses(prog: BorrowedFd<'_>) -> u64 {
+    prog_info(prog).map_or(0, |info| info.recursion_misses)
+}
+
+/// The kernel's information on `prog` (name, run statistics, recursion misses).
+pub fn prog_info(prog: BorrowedFd<'_>) -> Option<libbpf_rs::libbpf_sys::bpf_prog_info> {
     let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
     let mut len = std::mem::size_of_val(&info) as u32;
     // SAFETY: info is a properly sized, writable bpf_prog_info and len says its size.
     let ret = unsafe {
         libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(prog.as_raw_fd(), &mut info, &mut len)
     };
-    if ret == 0 {
-        info.recursion_misses
-    } else {
-        0
-    }
+    (ret == 0).then_some(info)
 }

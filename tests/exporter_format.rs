@@ -1,25 +1,18 @@
-//! Golden tests of tcptools-exporter's Prometheus text rendering (no BPF, no root).
+//! Golden tests of tcptools-exporter's exposition of the kernel's counts (no BPF, no root).
 
+use tcptools::exporter::metrics::{attempt_index, hist_index, transition_index, HIST_SLOTS};
 use tcptools::exporter::{
-    escape_label_value, render, slot_le, slot_of, write_counter, write_histogram, Labels, Log2Hist,
-    Metrics, RttTotals,
+    render, slot_le, slot_of, Counts, HistKind, Log2Hist, Outcome, Own, Series,
 };
-use tcptools::net::{AF_INET, AF_INET6};
-use tcptools::tcpconnlat::ConnectLatency;
-use tcptools::tcpstates::StateChange;
-
-fn labels(pairs: &[(&'static str, &str)]) -> Labels {
-    pairs.iter().map(|&(n, v)| (n, v.to_owned())).collect()
-}
 
 #[test]
 fn le_is_each_slots_inclusive_upper_bound_in_seconds() {
-    assert_eq!(slot_le(0), "0.000001");
-    assert_eq!(slot_le(1), "0.000003");
-    assert_eq!(slot_le(9), "0.001023");
-    assert_eq!(slot_le(19), "1.048575");
-    assert_eq!(slot_le(25), "67.108863");
-    assert_eq!(slot_le(34), "34359.738367");
+    assert_eq!(slot_le(0), 0.000001);
+    assert_eq!(slot_le(1), 0.000003);
+    assert_eq!(slot_le(9), 0.001023);
+    assert_eq!(slot_le(19), 1.048575);
+    assert_eq!(slot_le(25), 67.108863);
+    assert_eq!(slot_le(34), 34359.738367);
     // A value lands in the slot whose bound is the first le at or above it.
     for (value, slot) in [
         (0, 0),
@@ -35,153 +28,128 @@ fn le_is_each_slots_inclusive_upper_bound_in_seconds() {
     assert_eq!(slot_of(u64::MAX, 27), 26);
 }
 
-#[test]
-fn histogram_with_a_few_slots() {
-    let mut hist = Log2Hist::new(4);
-    for us in [0, 1, 3, 5, 7, 100] {
+fn kernel_hist(values_us: &[u64]) -> Log2Hist {
+    let mut hist = Log2Hist::new(HIST_SLOTS);
+    for &us in values_us {
         hist.record(us);
     }
-    assert_eq!(hist.slots, vec![2, 1, 2, 1]);
-    let mut out = String::new();
-    write_histogram(
-        &mut out,
-        "tcp_x_seconds",
-        "Help with a \\ and a\nnewline.",
-        &[(labels(&[("family", "ipv4")]), &hist)],
-    );
-    assert_eq!(
-        out,
-        "# HELP tcp_x_seconds Help with a \\\\ and a\\nnewline.
-# TYPE tcp_x_seconds histogram
-tcp_x_seconds_bucket{family=\"ipv4\",le=\"0.000001\"} 2
-tcp_x_seconds_bucket{family=\"ipv4\",le=\"0.000003\"} 3
-tcp_x_seconds_bucket{family=\"ipv4\",le=\"0.000007\"} 5
-tcp_x_seconds_bucket{family=\"ipv4\",le=\"+Inf\"} 6
-tcp_x_seconds_sum{family=\"ipv4\"} 0.000116
-tcp_x_seconds_count{family=\"ipv4\"} 6
-"
-    );
+    hist
 }
 
-#[test]
-fn histogram_without_labels_and_empty() {
-    let mut out = String::new();
-    write_histogram(&mut out, "h", "H.", &[(Vec::new(), &Log2Hist::new(2))]);
-    assert_eq!(
-        out,
-        "# HELP h H.
-# TYPE h histogram
-h_bucket{le=\"0.000001\"} 0
-h_bucket{le=\"+Inf\"} 0
-h_sum 0
-h_count 0
-"
-    );
-}
-
-#[test]
-fn counter_and_label_escaping() {
-    assert_eq!(escape_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    let mut out = String::new();
-    write_counter(
-        &mut out,
-        "c_total",
-        "C.",
-        &[
-            (labels(&[("a", "x\"y"), ("b", "back\\slash")]), 3),
-            (labels(&[("a", "line\nbreak"), ("b", "")]), u64::MAX),
-        ],
-    );
-    assert_eq!(
-        out,
-        "# HELP c_total C.
-# TYPE c_total counter
-c_total{a=\"x\\\"y\",b=\"back\\\\slash\"} 3
-c_total{a=\"line\\nbreak\",b=\"\"} 18446744073709551615
-"
-    );
-    let mut out = String::new();
-    write_counter(&mut out, "none_total", "None yet.", &[]);
-    assert_eq!(
-        out,
-        "# HELP none_total None yet.\n# TYPE none_total counter\n"
-    );
-}
-
-fn change(family: u16, old: i32, new: i32, delta_us: u64, delta_known: bool) -> StateChange {
-    let mut c = StateChange::decode(&[0u8; 256]).expect("zeroed record decodes");
-    c.endpoints.family = family;
-    c.oldstate = old;
-    c.newstate = new;
-    c.delta_ns = delta_us * 1000;
-    c.delta_known = delta_known;
+/// Counts as the kernel would hold them after a few connects and state changes.
+fn some_counts() -> Counts {
+    let mut c = Counts::default();
+    c.counters[transition_index(0, 7, 2)] = 3; // CLOSE -> SYN_SENT
+    c.counters[transition_index(0, 2, 1)] = 2; // SYN_SENT -> ESTABLISHED
+    c.counters[transition_index(0, 2, 7)] = 1; // SYN_SENT -> CLOSE
+    c.counters[transition_index(1, 15, 1)] = 1; // an unnamed state: its number
+    c.counters[attempt_index(0, Outcome::Established)] = 2;
+    c.counters[attempt_index(0, Outcome::Timeout)] = 1;
+    c.hists[hist_index(0, HistKind::Connect(Outcome::Established))] = kernel_hist(&[40, 1500]);
+    c.hists[hist_index(0, HistKind::State(2))] = kernel_hist(&[40, 1500, 3_000_000]);
+    c.hists[hist_index(1, HistKind::Rtt)] = kernel_hist(&[0, 1 << 30]);
     c
 }
 
-#[test]
-fn state_changes_count_every_event_and_time_only_seen_starts() {
-    let mut m = Metrics::new();
-    m.record_state_change(&change(AF_INET, 7, 2, 0, false)); // CLOSE -> SYN_SENT, start unseen
-    m.record_state_change(&change(AF_INET, 2, 1, 40, true)); // SYN_SENT -> ESTABLISHED
-    m.record_state_change(&change(AF_INET, 2, 1, 0, true)); // measured 0 us counts
-    m.record_state_change(&change(AF_INET6, 99, 1, 5, true)); // unnamed state: its number
-    let text = render(&m);
-    for line in [
-        "tcp_state_transitions_total{family=\"ipv4\",old_state=\"SYN_SENT\",new_state=\"ESTABLISHED\"} 2",
-        "tcp_state_transitions_total{family=\"ipv4\",old_state=\"CLOSE\",new_state=\"SYN_SENT\"} 1",
-        "tcp_state_transitions_total{family=\"ipv6\",old_state=\"99\",new_state=\"ESTABLISHED\"} 1",
-        "tcp_state_duration_seconds_bucket{family=\"ipv4\",state=\"SYN_SENT\",le=\"0.000001\"} 1",
-        "tcp_state_duration_seconds_bucket{family=\"ipv4\",state=\"SYN_SENT\",le=\"0.000063\"} 2",
-        "tcp_state_duration_seconds_sum{family=\"ipv4\",state=\"SYN_SENT\"} 0.00004",
-        "tcp_state_duration_seconds_count{family=\"ipv4\",state=\"SYN_SENT\"} 2",
-        "tcp_state_duration_seconds_count{family=\"ipv6\",state=\"99\"} 1",
-        "tcptools_exporter_events_lost_total{source=\"tcpstates\"} 0",
-        "tcptools_exporter_events_skipped_total{program=\"tcprtt\"} 0",
-        // Histograms of both families exist before any sample.
-        "tcp_connect_latency_seconds_count{family=\"ipv6\"} 0",
-        "tcp_rtt_seconds_bucket{family=\"ipv4\",le=\"+Inf\"} 0",
-    ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+fn own() -> Own {
+    Own {
+        hook: "tp_btf".to_owned(),
+        sk_storage: true,
+        ..Own::default()
     }
-    // No duration for the unseen start of CLOSE.
+}
+
+fn assert_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            text.lines().any(|l| l == *line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}
+
+#[test]
+fn every_socket_s_series() {
+    let counts = some_counts();
+    let text = render(
+        &[Series {
+            group: None,
+            counts: &counts,
+        }],
+        &own(),
+    );
+    assert_lines(
+        &text,
+        &[
+            "# HELP tcp_connect_attempts_total TCP connects by how they left SYN_SENT: established, refused (an RST), timeout (the SYN retries ran out) or other.",
+            "# TYPE tcp_connect_attempts_total counter",
+            "tcp_connect_attempts_total{family=\"ipv4\",outcome=\"established\"} 2",
+            "tcp_connect_attempts_total{family=\"ipv4\",outcome=\"timeout\"} 1",
+            "tcp_connect_attempts_total{family=\"ipv6\",outcome=\"refused\"} 0",
+            "tcp_state_transitions_total{family=\"ipv4\",old_state=\"CLOSE\",new_state=\"SYN_SENT\"} 3",
+            "tcp_state_transitions_total{family=\"ipv4\",old_state=\"SYN_SENT\",new_state=\"ESTABLISHED\"} 2",
+            "tcp_state_transitions_total{family=\"ipv6\",old_state=\"15\",new_state=\"ESTABLISHED\"} 1",
+            "tcp_connect_latency_seconds_bucket{family=\"ipv4\",outcome=\"established\",le=\"0.000063\"} 1",
+            "tcp_connect_latency_seconds_bucket{family=\"ipv4\",outcome=\"established\",le=\"0.002047\"} 2",
+            "tcp_connect_latency_seconds_bucket{family=\"ipv4\",outcome=\"established\",le=\"+Inf\"} 2",
+            "tcp_connect_latency_seconds_sum{family=\"ipv4\",outcome=\"established\"} 0.00154",
+            "tcp_connect_latency_seconds_count{family=\"ipv4\",outcome=\"established\"} 2",
+            // Histograms of both families and answered outcomes exist before any sample.
+            "tcp_connect_latency_seconds_count{family=\"ipv6\",outcome=\"refused\"} 0",
+            "tcp_rtt_seconds_bucket{family=\"ipv4\",le=\"+Inf\"} 0",
+            // The kernel's slots past the RTT's last (2^26 us) fold into +Inf.
+            "tcp_rtt_seconds_bucket{family=\"ipv6\",le=\"67.108863\"} 1",
+            "tcp_rtt_seconds_bucket{family=\"ipv6\",le=\"+Inf\"} 2",
+            "tcp_rtt_seconds_sum{family=\"ipv6\"} 1073.741824",
+            "tcp_state_duration_seconds_bucket{family=\"ipv4\",state=\"SYN_SENT\",le=\"2.097151\"} 2",
+            "tcp_state_duration_seconds_bucket{family=\"ipv4\",state=\"SYN_SENT\",le=\"4.194303\"} 3",
+            "tcp_state_duration_seconds_count{family=\"ipv4\",state=\"SYN_SENT\"} 3",
+            "tcptools_exporter_build_info{version=\"0.1.0\"} 1",
+            "tcptools_exporter_attach_info{hook=\"tp_btf\",socket_storage=\"true\"} 1",
+            "tcptools_exporter_sockets_untracked_total 0",
+        ],
+    );
+    // No state without samples, no timeout latency, and no group families.
     assert!(!text.contains(",state=\"CLOSE\""), "{text}");
-    // Exactly one TYPE line per family of metrics, and every sample line parses.
+    assert!(!text.contains("outcome=\"timeout\",le"), "{text}");
+    assert!(!text.contains("tcptools_exporter_groups"), "{text}");
     assert_eq!(
         text.matches("# TYPE tcp_state_duration_seconds ").count(),
         1
     );
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (_, value) = line.rsplit_once(' ').expect("name value");
-        assert!(value.parse::<f64>().is_ok(), "{line}");
-    }
 }
 
 #[test]
-fn connects_and_rtt_totals() {
-    let mut m = Metrics::new();
-    let mut c = ConnectLatency::decode(&[0u8; 256]).expect("zeroed record decodes");
-    c.endpoints.family = AF_INET6;
-    c.delta_us = 1500;
-    m.record_connect(&c);
-    let text = render(&m);
-    assert!(
-        text.contains("tcp_connect_latency_seconds_bucket{family=\"ipv6\",le=\"0.001023\"} 0\n")
+fn group_series_show_only_what_they_counted() {
+    let counts = some_counts();
+    let quiet = Counts::default();
+    let series = [
+        Series {
+            group: Some(("cgroup", "/a \"b\"".to_owned())),
+            counts: &counts,
+        },
+        Series {
+            group: Some(("cgroup", "other".to_owned())),
+            counts: &quiet,
+        },
+    ];
+    let own = Own {
+        groups: Some((1, 0)),
+        group_overflow: 7,
+        ..own()
+    };
+    let text = render(&series, &own);
+    assert_lines(
+        &text,
+        &[
+            "tcp_connect_attempts_total{family=\"ipv4\",outcome=\"established\",cgroup=\"/a \\\"b\\\"\"} 2",
+            "tcptools_exporter_group_overflow_total 7",
+            "tcptools_exporter_groups{kind=\"labeled\"} 1",
+            "tcptools_exporter_groups{kind=\"other\"} 0",
+        ],
     );
-    assert!(
-        text.contains("tcp_connect_latency_seconds_bucket{family=\"ipv6\",le=\"0.002047\"} 1\n")
-    );
-    assert!(text.contains("tcp_connect_latency_seconds_sum{family=\"ipv6\"} 0.0015\n"));
-
-    // The kernel's 32-bit slots wrap; the totals do not.
-    let mut totals = RttTotals::default();
-    let mut hist = Log2Hist::new(3);
-    totals.update(AF_INET, &[u32::MAX - 1, 0, 5], 100, &mut hist);
-    totals.update(AF_INET, &[3, 0, 5], 160, &mut hist);
-    assert_eq!(hist.slots, vec![u64::from(u32::MAX) + 4, 0, 5]);
-    assert_eq!(hist.sum_us, 160);
-    // A read with no change adds nothing: scrapes never double count.
-    totals.update(AF_INET, &[3, 0, 5], 160, &mut hist);
-    assert_eq!(hist.count(), u64::from(u32::MAX) + 9);
+    assert!(!text.contains("cgroup=\"other\""), "{text}");
+    assert!(!text.contains("outcome=\"refused\""), "{text}");
 }
 
 #[test]

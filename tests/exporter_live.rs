@@ -278,7 +278,9 @@ fn prometheus_scrapes_exact_counts() {
         )
     };
     let connects = |job: &str, family: &str| {
-        format!("tcp_connect_latency_seconds_count{{job=\"{job}\",family=\"{family}\"}}")
+        format!(
+            "tcp_connect_latency_seconds_count{{job=\"{job}\",family=\"{family}\",outcome=\"established\"}}"
+        )
     };
     let syn_sent_time = |job: &str, family: &str| {
         format!(
@@ -324,21 +326,21 @@ fn prometheus_scrapes_exact_counts() {
         assert_eq!(prometheus.value(query), Some(*want as f64), "{query}");
     }
     // The buckets are cumulative and end in +Inf = _count; RTT samples were taken.
-    let inf = "tcp_connect_latency_seconds_bucket{job=\"exp-port\",family=\"ipv4\",le=\"+Inf\"}";
+    let inf = "tcp_connect_latency_seconds_bucket{job=\"exp-port\",family=\"ipv4\",outcome=\"established\",le=\"+Inf\"}";
     assert_eq!(prometheus.value(inf), Some(V4_CONNECTIONS as f64));
     let rtt = prometheus
         .value("tcp_rtt_seconds_count{job=\"exp-port\",family=\"ipv4\"}")
         .unwrap_or(0.0);
     assert!(rtt >= V4_CONNECTIONS as f64, "rtt samples: {rtt}");
-    let lost = prometheus.value("sum(tcptools_exporter_events_lost_total{job=\"exp-port\"})");
-    assert_eq!(lost, Some(0.0));
+    let skipped = prometheus.value("sum(tcptools_exporter_events_skipped_total{job=\"exp-port\"})");
+    assert_eq!(skipped, Some(0.0));
 
     // The exporter's own /metrics agrees, and serves nothing else.
     let (status, text) = get(&ns, EXPORTER_FILTERED_PORT, "/metrics").expect("/metrics");
     assert_eq!(status, 200);
     let line = "tcp_state_transitions_total{family=\"ipv4\",old_state=\"SYN_SENT\",new_state=\"ESTABLISHED\"}";
     assert_eq!(sample(&text, line), Some(V4_CONNECTIONS as f64), "{text}");
-    let line = "tcp_connect_latency_seconds_count{family=\"ipv6\"}";
+    let line = "tcp_connect_latency_seconds_count{family=\"ipv6\",outcome=\"established\"}";
     assert_eq!(sample(&text, line), Some(V6_CONNECTIONS as f64), "{text}");
     let (status, _) = get(&ns, EXPORTER_FILTERED_PORT, "/").expect("/");
     assert_eq!(status, 404);

@@ -1,4 +1,4 @@
-//! tcptools-exporter: the tools' measurements as Prometheus metrics on GET /metrics.
+//! tcptools-exporter: TCP metrics counted in the kernel, served on GET /metrics.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use tcptools::exporter::collect::{Collector, Programs};
+use tcptools::exporter::collect::Programs;
+use tcptools::exporter::scrape::Collector;
 use tcptools::exporter::{http, Config, Options};
 use tcptools::{cli, signal};
 
 const TOOL: &str = "tcptools-exporter";
 
-/// How long each event buffer is polled per pass; a scrape waits at most two of these.
-const POLL_SLICE: Duration = Duration::from_millis(25);
+/// How long the main thread waits for a scrape request before it looks at signals again.
+const WAIT_SLICE: Duration = Duration::from_millis(25);
 
 fn main() {
     cli::main::<Options>(TOOL, run)
@@ -23,8 +24,8 @@ fn run(config: &Config) -> Result<()> {
     let listener = TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr().unwrap_or(config.listen);
-    let programs = Programs::load(&config.ports)?;
-    let mut collector = Collector::open(&programs, config.ports.clone())?;
+    let programs = Programs::load(config)?;
+    let mut collector = Collector::new(&programs, config.max_groups);
     let server = http::spawn(listener)?;
 
     let mut stdout = std::io::stdout();
@@ -34,9 +35,8 @@ fn run(config: &Config) -> Result<()> {
 
     let mut serving = true;
     while serving && !signal::stop_requested() {
-        collector.poll(POLL_SLICE)?;
+        std::thread::sleep(WAIT_SLICE);
         serving = server.answer(|| collector.scrape())?;
-        collector.refresh_if_due()?;
     }
     server.join()?;
     if !serving && !signal::stop_requested() {

@@ -1,175 +1,296 @@
-//! tcptools-exporter's kernel side: the three tools' programs, loaded by the tools' own
-//! loaders, and the event streams and map reads that feed the metrics.
+//! tcptools-exporter's kernel side: its programs (bpf/exporter.bpf.c), loaded once, and
+//! the reads that sum their per-CPU counters and histograms at every scrape.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use libbpf_rs::{MapCore, MapFlags, MapMut};
 
-use super::metrics::{Log2Hist, Metrics, RttTotals};
-use super::{exposition, RTT_SLOTS};
-use crate::attach::Attached;
-use crate::container::ContainerFilter;
-use crate::event_source;
-use crate::net::{Endpoints, PortFilter};
-use crate::skel::tcpconnlat::TcpconnlatSkel;
-use crate::skel::tcpstates::TcpstatesSkel;
-use crate::stream::{EventStream, Transport};
-use crate::tcpconnlat::ConnectLatency;
-use crate::tcprtt::bpf::{self as rtt_bpf, KeyBy};
-use crate::tcpstates::StateChange;
-use crate::{tcpconnlat, tcprtt, tcpstates};
+use super::metrics::{Counts, Log2Hist, COUNTERS, HISTS, HIST_SLOTS};
+use super::options::{Config, GroupBy};
+use crate::attach::{self, Attached};
+use crate::skel::exporter::{types, ExporterSkel, ExporterSkelBuilder};
 
-/// How often the kernel's RTT histograms are read between scrapes: often enough that no
-/// 32-bit slot can wrap twice in between.
-const RTT_READ_EVERY: Duration = Duration::from_secs(1);
-/// Bound on the RTT map's keys read per pass (the exporter keys it by family: 2 keys).
-const MAX_RTT_KEYS: usize = 64;
+/// A group's keys the kernel maps hold room for: the counters and histograms one group
+/// uses in practice (a few transitions and states per family), with room to spare.
+const COUNTERS_PER_GROUP: u32 = 48;
+const HISTS_PER_GROUP: u32 = 16;
 
-/// The attached programs: tcpstates' and tcpconnlat's for every socket (the port filter
-/// is applied to their records), tcprtt's keyed by family with the port filter in the
-/// kernel and one generation forever, so its histograms are cumulative from load.
+/// Groups the kernel maps hold room for, given `--max-groups`: a quarter more, so that
+/// groups beyond the labeled ones still count as themselves (into "other") before the
+/// maps overflow.
+pub fn kernel_groups(max_groups: usize) -> u32 {
+    let max = u32::try_from(max_groups).unwrap_or(u32::MAX);
+    max.saturating_add(max / 4).saturating_add(8)
+}
+
+/// The loaded programs, and the kernel's run-time statistics kept on for their lifetime.
 pub struct Programs {
-    transport: Transport,
-    states: Attached<TcpstatesSkel<'static>>,
-    connlat: Attached<TcpconnlatSkel<'static>>,
-    rtt: Attached<rtt_bpf::Skel>,
+    pub attached: Attached<ExporterSkel<'static>>,
+    pub group_by: GroupBy,
+    /// BPF_ENABLE_STATS: run time and count of every BPF program while it is open; None
+    /// where the kernel has no such switch (before 5.8).
+    stats: Option<OwnedFd>,
 }
 
 impl Programs {
-    pub fn load(ports: &PortFilter) -> Result<Programs> {
-        let transport = Transport::choose();
-        let everywhere = ContainerFilter::default();
-        let states = tcpstates::bpf::load(&Default::default(), &everywhere, transport)
-            .context("tcpstates's programs")?;
-        let connlat = tcpconnlat::bpf::load(&Default::default(), &everywhere, transport)
-            .context("tcpconnlat's programs")?;
-        let rtt_filter = tcprtt::bpf::Filter {
-            local_ports: ports.local.clone(),
-            remote_ports: ports.remote.clone(),
-            ..Default::default()
-        };
-        let rtt = rtt_bpf::load(&rtt_filter, &everywhere, KeyBy::Family, false)
-            .context("tcprtt's programs")?;
+    pub fn load(config: &Config) -> Result<Programs> {
+        let attached = attach::load(ExporterSkelBuilder::default, true, |open, setup| {
+            let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+            rodata.settings = settings(config, setup.sk_storage);
+            size_group_maps(&mut open.maps, config)?;
+            attach::unused_map(&mut open.maps.socket_starts, !setup.sk_storage)?;
+            Ok(())
+        })?;
+        check_layout(&attached.skel)?;
         Ok(Programs {
-            transport,
-            states,
-            connlat,
-            rtt,
-        })
-    }
-}
-
-/// A record of one of the event streams.
-enum Record {
-    State(StateChange),
-    Connect(ConnectLatency),
-}
-
-/// The callback of `source`'s stream: decodes each record and counts it unless its socket
-/// is outside `ports`; a record too short to decode is counted as malformed.
-fn counter(
-    metrics: &Rc<RefCell<Metrics>>,
-    ports: PortFilter,
-    source: &'static str,
-    decode: fn(&[u8]) -> Option<(Endpoints, Record)>,
-) -> impl FnMut(&[u8]) {
-    let metrics = Rc::clone(metrics);
-    move |data| {
-        let mut metrics = metrics.borrow_mut();
-        match decode(data) {
-            Some((socket, _)) if !ports.allows(&socket) => {}
-            Some((_, Record::State(change))) => metrics.record_state_change(&change),
-            Some((_, Record::Connect(connect))) => metrics.record_connect(&connect),
-            None => metrics.count_malformed(source),
-        }
-    }
-}
-
-/// The metrics, kept current from the programs' streams and maps.
-pub struct Collector<'a> {
-    programs: &'a Programs,
-    metrics: Rc<RefCell<Metrics>>,
-    states: EventStream<'a>,
-    connlat: EventStream<'a>,
-    rtt_totals: RttTotals,
-    last_refresh: Instant,
-}
-
-impl<'a> Collector<'a> {
-    /// Opens the event streams; records outside `ports` are not counted.
-    pub fn open(programs: &'a Programs, ports: PortFilter) -> Result<Collector<'a>> {
-        let metrics = Rc::new(RefCell::new(Metrics::new()));
-        let states = EventStream::open(
-            event_source!(programs.transport, programs.states),
-            counter(&metrics, ports.clone(), "tcpstates", |data| {
-                StateChange::decode(data).map(|c| (c.endpoints, Record::State(c)))
-            }),
-        )?;
-        let connlat = EventStream::open(
-            event_source!(programs.transport, programs.connlat),
-            counter(&metrics, ports, "tcpconnlat", |data| {
-                ConnectLatency::decode(data).map(|c| (c.endpoints, Record::Connect(c)))
-            }),
-        )?;
-        Ok(Collector {
-            programs,
-            metrics,
-            states,
-            connlat,
-            rtt_totals: RttTotals::default(),
-            last_refresh: Instant::now(),
+            attached,
+            group_by: config.group_by,
+            stats: enable_stats(),
         })
     }
 
-    /// Waits up to `timeout` on each stream and counts what arrived.
-    pub fn poll(&self, timeout: Duration) -> Result<()> {
-        self.states.poll(timeout)?;
-        self.connlat.poll(timeout)
+    /// Whether the kernel keeps the programs' run time and count.
+    pub fn stats_enabled(&self) -> bool {
+        self.stats.is_some()
     }
 
-    /// The exposition, with everything that happened before this call in it.
-    pub fn scrape(&mut self) -> Result<String> {
-        self.poll(Duration::ZERO)?;
-        self.refresh()?;
-        Ok(exposition::render(&self.metrics.borrow()))
+    /// Everything the programs counted since they were loaded.
+    pub fn read(&self) -> Result<KernelCounts> {
+        let maps = &self.attached.skel.maps;
+        let all = read_arrays(&maps.counters, &maps.hists)?;
+        let groups = if self.group_by == GroupBy::None {
+            BTreeMap::new()
+        } else {
+            read_groups(&maps.group_counters, &maps.group_hists)?
+        };
+        Ok(KernelCounts {
+            all,
+            groups,
+            group_overflow: per_cpu_count(&maps.group_overflow)?,
+            sockets_untracked: per_cpu_count(&maps.table_full)?,
+            maps: self.map_fill(),
+        })
     }
 
-    /// Reads the RTT histograms and loss counts once a second, and reports losses.
-    pub fn refresh_if_due(&mut self) -> Result<()> {
-        if self.last_refresh.elapsed() < RTT_READ_EVERY {
-            return Ok(());
+    fn map_fill(&self) -> Vec<MapFill> {
+        let maps = &self.attached.skel.maps;
+        let mut fill = Vec::new();
+        if self.group_by != GroupBy::None {
+            fill.push(MapFill::of("group_counters", &maps.group_counters));
+            fill.push(MapFill::of("group_hists", &maps.group_hists));
         }
-        self.refresh()?;
-        self.states.losses().report();
-        self.connlat.losses().report();
-        Ok(())
+        if !self.attached.sk_storage {
+            fill.push(MapFill::of("start_table", &maps.start_table));
+        }
+        fill
     }
 
-    fn refresh(&mut self) -> Result<()> {
-        self.last_refresh = Instant::now();
-        let mut metrics = self.metrics.borrow_mut();
-        for hist in rtt_bpf::read_all(&self.programs.rtt.skel, MAX_RTT_KEYS)? {
-            let into = metrics
-                .rtt
-                .entry(hist.family)
-                .or_insert_with(|| Log2Hist::new(RTT_SLOTS));
-            self.rtt_totals
-                .update(hist.family, &hist.slots, hist.sum, into);
-        }
-        metrics.lost.insert("tcpstates", self.states.lost_total());
-        metrics.lost.insert("tcpconnlat", self.connlat.lost_total());
-        let programs = self.programs;
-        metrics
-            .skipped
-            .insert("tcpstates", programs.states.kernel_skips());
-        metrics
-            .skipped
-            .insert("tcpconnlat", programs.connlat.kernel_skips());
-        metrics
-            .skipped
-            .insert("tcprtt", programs.rtt.kernel_skips());
-        Ok(())
+    /// The attached programs with their kernel names.
+    pub fn programs(&self) -> Vec<(String, BorrowedFd<'_>)> {
+        self.attached
+            .programs()
+            .into_iter()
+            .map(|fd| (program_name(fd), fd))
+            .collect()
     }
+}
+
+fn settings(config: &Config, sk_storage: bool) -> types::exporter_settings {
+    let mut s = types::exporter_settings {
+        group_by: config.group_by as u8,
+        sk_storage: u8::from(sk_storage),
+        ..Default::default()
+    };
+    if let Some(ports) = &config.ports.local {
+        (s.filter_lports, s.lports) = (1, ports.bitmap());
+    }
+    if let Some(ports) = &config.ports.remote {
+        (s.filter_rports, s.rports) = (1, ports.bitmap());
+    }
+    s
+}
+
+/// Room for `--max-groups` (and some) in the group maps; one entry when not grouping.
+fn size_group_maps(
+    maps: &mut crate::skel::exporter::OpenExporterMaps,
+    config: &Config,
+) -> Result<()> {
+    let groups = match config.group_by {
+        GroupBy::None => 0,
+        _ => kernel_groups(config.max_groups),
+    };
+    let entries = |per_group: u32| groups.saturating_mul(per_group).max(1);
+    maps.group_counters
+        .set_max_entries(entries(COUNTERS_PER_GROUP))
+        .context("sizing group_counters")?;
+    maps.group_hists
+        .set_max_entries(entries(HISTS_PER_GROUP))
+        .context("sizing group_hists")?;
+    Ok(())
+}
+
+/// The C layout (bpf/exporter.h) and the Rust one (metrics.rs) must agree.
+fn check_layout(skel: &ExporterSkel<'_>) -> Result<()> {
+    let counters = skel.maps.counters.max_entries() as usize;
+    let hists = skel.maps.hists.max_entries() as usize;
+    let slots = std::mem::size_of::<types::exporter_hist>() / 8 - 1;
+    if (counters, hists, slots) != (COUNTERS, HISTS, HIST_SLOTS) {
+        bail!(
+            "bpf/exporter.h and src/exporter/metrics.rs disagree: {counters} counters, \
+             {hists} histograms, {slots} slots"
+        );
+    }
+    Ok(())
+}
+
+/// The kernel's counts: every socket's (or, with groups, those of groups without room in
+/// the group maps), each group's, and the exporter's own.
+pub struct KernelCounts {
+    pub all: Counts,
+    pub groups: BTreeMap<u64, Counts>,
+    /// Counts that went to "other" because the group maps were full.
+    pub group_overflow: u64,
+    /// Sockets whose state start the fixed table had no room for (raw_tp, Linux 5.10).
+    pub sockets_untracked: u64,
+    pub maps: Vec<MapFill>,
+}
+
+/// How full a bounded map is.
+pub struct MapFill {
+    pub name: &'static str,
+    pub entries: u64,
+    pub capacity: u64,
+}
+
+impl MapFill {
+    fn of(name: &'static str, map: &MapMut<'_>) -> MapFill {
+        MapFill {
+            name,
+            entries: map.keys().count() as u64,
+            capacity: u64::from(map.max_entries()),
+        }
+    }
+}
+
+fn u64_at(bytes: &[u8], i: usize) -> u64 {
+    let mut word = [0u8; 8];
+    if let Some(b) = bytes.get(i * 8..i * 8 + 8) {
+        word.copy_from_slice(b);
+    }
+    u64::from_ne_bytes(word)
+}
+
+/// A per-CPU counter's CPUs' values, summed.
+fn sum_counter(per_cpu: &[Vec<u8>]) -> u64 {
+    per_cpu
+        .iter()
+        .fold(0u64, |a, v| a.wrapping_add(u64_at(v, 0)))
+}
+
+/// A per-CPU `struct exporter_hist`, summed: HIST_SLOTS slots, then the sum.
+fn sum_hist(per_cpu: &[Vec<u8>]) -> Log2Hist {
+    let mut hist = Log2Hist::new(HIST_SLOTS);
+    for value in per_cpu {
+        for (i, slot) in hist.slots.iter_mut().enumerate() {
+            *slot = slot.wrapping_add(u64_at(value, i));
+        }
+        hist.sum_us = hist.sum_us.wrapping_add(u64_at(value, HIST_SLOTS));
+    }
+    hist
+}
+
+fn lookup_percpu(map: &MapMut<'_>, key: &[u8]) -> Result<Vec<Vec<u8>>> {
+    Ok(map
+        .lookup_percpu(key, MapFlags::ANY)
+        .with_context(|| format!("reading {}", map.name().to_string_lossy()))?
+        .unwrap_or_default())
+}
+
+fn per_cpu_count(map: &MapMut<'_>) -> Result<u64> {
+    Ok(sum_counter(&lookup_percpu(map, &0u32.to_ne_bytes())?))
+}
+
+fn read_arrays(counters: &MapMut<'_>, hists: &MapMut<'_>) -> Result<Counts> {
+    let mut counts = Counts::default();
+    for (i, value) in counts.counters.iter_mut().enumerate() {
+        *value = sum_counter(&lookup_percpu(counters, &(i as u32).to_ne_bytes())?);
+    }
+    for (i, hist) in counts.hists.iter_mut().enumerate() {
+        *hist = sum_hist(&lookup_percpu(hists, &(i as u32).to_ne_bytes())?);
+    }
+    Ok(counts)
+}
+
+/// `struct group_key`: the group, then the index.
+fn group_key(key: &[u8]) -> (u64, usize) {
+    (u64_at(key, 0), u64_at(key, 1) as u32 as usize)
+}
+
+fn read_groups(counters: &MapMut<'_>, hists: &MapMut<'_>) -> Result<BTreeMap<u64, Counts>> {
+    let mut groups: BTreeMap<u64, Counts> = BTreeMap::new();
+    for key in counters.keys() {
+        let (group, index) = group_key(&key);
+        let value = sum_counter(&lookup_percpu(counters, &key)?);
+        if let Some(slot) = groups.entry(group).or_default().counters.get_mut(index) {
+            *slot = slot.wrapping_add(value);
+        }
+    }
+    for key in hists.keys() {
+        let (group, index) = group_key(&key);
+        let value = sum_hist(&lookup_percpu(hists, &key)?);
+        if let Some(hist) = groups.entry(group).or_default().hists.get_mut(index) {
+            hist.add(&value);
+        }
+    }
+    Ok(groups)
+}
+
+/// Turns on the kernel's run-time statistics of BPF programs until the descriptor closes
+/// (the exporter's lifetime), not globally as the kernel.bpf_stats_enabled sysctl would.
+fn enable_stats() -> Option<OwnedFd> {
+    // SAFETY: a plain syscall wrapper; it returns a new descriptor or a negative errno.
+    let fd = unsafe {
+        libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+    };
+    // SAFETY: fd is a new descriptor that nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A program's run statistics (zero where the kernel keeps none).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProgramStats {
+    pub run_ns: u64,
+    pub runs: u64,
+    pub skipped: u64,
+}
+
+pub fn program_stats(prog: BorrowedFd<'_>) -> ProgramStats {
+    crate::stream::prog_info(prog)
+        .map(|info| ProgramStats {
+            run_ns: info.run_time_ns,
+            runs: info.run_cnt,
+            skipped: info.recursion_misses,
+        })
+        .unwrap_or_default()
+}
+
+/// The program's name without its hook suffix: `set_state_btf` is `set_state`.
+fn program_name(prog: BorrowedFd<'_>) -> String {
+    let name = crate::stream::prog_info(prog)
+        .map(|info| {
+            let bytes: Vec<u8> = info
+                .name
+                .iter()
+                .map(|&c| c as u8)
+                .take_while(|&c| c != 0)
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+        .unwrap_or_else(|| format!("fd{}", prog.as_raw_fd()));
+    let trimmed = name
+        .strip_suffix("_btf")
+        .or_else(|| name.strip_suffix("_raw"));
+    trimmed.unwrap_or(&name).to_owned()
 }

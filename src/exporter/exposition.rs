@@ -1,192 +1,362 @@
-//! The Prometheus text exposition format (version 0.0.4) of tcptools-exporter's metrics.
+//! tcptools-exporter's metric families, encoded in the Prometheus text format (0.0.4) by
+//! the `prometheus` crate: the TCP metrics of every group, and the exporter's own.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use prometheus::core::Collector as _;
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
+use prometheus::{Encoder, TextEncoder};
 
-use super::family_label;
-use super::metrics::{Log2Hist, Metrics};
+use super::collect::{MapFill, ProgramStats};
+use super::metrics::{Counts, HistKind, Log2Hist, Outcome, FAMILIES, STATES};
 use crate::tcpstates::state_name;
 
-/// The whole exposition of `metrics`.
-pub fn render(metrics: &Metrics) -> String {
-    let mut out = String::with_capacity(16 * 1024);
-    write_tcp_histograms(&mut out, metrics);
-    write_state_families(&mut out, metrics);
-    write_own_counters(&mut out, metrics);
-    out
+/// The Content-Type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The `family` label value of family index `f` (0 AF_INET, 1 AF_INET6).
+pub fn family_label(f: usize) -> &'static str {
+    if f == 0 {
+        "ipv4"
+    } else {
+        "ipv6"
+    }
 }
 
-fn family(f: u16) -> Labels {
-    vec![("family", family_label(f).to_owned())]
+/// One set of TCP series: a group's (labeled `label="value"`), or every socket's.
+pub struct Series<'a> {
+    pub group: Option<(&'static str, String)>,
+    pub counts: &'a Counts,
 }
 
-fn write_tcp_histograms(out: &mut String, m: &Metrics) {
-    let hists: Vec<_> = m.rtt.iter().map(|(&f, h)| (family(f), h)).collect();
-    write_histogram(
-        out,
-        "tcp_rtt_seconds",
-        "Smoothed round-trip time of TCP sockets, sampled at every segment received on an established connection (tcprtt).",
-        &hists,
-    );
-    let hists: Vec<_> = m.connect.iter().map(|(&f, h)| (family(f), h)).collect();
-    write_histogram(
-        out,
-        "tcp_connect_latency_seconds",
-        "Time from a TCP connect's SYN to its answer, a SYN-ACK or a refusal (tcpconnlat).",
-        &hists,
-    );
+impl Series<'_> {
+    /// Ungrouped series are shown from the start (so that `rate()` sees the first
+    /// samples); a group's only once they have counted something.
+    fn shows(&self, value: u64) -> bool {
+        self.group.is_none() || value > 0
+    }
+
+    fn labels(&self, pairs: &[(&str, String)]) -> Vec<LabelPair> {
+        let group = self.group.iter().map(|(n, v)| (*n, v.as_str()));
+        let pairs = pairs.iter().map(|(n, v)| (*n, v.as_str()));
+        pairs.chain(group).map(label).collect()
+    }
 }
 
-fn write_state_families(out: &mut String, m: &Metrics) {
-    let counts: Vec<_> = m
-        .transitions
-        .iter()
-        .map(|(&(f, old, new), &n)| {
-            let mut labels = family(f);
-            labels.push(("old_state", state_name(old).into_owned()));
-            labels.push(("new_state", state_name(new).into_owned()));
-            (labels, n)
-        })
-        .collect();
-    write_counter(
-        out,
-        "tcp_state_transitions_total",
-        "TCP state changes (tcpstates).",
-        &counts,
-    );
-    let hists: Vec<_> = m
-        .state_durations
-        .iter()
-        .map(|(&(f, state), h)| {
-            let mut labels = family(f);
-            labels.push(("state", state_name(state).into_owned()));
-            (labels, h)
-        })
-        .collect();
-    write_histogram(
-        out,
-        "tcp_state_duration_seconds",
-        "Time TCP sockets spent in a state, counted when they leave it; only states whose start the exporter saw (tcpstates).",
-        &hists,
-    );
+/// The exporter's own figures.
+#[derive(Default)]
+pub struct Own {
+    pub programs: Vec<(String, ProgramStats)>,
+    /// Whether run time and count are kept (BPF_ENABLE_STATS).
+    pub stats_enabled: bool,
+    pub maps: Vec<MapFill>,
+    pub group_overflow: u64,
+    pub sockets_untracked: u64,
+    /// Groups with a label, and groups summed into "other" (with --group-by).
+    pub groups: Option<(usize, usize)>,
+    /// How the programs attached: hook and socket storage.
+    pub hook: String,
+    pub sk_storage: bool,
 }
 
-/// The exporter's own counters: what never reached the metrics, and why.
-fn write_own_counters(out: &mut String, m: &Metrics) {
-    let by = |map: &BTreeMap<&'static str, u64>, key: &'static str| -> Vec<_> {
-        map.iter()
-            .map(|(&s, &n)| (vec![(key, s.to_owned())], n))
-            .collect()
+/// The whole exposition.
+pub fn render(series: &[Series<'_>], own: &Own) -> String {
+    let mut families = tcp_families(series);
+    families.extend(own_families(own));
+    families.extend(prometheus::process_collector::ProcessCollector::for_self().collect());
+    // The encoder refuses a family without series (transitions before the first change).
+    families.retain(|f| !f.get_metric().is_empty());
+    let mut out = Vec::with_capacity(32 * 1024);
+    // Encoding into memory fails only on a metric family the encoder refuses (a bug).
+    if let Err(err) = TextEncoder::new().encode(&families, &mut out) {
+        out.extend_from_slice(format!("# encoding failed: {err}\n").as_bytes());
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn tcp_families(series: &[Series<'_>]) -> Vec<MetricFamily> {
+    vec![
+        family(
+            "tcp_rtt_seconds",
+            "Smoothed round-trip time of TCP sockets, sampled at every segment received on an established connection (tcprtt).",
+            MetricType::HISTOGRAM,
+            hist_series(series, &[HistKind::Rtt], |_| None),
+        ),
+        family(
+            "tcp_connect_latency_seconds",
+            "Time from a TCP connect's SYN to its answer: a SYN-ACK (outcome established) or an RST (outcome refused) (tcpconnlat).",
+            MetricType::HISTOGRAM,
+            hist_series(
+                series,
+                &Outcome::ANSWERED.map(HistKind::Connect),
+                |kind| match kind {
+                    HistKind::Connect(o) => Some(("outcome", o.label().to_owned())),
+                    _ => None,
+                },
+            ),
+        ),
+        family(
+            "tcp_connect_attempts_total",
+            "TCP connects by how they left SYN_SENT: established, refused (an RST), timeout (the SYN retries ran out) or other.",
+            MetricType::COUNTER,
+            attempt_series(series),
+        ),
+        family(
+            "tcp_state_transitions_total",
+            "TCP state changes (tcpstates).",
+            MetricType::COUNTER,
+            transition_series(series),
+        ),
+        family(
+            "tcp_state_duration_seconds",
+            "Time TCP sockets spent in a state, counted when they leave it; only states whose start the exporter saw (tcpstates).",
+            MetricType::HISTOGRAM,
+            hist_series(
+                series,
+                &(0..STATES).map(HistKind::State).collect::<Vec<_>>(),
+                |kind| match kind {
+                    HistKind::State(s) => Some(("state", state_label(s))),
+                    _ => None,
+                },
+            ),
+        ),
+    ]
+}
+
+fn state_label(state: usize) -> String {
+    state_name(state as i32).into_owned()
+}
+
+/// Histograms `kinds` of every series and family, labeled by `labels_of`. A state's
+/// duration is shown once it has a sample, in any series.
+fn hist_series(
+    series: &[Series<'_>],
+    kinds: &[HistKind],
+    labels_of: impl Fn(HistKind) -> Option<(&'static str, String)>,
+) -> Vec<Metric> {
+    let mut metrics = Vec::new();
+    for s in series {
+        for f in 0..FAMILIES {
+            for &kind in kinds {
+                let hist = s.counts.hist(f, kind);
+                let shown = match kind {
+                    HistKind::State(_) => hist.count() > 0,
+                    _ => s.shows(hist.count()),
+                };
+                if shown {
+                    let mut pairs = vec![("family", family_label(f).to_owned())];
+                    pairs.extend(labels_of(kind));
+                    metrics.push(histogram(s.labels(&pairs), &hist));
+                }
+            }
+        }
+    }
+    metrics
+}
+
+fn attempt_series(series: &[Series<'_>]) -> Vec<Metric> {
+    let mut metrics = Vec::new();
+    for s in series {
+        for f in 0..FAMILIES {
+            for outcome in Outcome::ALL {
+                let n = s.counts.attempts(f, outcome);
+                if s.shows(n) {
+                    let pairs = [
+                        ("family", family_label(f).to_owned()),
+                        ("outcome", outcome.label().to_owned()),
+                    ];
+                    metrics.push(counter(s.labels(&pairs), n));
+                }
+            }
+        }
+    }
+    metrics
+}
+
+fn transition_series(series: &[Series<'_>]) -> Vec<Metric> {
+    let mut metrics = Vec::new();
+    for s in series {
+        for f in 0..FAMILIES {
+            for old in 0..STATES {
+                for new in 0..STATES {
+                    let n = s.counts.transitions(f, old, new);
+                    if n > 0 {
+                        let pairs = [
+                            ("family", family_label(f).to_owned()),
+                            ("old_state", state_label(old)),
+                            ("new_state", state_label(new)),
+                        ];
+                        metrics.push(counter(s.labels(&pairs), n));
+                    }
+                }
+            }
+        }
+    }
+    metrics
+}
+
+fn own_families(own: &Own) -> Vec<MetricFamily> {
+    let by_program = |value: fn(&ProgramStats) -> f64| -> Vec<Metric> {
+        let metrics = own.programs.iter().map(|(name, stats)| {
+            counter_f64(vec![label(("program", name.as_str()))], value(stats))
+        });
+        metrics.collect()
     };
-    write_counter(
-        out,
-        "tcptools_exporter_events_lost_total",
-        "Events the kernel could not hand to the exporter (buffer full); they are missing from the metrics.",
-        &by(&m.lost, "source"),
-    );
-    write_counter(
-        out,
-        "tcptools_exporter_events_skipped_total",
-        "Runs of a BPF program the kernel skipped because another BPF program was running on that CPU; they are missing from the metrics.",
-        &by(&m.skipped, "program"),
-    );
-    write_counter(
-        out,
-        "tcptools_exporter_events_malformed_total",
-        "Event records too short to decode; they are missing from the metrics.",
-        &by(&m.malformed, "source"),
-    );
-}
-
-/// Label pairs of one series, in order.
-pub type Labels = Vec<(&'static str, String)>;
-
-/// A label value with `\`, `"` and newlines escaped as the text format requires.
-pub fn escape_label_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+    let mut families = vec![
+        family(
+            "tcptools_exporter_build_info",
+            "The exporter's version; the value is 1.",
+            MetricType::GAUGE,
+            vec![gauge(vec![label(("version", env!("CARGO_PKG_VERSION")))], 1.0)],
+        ),
+        family(
+            "tcptools_exporter_attach_info",
+            "How the BPF programs attached (hook: tp_btf or raw_tp; socket_storage: whether state starts live in socket storage); the value is 1.",
+            MetricType::GAUGE,
+            vec![gauge(
+                vec![
+                    label(("hook", own.hook.as_str())),
+                    label(("socket_storage", if own.sk_storage { "true" } else { "false" })),
+                ],
+                1.0,
+            )],
+        ),
+        family(
+            "tcptools_exporter_events_skipped_total",
+            "Runs of a BPF program the kernel skipped because another BPF program was running on that CPU; they are missing from the metrics.",
+            MetricType::COUNTER,
+            by_program(|s| s.skipped as f64),
+        ),
+    ];
+    if own.stats_enabled {
+        families.push(family(
+            "tcptools_exporter_bpf_runs_total",
+            "Runs of the exporter's BPF programs (kernel run-time statistics, on for the exporter's lifetime).",
+            MetricType::COUNTER,
+            by_program(|s| s.runs as f64),
+        ));
+        families.push(family(
+            "tcptools_exporter_bpf_run_seconds_total",
+            "Time spent in the exporter's BPF programs.",
+            MetricType::COUNTER,
+            by_program(|s| s.run_ns as f64 / 1e9),
+        ));
     }
-    out
+    families.extend(fill_families(own));
+    families
 }
 
-/// HELP text with `\` and newlines escaped.
-fn escape_help(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-fn write_labels(out: &mut String, labels: &[(&str, String)], le: Option<&str>) {
-    if labels.is_empty() && le.is_none() {
-        return;
+fn fill_families(own: &Own) -> Vec<MetricFamily> {
+    let by_map = |value: fn(&MapFill) -> u64| -> Vec<Metric> {
+        let metrics = own
+            .maps
+            .iter()
+            .map(|m| gauge(vec![label(("map", m.name))], value(m) as f64));
+        metrics.collect()
+    };
+    let mut families = vec![
+        family(
+            "tcptools_exporter_map_entries",
+            "Entries in the exporter's bounded BPF maps.",
+            MetricType::GAUGE,
+            by_map(|m| m.entries),
+        ),
+        family(
+            "tcptools_exporter_map_capacity",
+            "Capacity of the exporter's bounded BPF maps.",
+            MetricType::GAUGE,
+            by_map(|m| m.capacity),
+        ),
+        family(
+            "tcptools_exporter_sockets_untracked_total",
+            "Sockets whose state start the fixed table had no room for (raw_tp and Linux 5.10 only): their next change has no duration.",
+            MetricType::COUNTER,
+            vec![counter(vec![], own.sockets_untracked)],
+        ),
+    ];
+    if let Some((labeled, other)) = own.groups {
+        families.push(family(
+            "tcptools_exporter_group_overflow_total",
+            "Counts and samples the kernel put in the \"other\" group because its group maps were full.",
+            MetricType::COUNTER,
+            vec![counter(vec![], own.group_overflow)],
+        ));
+        families.push(family(
+            "tcptools_exporter_groups",
+            "Groups seen: with a label of their own (labeled) or summed into \"other\".",
+            MetricType::GAUGE,
+            vec![
+                gauge(vec![label(("kind", "labeled"))], labeled as f64),
+                gauge(vec![label(("kind", "other"))], other as f64),
+            ],
+        ));
     }
-    out.push('{');
-    let mut first = true;
-    let le = le.map(|v| ("le", v.to_owned()));
-    for (name, value) in labels
+    families
+}
+
+fn label((name, value): (&str, &str)) -> LabelPair {
+    let mut pair = LabelPair::default();
+    pair.set_name(name.to_owned());
+    pair.set_value(value.to_owned());
+    pair
+}
+
+fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_owned());
+    family.set_help(help.to_owned());
+    family.set_field_type(kind);
+    family.set_metric(metrics);
+    family
+}
+
+fn counter(labels: Vec<LabelPair>, value: u64) -> Metric {
+    counter_f64(labels, value as f64)
+}
+
+fn counter_f64(labels: Vec<LabelPair>, value: f64) -> Metric {
+    let mut c = Counter::default();
+    c.set_value(value);
+    let mut metric = Metric::from_label(labels);
+    metric.set_counter(c);
+    metric
+}
+
+fn gauge(labels: Vec<LabelPair>, value: f64) -> Metric {
+    let mut g = Gauge::default();
+    g.set_value(value);
+    let mut metric = Metric::from_gauge(g);
+    metric.set_label(labels);
+    metric
+}
+
+/// A histogram's cumulative buckets, one per finite slot: `le` is the slot's inclusive
+/// upper bound, `2^(i+1) - 1` microseconds, in seconds. The encoder adds `+Inf`.
+fn histogram(labels: Vec<LabelPair>, hist: &Log2Hist) -> Metric {
+    let finite = hist.slots.len().saturating_sub(1);
+    let mut cumulative = 0u64;
+    let buckets = hist.slots[..finite]
         .iter()
-        .map(|(n, v)| (*n, v))
-        .chain(le.iter().map(|(n, v)| (*n, v)))
-    {
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        let _ = write!(out, "{name}=\"{}\"", escape_label_value(value));
-    }
-    out.push('}');
+        .enumerate()
+        .map(|(i, &n)| {
+            cumulative = cumulative.wrapping_add(n);
+            let mut bucket = Bucket::default();
+            bucket.set_cumulative_count(cumulative);
+            bucket.set_upper_bound(slot_le(i));
+            bucket
+        })
+        .collect();
+    let mut h = Histogram::default();
+    h.set_bucket(buckets);
+    h.set_sample_count(hist.count());
+    h.set_sample_sum(hist.sum_us as f64 / 1e6);
+    let mut metric = Metric::from_label(labels);
+    metric.set_histogram(h);
+    metric
 }
 
-/// Microseconds as seconds, in the shortest decimal that reads back as the same number.
-pub fn seconds(us: u64) -> String {
-    format!("{}", us as f64 / 1e6)
-}
-
-/// The `le` of log2 slot `i`: its inclusive upper bound, `2^(i+1) - 1` microseconds.
-pub fn slot_le(i: usize) -> String {
+/// The `le` of log2 slot `i`, in seconds.
+pub fn slot_le(i: usize) -> f64 {
     let (_, high) = crate::hist::slot_range(i);
-    seconds(high)
-}
-
-/// A counter family: HELP, TYPE and one line per series. Nothing but the header when
-/// there is no series yet.
-pub fn write_counter(out: &mut String, name: &str, help: &str, series: &[(Labels, u64)]) {
-    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
-    let _ = writeln!(out, "# TYPE {name} counter");
-    for (labels, value) in series {
-        out.push_str(name);
-        write_labels(out, labels, None);
-        let _ = writeln!(out, " {value}");
-    }
-}
-
-/// A histogram family: per series, one cumulative `_bucket` per finite slot, `+Inf`,
-/// `_sum` in seconds and `_count`.
-pub fn write_histogram(out: &mut String, name: &str, help: &str, series: &[(Labels, &Log2Hist)]) {
-    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
-    let _ = writeln!(out, "# TYPE {name} histogram");
-    for (labels, hist) in series {
-        let mut cumulative = 0u64;
-        let finite = hist.slots.len().saturating_sub(1);
-        for (i, &count) in hist.slots.iter().enumerate().take(finite) {
-            cumulative = cumulative.saturating_add(count);
-            let _ = write!(out, "{name}_bucket");
-            write_labels(out, labels, Some(&slot_le(i)));
-            let _ = writeln!(out, " {cumulative}");
-        }
-        let total = hist.count();
-        let _ = write!(out, "{name}_bucket");
-        write_labels(out, labels, Some("+Inf"));
-        let _ = writeln!(out, " {total}");
-        let _ = write!(out, "{name}_sum");
-        write_labels(out, labels, None);
-        let _ = writeln!(out, " {}", seconds(hist.sum_us));
-        let _ = write!(out, "{name}_count");
-        write_labels(out, labels, None);
-        let _ = writeln!(out, " {total}");
-    }
+    high as f64 / 1e6
 }

@@ -1,11 +1,90 @@
-//! tcptools-exporter's metrics model: cumulative counters and log2 histograms, fed by the
-//! tools' records and the kernel's RTT histograms. Nothing is ever reset.
+//! tcptools-exporter's metrics model: the counters and log2 histograms the kernel keeps
+//! (bpf/exporter.h), summed over the CPUs, per group; and which groups get a label of
+//! their own. Nothing is ever reset: every value is the kernel's running total.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::{CONNECT_SLOTS, FAMILIES, RTT_SLOTS, STATE_SLOTS};
-use crate::tcpconnlat::ConnectLatency;
-use crate::tcpstates::StateChange;
+use super::{CONNECT_SLOTS, RTT_SLOTS, STATE_SLOTS};
+
+/// The layout of bpf/exporter.h: families (0 AF_INET, 1 AF_INET6), states, outcomes.
+pub const FAMILIES: usize = 2;
+pub const STATES: usize = 16;
+pub const OUTCOMES: usize = 4;
+pub const TRANSITIONS: usize = STATES * STATES;
+pub const COUNTERS_PER_FAMILY: usize = TRANSITIONS + OUTCOMES;
+pub const COUNTERS: usize = FAMILIES * COUNTERS_PER_FAMILY;
+pub const HISTS_PER_FAMILY: usize = 3 + STATES;
+pub const HISTS: usize = FAMILIES * HISTS_PER_FAMILY;
+/// The kernel's log2 slots per histogram (the most any metric has).
+pub const HIST_SLOTS: usize = 36;
+
+/// How a connect left SYN_SENT: `enum connect_outcome`, and the `outcome` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Established = 0,
+    Refused = 1,
+    Timeout = 2,
+    Other = 3,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; OUTCOMES] = [
+        Outcome::Established,
+        Outcome::Refused,
+        Outcome::Timeout,
+        Outcome::Other,
+    ];
+    /// The outcomes whose latency is measured: an answer came.
+    pub const ANSWERED: [Outcome; 2] = [Outcome::Established, Outcome::Refused];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Established => "established",
+            Outcome::Refused => "refused",
+            Outcome::Timeout => "timeout",
+            Outcome::Other => "other",
+        }
+    }
+}
+
+/// A histogram of the kernel's: rtt, connect latency by outcome, or time in a state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistKind {
+    Rtt,
+    Connect(Outcome),
+    State(usize),
+}
+
+impl HistKind {
+    fn offset(self) -> usize {
+        match self {
+            HistKind::Rtt => 0,
+            HistKind::Connect(outcome) => 1 + outcome as usize,
+            HistKind::State(state) => 3 + state,
+        }
+    }
+
+    /// The metric's slots: the kernel's beyond them are folded into the last.
+    pub fn slots(self) -> usize {
+        match self {
+            HistKind::Rtt => RTT_SLOTS,
+            HistKind::Connect(_) => CONNECT_SLOTS,
+            HistKind::State(_) => STATE_SLOTS,
+        }
+    }
+}
+
+pub fn transition_index(family: usize, old: usize, new: usize) -> usize {
+    family * COUNTERS_PER_FAMILY + old * STATES + new
+}
+
+pub fn attempt_index(family: usize, outcome: Outcome) -> usize {
+    family * COUNTERS_PER_FAMILY + TRANSITIONS + outcome as usize
+}
+
+pub fn hist_index(family: usize, kind: HistKind) -> usize {
+    family * HISTS_PER_FAMILY + kind.offset()
+}
 
 /// The log2 slot bcc puts `value` in: 0 for 0 and 1, else floor(log2(value)); values past
 /// the last slot go to the last slot.
@@ -38,118 +117,200 @@ impl Log2Hist {
 
     pub fn record(&mut self, value_us: u64) {
         let slot = slot_of(value_us, self.slots.len());
-        if let Some(count) = self.slots.get_mut(slot) {
-            *count = count.saturating_add(1);
-        }
-        self.sum_us = self.sum_us.saturating_add(value_us);
+        self.slots[slot] = self.slots[slot].wrapping_add(1);
+        self.sum_us = self.sum_us.wrapping_add(value_us);
     }
 
     /// Number of values: the sum of the slots, so `_count` always equals the `+Inf` bucket.
     pub fn count(&self) -> u64 {
-        self.slots.iter().fold(0u64, |a, &b| a.saturating_add(b))
+        self.slots.iter().fold(0u64, |a, &b| a.wrapping_add(b))
     }
-}
 
-/// Cumulative RTT histograms built from the kernel's per-family `hists` entries, whose
-/// slots are 32-bit and wrap: each read adds the difference to the last read (modulo
-/// 2^32), which is exact as long as no slot gains 2^32 samples between two reads.
-#[derive(Clone, Debug, Default)]
-pub struct RttTotals {
-    last: BTreeMap<u16, KernelHist>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct KernelHist {
-    slots: Vec<u32>,
-    sum: u64,
-}
-
-impl RttTotals {
-    /// Adds what the kernel's histogram of `family` gained since the last call to `into`.
-    pub fn update(&mut self, family: u16, slots: &[u32], sum_us: u64, into: &mut Log2Hist) {
-        let last = self.last.entry(family).or_default();
-        last.slots.resize(slots.len(), 0);
-        let top = into.slots.len().saturating_sub(1);
-        for (i, (&now, before)) in slots.iter().zip(last.slots.iter_mut()).enumerate() {
-            let gained = u64::from(now.wrapping_sub(*before));
-            if let Some(total) = into.slots.get_mut(i.min(top)) {
-                *total = total.saturating_add(gained);
-            }
-            *before = now;
+    /// Adds `other`'s values; its slots beyond this one's last go to the last.
+    pub fn add(&mut self, other: &Log2Hist) {
+        let top = self.slots.len() - 1;
+        for (i, &n) in other.slots.iter().enumerate() {
+            self.slots[i.min(top)] = self.slots[i.min(top)].wrapping_add(n);
         }
-        into.sum_us = into.sum_us.saturating_add(sum_us.wrapping_sub(last.sum));
-        last.sum = sum_us;
+        self.sum_us = self.sum_us.wrapping_add(other.sum_us);
+    }
+
+    /// The same values in `slots` slots.
+    pub fn folded(&self, slots: usize) -> Log2Hist {
+        let mut folded = Log2Hist::new(slots);
+        folded.add(self);
+        folded
     }
 }
 
-/// Everything the exporter has counted since it started. Nothing is ever reset.
-#[derive(Clone, Debug)]
-pub struct Metrics {
-    pub rtt: BTreeMap<u16, Log2Hist>,
-    pub connect: BTreeMap<u16, Log2Hist>,
-    /// (family, old state, new state) -> transitions.
-    pub transitions: BTreeMap<(u16, i32, i32), u64>,
-    /// (family, state left) -> time spent in it; only changes whose state start was seen.
-    pub state_durations: BTreeMap<(u16, i32), Log2Hist>,
-    /// Event source (`tcpstates`, `tcpconnlat`) -> events that never reached user space.
-    pub lost: BTreeMap<&'static str, u64>,
-    /// BPF program (`tcpstates`, `tcpconnlat`, `tcprtt`) -> runs the kernel skipped.
-    pub skipped: BTreeMap<&'static str, u64>,
-    /// Records too short to decode, by source.
-    pub malformed: BTreeMap<&'static str, u64>,
+/// Everything the kernel counted for one group (or for all sockets), summed over CPUs.
+/// Sums wrap like the kernel's u64 values: they never get there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counts {
+    pub counters: Vec<u64>,
+    pub hists: Vec<Log2Hist>,
 }
 
-impl Default for Metrics {
+impl Default for Counts {
     fn default() -> Self {
-        Metrics::new()
+        Counts {
+            counters: vec![0; COUNTERS],
+            hists: vec![Log2Hist::new(HIST_SLOTS); HISTS],
+        }
     }
 }
 
-impl Metrics {
-    pub fn new() -> Metrics {
-        let per_family = |slots| {
-            FAMILIES
-                .iter()
-                .map(|&f| (f, Log2Hist::new(slots)))
-                .collect()
+impl Counts {
+    pub fn add(&mut self, other: &Counts) {
+        for (a, &b) in self.counters.iter_mut().zip(&other.counters) {
+            *a = a.wrapping_add(b);
+        }
+        for (a, b) in self.hists.iter_mut().zip(&other.hists) {
+            a.add(b);
+        }
+    }
+
+    pub fn transitions(&self, family: usize, old: usize, new: usize) -> u64 {
+        self.counters[transition_index(family, old, new)]
+    }
+
+    pub fn attempts(&self, family: usize, outcome: Outcome) -> u64 {
+        self.counters[attempt_index(family, outcome)]
+    }
+
+    /// Histogram `kind` of `family`, in the metric's own slots.
+    pub fn hist(&self, family: usize, kind: HistKind) -> Log2Hist {
+        self.hists[hist_index(family, kind)].folded(kind.slots())
+    }
+
+    /// How busy the group was: every count and sample it holds.
+    pub fn activity(&self) -> u64 {
+        let counted = self.counters.iter().fold(0u64, |a, &b| a.wrapping_add(b));
+        self.hists
+            .iter()
+            .fold(counted, |a, h| a.wrapping_add(h.count()))
+    }
+}
+
+/// Which groups get a label of their own. A group keeps its place once it has one, so no
+/// series ever goes down: a labeled group stays labeled, a group summed into "other"
+/// stays there. New groups, busiest first, get a label while fewer than `max` have one.
+#[derive(Clone, Debug, Default)]
+pub struct Groups {
+    max: usize,
+    labeled: BTreeSet<u64>,
+    other: BTreeSet<u64>,
+}
+
+/// The series of one scrape: each labeled group's counts, and "other"'s.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grouped {
+    pub labeled: Vec<(u64, Counts)>,
+    pub other: Counts,
+}
+
+impl Groups {
+    pub fn new(max: usize) -> Groups {
+        Groups {
+            max,
+            ..Default::default()
+        }
+    }
+
+    /// Splits the kernel's groups; `overflow` (the kernel's counts of groups it had no
+    /// room for) is "other" from the start.
+    pub fn split(&mut self, groups: BTreeMap<u64, Counts>, overflow: Counts) -> Grouped {
+        self.place_new(&groups);
+        let mut grouped = Grouped {
+            labeled: Vec::new(),
+            other: overflow,
         };
-        let sources = |names: &[&'static str]| names.iter().map(|&n| (n, 0)).collect();
-        Metrics {
-            rtt: per_family(RTT_SLOTS),
-            connect: per_family(CONNECT_SLOTS),
-            transitions: BTreeMap::new(),
-            state_durations: BTreeMap::new(),
-            lost: sources(&["tcpconnlat", "tcpstates"]),
-            skipped: sources(&["tcpconnlat", "tcprtt", "tcpstates"]),
-            malformed: sources(&["tcpconnlat", "tcpstates"]),
+        for (id, counts) in groups {
+            if self.labeled.contains(&id) {
+                grouped.labeled.push((id, counts));
+            } else {
+                grouped.other.add(&counts);
+            }
+        }
+        grouped
+    }
+
+    fn place_new(&mut self, groups: &BTreeMap<u64, Counts>) {
+        let mut new: Vec<(u64, u64)> = groups
+            .iter()
+            .filter(|(id, _)| !self.labeled.contains(id) && !self.other.contains(id))
+            .map(|(&id, counts)| (counts.activity(), id))
+            .collect();
+        new.sort_by(|a, b| b.cmp(a));
+        for (_, id) in new {
+            if self.labeled.len() < self.max {
+                self.labeled.insert(id);
+            } else {
+                self.other.insert(id);
+            }
         }
     }
 
-    /// Counts one state change, and its duration when its start was seen.
-    pub fn record_state_change(&mut self, change: &StateChange) {
-        let count = self
-            .transitions
-            .entry((change.endpoints.family, change.oldstate, change.newstate))
-            .or_insert(0);
-        *count = count.saturating_add(1);
-        if change.delta_known {
-            self.state_durations
-                .entry((change.endpoints.family, change.oldstate))
-                .or_insert_with(|| Log2Hist::new(STATE_SLOTS))
-                .record(change.delta_ns / 1000);
+    /// Groups with a label, and groups summed into "other".
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.labeled.len(), self.other.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn busy(n: u64) -> Counts {
+        let mut counts = Counts::default();
+        counts.counters[transition_index(0, 1, 4)] = n;
+        counts
+    }
+
+    #[test]
+    fn busiest_new_groups_get_labels_and_keep_them() {
+        let mut groups = Groups::new(2);
+        let first: BTreeMap<u64, Counts> = [(10, busy(1)), (11, busy(50)), (12, busy(20))].into();
+        let grouped = groups.split(first, busy(3));
+        let ids: Vec<u64> = grouped.labeled.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, vec![11, 12]);
+        assert_eq!(grouped.other.transitions(0, 1, 4), 4);
+        // Group 10 grows past the others: it stays in "other", so no series goes down.
+        let later: BTreeMap<u64, Counts> = [
+            (10, busy(900)),
+            (11, busy(51)),
+            (12, busy(20)),
+            (13, busy(7)),
+        ]
+        .into();
+        let grouped = groups.split(later, busy(3));
+        let ids: Vec<u64> = grouped.labeled.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, vec![11, 12]);
+        assert_eq!(grouped.other.transitions(0, 1, 4), 910);
+        assert_eq!(groups.sizes(), (2, 2));
+    }
+
+    #[test]
+    fn kernel_slots_fold_into_the_metric_s_last() {
+        let mut kernel = Log2Hist::new(HIST_SLOTS);
+        for us in [0, 3, 1 << 26, 1 << 30, u64::from(u32::MAX)] {
+            kernel.record(us);
         }
+        let rtt = kernel.folded(RTT_SLOTS);
+        assert_eq!(rtt.slots.len(), RTT_SLOTS);
+        assert_eq!((rtt.slots[0], rtt.slots[1], rtt.slots[26]), (1, 1, 3));
+        assert_eq!(rtt.count(), 5);
+        assert_eq!(rtt.sum_us, kernel.sum_us);
     }
 
-    /// Counts a record of `source` too short to decode.
-    pub fn count_malformed(&mut self, source: &'static str) {
-        let count = self.malformed.entry(source).or_insert(0);
-        *count = count.saturating_add(1);
-    }
-
-    pub fn record_connect(&mut self, connect: &ConnectLatency) {
-        self.connect
-            .entry(connect.endpoints.family)
-            .or_insert_with(|| Log2Hist::new(CONNECT_SLOTS))
-            .record(connect.delta_us);
+    #[test]
+    fn indexes_match_the_kernel_layout() {
+        assert_eq!(
+            transition_index(1, 15, 15),
+            COUNTERS_PER_FAMILY + TRANSITIONS - 1
+        );
+        assert_eq!(attempt_index(1, Outcome::Other), COUNTERS - 1);
+        assert_eq!(hist_index(1, HistKind::State(STATES - 1)), HISTS - 1);
+        assert_eq!(hist_index(0, HistKind::Connect(Outcome::Refused)), 2);
     }
 }

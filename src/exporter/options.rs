@@ -12,7 +12,9 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcptools-exporter                          # serve http://127.0.0.1:9435/metrics
     tcptools-exporter --listen 0.0.0.0:9435    # serve on every address
     tcptools-exporter -L 80,443                # count sockets of local ports 80 and 443 only
-    tcptools-exporter -D 5432                  # count connections to remote port 5432 only";
+    tcptools-exporter -D 5432                  # count connections to remote port 5432 only
+    tcptools-exporter --group-by cgroup        # label every TCP metric with the socket's cgroup
+    tcptools-exporter --group-by netns --max-groups 20  # 20 network namespaces, the rest as \"other\"";
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +55,12 @@ pub struct Options {
         allow_hyphen_values = true
     )]
     pub remoteport: Option<String>,
+    /// Label every TCP metric with the socket's cgroup v2 path or network namespace inode
+    #[arg(long = "group-by", value_name = "KIND", value_parser = ["cgroup", "netns"])]
+    pub group_by: Option<String>,
+    /// With --group-by: the number of groups labeled (the busiest first seen); the rest are summed into "other"
+    #[arg(long = "max-groups", value_name = "N", allow_hyphen_values = true)]
+    pub max_groups: Option<String>,
     /// Verbose debug output
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
@@ -85,12 +93,64 @@ other path is 404. It runs until SIGINT or SIGTERM.",
     differences: &[],
 };
 
+/// What the TCP metrics are labeled with besides family and states: the values of
+/// `enum group_by` (bpf/exporter.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupBy {
+    None = 0,
+    /// `cgroup="/path"`: the socket's cgroup v2.
+    Cgroup = 1,
+    /// `netns="INODE"`: the socket's network namespace.
+    Netns = 2,
+}
+
+impl GroupBy {
+    /// The label's name.
+    pub fn label(self) -> &'static str {
+        match self {
+            GroupBy::None => "",
+            GroupBy::Cgroup => "cgroup",
+            GroupBy::Netns => "netns",
+        }
+    }
+}
+
+/// `--max-groups` when not given.
+pub const DEFAULT_MAX_GROUPS: usize = 100;
+/// The most `--max-groups` accepts: each group costs kernel map room (see collect.rs).
+pub const MAX_MAX_GROUPS: usize = 10_000;
+
 /// Where to serve and what to count, validated.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
     pub ports: PortFilter,
+    pub group_by: GroupBy,
+    pub max_groups: usize,
     pub verbose: bool,
+}
+
+fn group_by(kind: Option<&str>) -> GroupBy {
+    match kind {
+        Some("cgroup") => GroupBy::Cgroup,
+        Some("netns") => GroupBy::Netns,
+        _ => GroupBy::None,
+    }
+}
+
+fn max_groups(arg: Option<String>, group_by: GroupBy) -> Result<usize, UsageError> {
+    let Some(arg) = arg else {
+        return Ok(DEFAULT_MAX_GROUPS);
+    };
+    if group_by == GroupBy::None {
+        return Err(UsageError::new("--max-groups needs --group-by"));
+    }
+    match arg.parse::<usize>() {
+        Ok(n) if (1..=MAX_MAX_GROUPS).contains(&n) => Ok(n),
+        _ => Err(UsageError::new(format!(
+            "invalid --max-groups: {arg} (1 to {MAX_MAX_GROUPS})"
+        ))),
+    }
 }
 
 impl IntoConfig for Options {
@@ -101,12 +161,15 @@ impl IntoConfig for Options {
             .listen
             .parse::<SocketAddr>()
             .map_err(|_| UsageError::new(format!("invalid listen address: {}", self.listen)))?;
+        let group_by = group_by(self.group_by.as_deref());
         Ok(Config {
             listen,
             ports: PortFilter {
                 local: cli::port_list(self.localport)?,
                 remote: cli::port_list(self.remoteport)?,
             },
+            group_by,
+            max_groups: max_groups(self.max_groups, group_by)?,
             verbose: self.verbose,
         })
     }
@@ -155,5 +218,28 @@ mod tests {
         assert!(!c.ports.allows(&socket(22, 5432)));
         let err = config(&["-D", "x"]).unwrap_err();
         assert_eq!(err, UsageError::new("Invalid ports: x"));
+    }
+
+    #[test]
+    fn groups() {
+        let c = config(&[]).unwrap();
+        assert_eq!(
+            (c.group_by, c.max_groups),
+            (GroupBy::None, DEFAULT_MAX_GROUPS)
+        );
+        let c = config(&["--group-by", "cgroup", "--max-groups", "3"]).unwrap();
+        assert_eq!((c.group_by, c.max_groups), (GroupBy::Cgroup, 3));
+        let c = config(&["--group-by", "netns"]).unwrap();
+        assert_eq!(
+            (c.group_by, c.max_groups),
+            (GroupBy::Netns, DEFAULT_MAX_GROUPS)
+        );
+        let err = config(&["--max-groups", "3"]).unwrap_err();
+        assert_eq!(err, UsageError::new("--max-groups needs --group-by"));
+        for bad in ["0", "x", "-1", "10001"] {
+            let err = config(&["--group-by", "cgroup", "--max-groups", bad]).unwrap_err();
+            let want = format!("invalid --max-groups: {bad} (1 to 10000)");
+            assert_eq!(err, UsageError::new(want));
+        }
     }
 }

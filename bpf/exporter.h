@@ -1,0 +1,73 @@
+/* tcptools-exporter's settings and the layout of the counters and log2 histograms its BPF
+ * programs keep in the kernel. Nothing per event reaches user space: a scrape reads and
+ * sums the maps. */
+#ifndef TCPTOOLS_EXPORTER_H
+#define TCPTOOLS_EXPORTER_H
+
+#define PORT_SET_WORDS 1024
+
+/* Counters and histograms are indexed densely; the family is the first index: 0 for
+ * AF_INET, 1 for AF_INET6. */
+#define FAMILIES 2
+/* TCP states as the kernel numbers them (1 ESTABLISHED .. 12 NEW_SYN_RECV, 13 BOUND_INACTIVE
+ * since 6.8), with room to spare; a state beyond is not counted. */
+#define STATES 16
+
+/* How a connect left SYN_SENT (tcp_connect_attempts_total's `outcome`). */
+enum connect_outcome {
+	OUTCOME_ESTABLISHED = 0,
+	OUTCOME_REFUSED = 1, /* an RST: tcp_reset() set ECONNREFUSED */
+	OUTCOME_TIMEOUT = 2, /* the SYN retries ran out: ETIMEDOUT */
+	OUTCOME_OTHER = 3,   /* close() during the connect, an ICMP error, ... */
+	OUTCOMES = 4,
+};
+
+/* Counter index: family * COUNTERS_PER_FAMILY + old * STATES + new for transitions, then
+ * TRANSITIONS + outcome for connect attempts. */
+#define TRANSITIONS (STATES * STATES)
+#define COUNTERS_PER_FAMILY (TRANSITIONS + OUTCOMES)
+#define COUNTERS (FAMILIES * COUNTERS_PER_FAMILY)
+
+/* Histogram index: family * HISTS_PER_FAMILY + one of these. Connect latency exists for
+ * the established and refused outcomes only (a timeout's time is the kernel's setting). */
+#define HIST_RTT 0
+#define HIST_CONNECT 1                /* + outcome, for OUTCOME_ESTABLISHED, OUTCOME_REFUSED */
+#define HIST_STATE 3                  /* + the state left */
+#define HISTS_PER_FAMILY (HIST_STATE + STATES)
+#define HISTS (FAMILIES * HISTS_PER_FAMILY)
+
+/* log2 slots of microseconds: slot i holds 2^i .. 2^(i+1)-1 (slot 0 holds 0 and 1), the
+ * last one everything above. User space folds each metric's slots beyond its own last. */
+#define HIST_SLOTS 36
+
+struct exporter_hist {
+	__u64 slots[HIST_SLOTS];
+	__u64 sum_us;
+};
+
+/* What the programs label their counts with besides family and states. */
+enum group_by {
+	GROUP_NONE = 0,
+	GROUP_CGROUP = 1, /* the socket's cgroup v2 id */
+	GROUP_NETNS = 2,  /* the socket's network namespace inode */
+};
+
+/* The key of a group's counter or histogram. */
+struct group_key {
+	__u64 group;
+	__u32 index; /* as in the arrays */
+	__u32 pad;
+};
+
+/* Set by user space before load; 0 everywhere counts every TCP socket, ungrouped. */
+struct exporter_settings {
+	__u64 lports[PORT_SET_WORDS]; /* bit p set: local port p counted (with filter_lports) */
+	__u64 rports[PORT_SET_WORDS];
+	__u8 filter_lports;
+	__u8 filter_rports;
+	__u8 group_by;                /* enum group_by */
+	__u8 sk_storage;              /* 1: tp_btf programs keep state starts in socket storage */
+	__u8 pad[4];
+};
+
+#endif

@@ -1,0 +1,86 @@
+//! A scrape: the kernel's counts read and summed, groups placed and named, and the
+//! exposition rendered.
+
+use anyhow::Result;
+
+use super::collect::{program_stats, Programs};
+use super::exposition::{self, Own, Series};
+use super::metrics::Groups;
+use super::options::GroupBy;
+use crate::container::CgroupPaths;
+
+/// The exporter's state between scrapes: which groups have labels, and cgroup paths.
+pub struct Collector<'a> {
+    programs: &'a Programs,
+    groups: Groups,
+    paths: CgroupPaths,
+}
+
+impl<'a> Collector<'a> {
+    pub fn new(programs: &'a Programs, max_groups: usize) -> Collector<'a> {
+        Collector {
+            programs,
+            groups: Groups::new(max_groups),
+            paths: CgroupPaths::system(),
+        }
+    }
+
+    /// The exposition, with everything the programs counted before this call.
+    pub fn scrape(&mut self) -> Result<String> {
+        let kernel = self.programs.read()?;
+        let group_by = self.programs.group_by;
+        let own = Own {
+            programs: self.own_programs(),
+            stats_enabled: self.programs.stats_enabled(),
+            maps: kernel.maps,
+            group_overflow: kernel.group_overflow,
+            sockets_untracked: kernel.sockets_untracked,
+            groups: None,
+            hook: self.programs.attached.hook.to_string(),
+            sk_storage: self.programs.attached.sk_storage,
+        };
+        if group_by == GroupBy::None {
+            let series = [Series {
+                group: None,
+                counts: &kernel.all,
+            }];
+            return Ok(exposition::render(&series, &own));
+        }
+        let grouped = self.groups.split(kernel.groups, kernel.all);
+        let name = group_by.label();
+        let mut series: Vec<Series<'_>> = grouped
+            .labeled
+            .iter()
+            .map(|(id, counts)| Series {
+                group: Some((name, self.group_value(*id))),
+                counts,
+            })
+            .collect();
+        series.push(Series {
+            group: Some((name, "other".to_owned())),
+            counts: &grouped.other,
+        });
+        let own = Own {
+            groups: Some(self.groups.sizes()),
+            ..own
+        };
+        Ok(exposition::render(&series, &own))
+    }
+
+    /// A group's label value: the cgroup's path from the hierarchy's root, or the network
+    /// namespace's inode.
+    fn group_value(&mut self, id: u64) -> String {
+        match self.programs.group_by {
+            GroupBy::Cgroup => self.paths.path(id),
+            _ => id.to_string(),
+        }
+    }
+
+    fn own_programs(&self) -> Vec<(String, super::collect::ProgramStats)> {
+        let programs = self.programs.programs();
+        let stats = programs
+            .into_iter()
+            .map(|(name, fd)| (name, program_stats(fd)));
+        stats.collect()
+    }
+}

@@ -1,0 +1,324 @@
+//! tcptools-exporter's kernel-side counts on real loopback traffic (needs root): connect
+//! outcomes (established, refused, timeout), `--group-by cgroup` with `--max-groups`, and
+//! `--group-by netns`, read from the exporter's own /metrics and checked with promtool.
+//! Ports 44200-44299 are this file's.
+//!
+//! Clients are python3 processes in the test's own cgroups and namespace; every exporter
+//! counts only the remote ports of this file (`-D`), since tracepoints see everything.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{inode_of, Cgroup, Netns, Proc, Tool};
+use nix::sys::signal::Signal;
+
+const EXPORTER: &str = env!("CARGO_BIN_EXE_tcptools-exporter");
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Listens on HOST PORT, prints `ready`, accepts and closes connections until stdin closes.
+const SERVER: &str = r#"
+import socket, sys, threading
+host, port = sys.argv[1], int(sys.argv[2])
+l = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((host, port))
+l.listen(128)
+def serve():
+    while True:
+        c, _ = l.accept()
+        c.recv(1)
+        c.close()
+threading.Thread(target=serve, daemon=True).start()
+print('ready', flush=True)
+sys.stdin.readline()
+"#;
+
+/// Prints `ready`, waits for a line on stdin, then makes N connect attempts to HOST PORT at
+/// once (each closed as soon as it is answered, or fails), prints `done`.
+const ATTEMPTS: &str = r#"
+import socket, sys, threading
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+print('ready', flush=True)
+sys.stdin.readline()
+def attempt():
+    s = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
+    s.settimeout(60)
+    try:
+        s.connect((host, port))
+    except OSError:
+        pass
+    s.close()
+threads = [threading.Thread(target=attempt) for _ in range(n)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print('done', flush=True)
+"#;
+
+fn server(ns: &Netns, port: u16) -> Proc {
+    let mut p = Proc::spawn(
+        None,
+        ns,
+        "python3",
+        &["-c", SERVER, "127.0.0.1", &port.to_string()],
+    );
+    p.expect_line("ready", WAIT);
+    p
+}
+
+/// Starts N connect attempts to `port` from `cgroup`, once `go` is called.
+fn attempts(cgroup: Option<&Cgroup>, ns: &Netns, port: u16, n: usize) -> Proc {
+    let args = [
+        "-c",
+        ATTEMPTS,
+        "127.0.0.1",
+        &port.to_string(),
+        &n.to_string(),
+    ];
+    let mut p = Proc::spawn(cgroup, ns, "python3", &args);
+    p.expect_line("ready", WAIT);
+    p
+}
+
+/// Runs every client at once, and waits for all of them.
+fn run_all(mut clients: Vec<Proc>) {
+    for c in &mut clients {
+        c.send_line("go");
+    }
+    for mut c in clients {
+        c.expect_line("done", WAIT);
+        c.finish(WAIT);
+    }
+}
+
+/// An exporter inside `ns` on `port`, counting connections to `dports` only. nsenter
+/// changes the network namespace alone: `ip netns exec` would also remount /sys, and
+/// with it hide the cgroup hierarchy whose paths name the groups.
+fn exporter(ns: &Netns, port: u16, dports: &str, extra: &[&str]) -> Tool {
+    let listen = format!("127.0.0.1:{port}");
+    let net = format!("--net=/run/netns/{}", ns.name);
+    let mut args = vec![net.as_str(), EXPORTER, "-l", &listen, "-D", dports];
+    args.extend_from_slice(extra);
+    Tool::start("nsenter", &args, &[], 1)
+}
+
+/// GET /metrics from inside `ns` (HTTP/1.0: the body ends with the connection).
+fn scrape(ns: &Netns, port: u16) -> String {
+    ns.run("exp-scrape", move || {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect to the exporter");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).expect("response");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a header and a body");
+        assert!(
+            head.starts_with("HTTP/1.") && head.contains(" 200 "),
+            "{head}"
+        );
+        body.to_owned()
+    })
+}
+
+type Labels = BTreeMap<String, String>;
+
+/// Every sample of metric `name` in an exposition: its labels and value.
+fn samples(text: &str, name: &str) -> Vec<(Labels, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric, labels) = series.split_once('{').unwrap_or((series, "}"));
+        if metric != name {
+            continue;
+        }
+        let labels = labels.trim_end_matches('}');
+        let labels = labels
+            .split("\",")
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| p.split_once("=\""))
+            .map(|(k, v)| (k.to_owned(), v.trim_end_matches('"').to_owned()))
+            .collect();
+        out.push((labels, value.parse().expect("a number")));
+    }
+    out
+}
+
+/// The value of the one sample of `name` whose labels include `want`; panics on none or
+/// several.
+fn value(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
+    let found: Vec<f64> = samples(text, name)
+        .into_iter()
+        .filter(|(labels, _)| {
+            want.iter()
+                .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(found.len(), 1, "{name} {want:?}: {found:?}\n{text}");
+    found[0]
+}
+
+fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn stop(tool: Tool) {
+    let done = tool.stop_with(Signal::SIGTERM);
+    assert!(done.status.success(), "{:?} {}", done.status, done.stderr);
+}
+
+#[test]
+fn connect_outcomes_are_counted_exactly() {
+    const OPEN: u16 = 44201;
+    const CLOSED: u16 = 44202;
+    const DROPPED: u16 = 44203;
+    const EXPORTER_PORT: u16 = 44290;
+    let (established, refused, timeouts) = (5, 4, 3);
+    let ns = Netns::new("expout");
+    // Connects to DROPPED see no answer: one SYN retry, then ETIMEDOUT after ~3 s.
+    ns.exec("sysctl", &["-qw", "net.ipv4.tcp_syn_retries=1"]);
+    let rule = format!(
+        "add table inet tcpt; add chain inet tcpt input {{ type filter hook input priority 0; }}; \
+         add rule inet tcpt input tcp dport {DROPPED} drop"
+    );
+    ns.exec("nft", &[&rule]);
+    let dports = format!("{OPEN},{CLOSED},{DROPPED}");
+    let exp = exporter(&ns, EXPORTER_PORT, &dports, &[]);
+    let mut srv = server(&ns, OPEN);
+    run_all(vec![
+        attempts(None, &ns, OPEN, established),
+        attempts(None, &ns, CLOSED, refused),
+        attempts(None, &ns, DROPPED, timeouts),
+    ]);
+    srv.send_line("stop");
+
+    let text = scrape(&ns, EXPORTER_PORT);
+    let attempts_of = |outcome| {
+        let want = [("family", "ipv4"), ("outcome", outcome)];
+        value(&text, "tcp_connect_attempts_total", &want)
+    };
+    assert_eq!(attempts_of("established"), established as f64);
+    assert_eq!(attempts_of("refused"), refused as f64);
+    assert_eq!(attempts_of("timeout"), timeouts as f64);
+    assert_eq!(attempts_of("other"), 0.0);
+    let latency = |outcome| {
+        let want = [("family", "ipv4"), ("outcome", outcome)];
+        value(&text, "tcp_connect_latency_seconds_count", &want)
+    };
+    assert_eq!(latency("established"), established as f64);
+    assert_eq!(latency("refused"), refused as f64);
+    let want = [
+        ("family", "ipv4"),
+        ("old_state", "SYN_SENT"),
+        ("new_state", "CLOSE"),
+    ];
+    let closed = value(&text, "tcp_state_transitions_total", &want);
+    assert_eq!(closed, (refused + timeouts) as f64);
+    // A timeout waits for the retries: its SYN_SENT lasted seconds, a refusal's did not.
+    let want = [
+        ("family", "ipv4"),
+        ("state", "SYN_SENT"),
+        ("le", "1.048575"),
+    ];
+    let under_a_second = value(&text, "tcp_state_duration_seconds_bucket", &want);
+    assert_eq!(under_a_second, (established + refused) as f64, "{text}");
+    assert!(samples(&text, "tcptools_exporter_events_skipped_total")
+        .iter()
+        .all(|(_, v)| *v == 0.0));
+    promtool_check(&text);
+    stop(exp);
+}
+
+#[test]
+fn groups_keep_the_busiest_and_sum_the_rest() {
+    const PORT: u16 = 44211;
+    const BY_CGROUP: u16 = 44291;
+    const BY_NETNS: u16 = 44292;
+    let ns = Netns::new("expgrp");
+    let parent = Cgroup::new("expgrp");
+    let cgroups: Vec<Cgroup> = (1..=4).map(|i| parent.child(&format!("c{i}"))).collect();
+    let dports = PORT.to_string();
+    let by_cgroup = exporter(
+        &ns,
+        BY_CGROUP,
+        &dports,
+        &["--group-by", "cgroup", "--max-groups", "2"],
+    );
+    let by_netns = exporter(&ns, BY_NETNS, &dports, &["--group-by", "netns"]);
+    let mut srv = server(&ns, PORT);
+    // 4, 3, 2 and 1 connects: the first two cgroups are the busiest.
+    let clients = cgroups
+        .iter()
+        .enumerate()
+        .map(|(i, cg)| attempts(Some(cg), &ns, PORT, 4 - i))
+        .collect();
+    run_all(clients);
+    srv.send_line("stop");
+
+    let text = scrape(&ns, BY_CGROUP);
+    let established = |text: &str| -> BTreeMap<String, f64> {
+        samples(text, "tcp_connect_attempts_total")
+            .into_iter()
+            .filter(|(l, _)| l.get("outcome").map(String::as_str) == Some("established"))
+            .map(|(mut l, v)| {
+                (
+                    l.remove("cgroup")
+                        .or_else(|| l.remove("netns"))
+                        .unwrap_or_default(),
+                    v,
+                )
+            })
+            .collect()
+    };
+    let want: BTreeMap<String, f64> = [
+        (cgroups[0].rel.clone(), 4.0),
+        (cgroups[1].rel.clone(), 3.0),
+        ("other".to_owned(), 3.0),
+    ]
+    .into();
+    assert_eq!(established(&text), want, "{text}");
+    assert_eq!(
+        value(&text, "tcptools_exporter_groups", &[("kind", "labeled")]),
+        2.0
+    );
+    assert_eq!(
+        value(&text, "tcptools_exporter_groups", &[("kind", "other")]),
+        2.0
+    );
+    promtool_check(&text);
+
+    let text = scrape(&ns, BY_NETNS);
+    let inode = inode_of(&format!("/run/netns/{}", ns.name)).to_string();
+    let want: BTreeMap<String, f64> = [(inode, 10.0)].into();
+    assert_eq!(established(&text), want, "{text}");
+    promtool_check(&text);
+    stop(by_cgroup);
+    stop(by_netns);
+}
