@@ -261,6 +261,24 @@ impl CgroupPaths {
             .unwrap_or_else(|| id.to_string())
     }
 
+    /// Walks the hierarchy again now if any of `ids` has no known path (a caller that looks
+    /// ids up in batches, at its own pace).
+    pub fn learn(&mut self, ids: impl IntoIterator<Item = u64>) {
+        if ids.into_iter().any(|id| !self.paths.contains_key(&id)) {
+            self.scan();
+        }
+    }
+
+    /// Whether cgroup `id` still exists: its directory, found by its known path, still has
+    /// that id. False for an id never seen (or without a hierarchy).
+    pub fn exists(&self, id: u64) -> bool {
+        let (Some(mount), Some(path)) = (&self.mount, self.paths.get(&id)) else {
+            return false;
+        };
+        let dir = mount.join(path.trim_start_matches('/'));
+        fs::metadata(dir).is_ok_and(|m| m.ino() == id)
+    }
+
     fn may_scan(&self) -> bool {
         self.mount.is_some() && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY)
     }

@@ -322,3 +322,49 @@ fn groups_keep_the_busiest_and_sum_the_rest() {
     stop(by_cgroup);
     stop(by_netns);
 }
+
+#[test]
+fn removed_cgroups_give_their_label_and_map_room_back() {
+    const PORT: u16 = 44221;
+    const BY_CGROUP: u16 = 44293;
+    let ns = Netns::new("expret");
+    let parent = Cgroup::new("expret");
+    let exp = exporter(
+        &ns,
+        BY_CGROUP,
+        &PORT.to_string(),
+        &["--group-by", "cgroup", "--max-groups", "1"],
+    );
+    let mut srv = server(&ns, PORT);
+    let gone = parent.child("gone");
+    run_all(vec![attempts(Some(&gone), &ns, PORT, 2)]);
+    let text = scrape(&ns, BY_CGROUP);
+    let want = [("outcome", "established"), ("cgroup", gone.rel.as_str())];
+    assert_eq!(value(&text, "tcp_connect_attempts_total", &want), 2.0);
+    let gone_rel = gone.rel.clone();
+    drop(gone);
+    // Quiet across two scrapes and its directory removed: retired at the second.
+    scrape(&ns, BY_CGROUP);
+    let text = scrape(&ns, BY_CGROUP);
+    assert!(!text.contains(&format!("cgroup=\"{gone_rel}\"")), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            "tcptools_exporter_map_entries",
+            &[("map", "group_counters")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(&text, "tcptools_exporter_groups", &[("kind", "labeled")]),
+        0.0
+    );
+    // The label is free for the next cgroup.
+    let next = parent.child("next");
+    run_all(vec![attempts(Some(&next), &ns, PORT, 3)]);
+    let text = scrape(&ns, BY_CGROUP);
+    let want = [("outcome", "established"), ("cgroup", next.rel.as_str())];
+    assert_eq!(value(&text, "tcp_connect_attempts_total", &want), 3.0);
+    srv.send_line("stop");
+    stop(exp);
+}

@@ -131,6 +131,20 @@ fn size_group_maps(
     Ok(())
 }
 
+impl Programs {
+    /// Deletes every kernel entry of `group`: only for a group that is gone and counts
+    /// nothing any more (an update between the last read and this is lost).
+    pub fn forget_group(&self, group: u64) {
+        let maps = &self.attached.skel.maps;
+        for map in [&maps.group_counters, &maps.group_hists] {
+            let keys: Vec<Vec<u8>> = map.keys().filter(|k| group_key(k).0 == group).collect();
+            for key in keys {
+                let _ = map.delete(&key);
+            }
+        }
+    }
+}
+
 /// The C layout (bpf/exporter.h) and the Rust one (metrics.rs) must agree.
 fn check_layout(skel: &ExporterSkel<'_>) -> Result<()> {
     let counters = skel.maps.counters.max_entries() as usize;

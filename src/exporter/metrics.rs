@@ -200,6 +200,8 @@ pub struct Groups {
     max: usize,
     labeled: BTreeSet<u64>,
     other: BTreeSet<u64>,
+    /// What retired groups of "other" had counted: "other" keeps it.
+    retired: Counts,
 }
 
 /// The series of one scrape: each labeled group's counts, and "other"'s.
@@ -225,6 +227,7 @@ impl Groups {
             labeled: Vec::new(),
             other: overflow,
         };
+        grouped.other.add(&self.retired);
         for (id, counts) in groups {
             if self.labeled.contains(&id) {
                 grouped.labeled.push((id, counts));
@@ -248,6 +251,15 @@ impl Groups {
             } else {
                 self.other.insert(id);
             }
+        }
+    }
+
+    /// Forgets group `id`, gone with everything it counted (`counts`), whose kernel entries
+    /// are deleted next: a labeled group's series end and its label goes to the next new
+    /// group; a group of "other" leaves its counts there.
+    pub fn retire(&mut self, id: u64, counts: &Counts) {
+        if !self.labeled.remove(&id) && self.other.remove(&id) {
+            self.retired.add(counts);
         }
     }
 
@@ -288,6 +300,19 @@ mod tests {
         assert_eq!(ids, vec![11, 12]);
         assert_eq!(grouped.other.transitions(0, 1, 4), 910);
         assert_eq!(groups.sizes(), (2, 2));
+    }
+
+    #[test]
+    fn retired_groups_free_their_label_and_stay_in_other() {
+        let mut groups = Groups::new(1);
+        let first: BTreeMap<u64, Counts> = [(10, busy(5)), (11, busy(2))].into();
+        groups.split(first, Counts::default());
+        groups.retire(10, &busy(5));
+        groups.retire(11, &busy(2));
+        let later: BTreeMap<u64, Counts> = [(12, busy(1))].into();
+        let grouped = groups.split(later, Counts::default());
+        assert_eq!(grouped.labeled, vec![(12, busy(1))]);
+        assert_eq!(grouped.other.transitions(0, 1, 4), 2);
     }
 
     #[test]

@@ -76,20 +76,30 @@ pub fn command() -> clap::Command {
 
 /// The man page's prose.
 pub const MAN: ManPage = ManPage {
-    description: "tcptools-exporter loads the BPF programs of tcpstates, tcpconnlat and tcprtt \
-once and serves what they measure as Prometheus metrics: tcp_state_transitions_total \
-(family, old_state, new_state), tcp_state_duration_seconds (family, state; only states \
-whose start it saw), tcp_connect_latency_seconds and tcp_rtt_seconds (family), all \
-cumulative from start and never reset. Histogram buckets are the log2 slots of bcc's \
-tools: le is each slot's inclusive upper bound, in seconds.\n\
-Its own losses are metrics too: tcptools_exporter_events_lost_total (records the kernel \
-could not hand over), tcptools_exporter_events_skipped_total (program runs the kernel \
-skipped) and tcptools_exporter_events_malformed_total. Each scrape first counts every \
-record already in the buffers, so a scrape sees everything that happened before it.\n\
+    description: "tcptools-exporter counts TCP state changes, connect outcomes and latency, \
+time spent in states and RTTs in the kernel: one BPF program on sock:inet_sock_set_state and \
+one on tcp:tcp_probe add to per-CPU counters and log2 histograms, and a scrape reads and \
+sums them. No per-event record reaches user space, so none is lost. Metrics: \
+tcp_state_transitions_total (family, old_state, new_state), tcp_state_duration_seconds \
+(family, state; only states whose start it saw), tcp_connect_attempts_total (family, outcome: \
+established, refused, timeout, other), tcp_connect_latency_seconds (family, outcome: \
+established, refused) and tcp_rtt_seconds (family), all cumulative from start and never \
+reset. Histogram buckets are the log2 slots of bcc's tools: le is each slot's inclusive \
+upper bound, in seconds.\n\
+With --group-by cgroup or netns every TCP metric also carries cgroup=\"/path\" or \
+netns=\"INODE\", taken from the socket; the --max-groups busiest groups (at the scrape that \
+first sees them) keep a label for the exporter's lifetime, the rest are summed into \
+\"other\", so no series ever goes down.\n\
+Its own cost and losses are metrics too: tcptools_exporter_bpf_runs_total and \
+tcptools_exporter_bpf_run_seconds_total per program (run-time statistics on for its \
+lifetime only), tcptools_exporter_events_skipped_total (runs the kernel skipped), map fill \
+and group overflow, tcptools_exporter_build_info and process_* CPU and memory.\n\
+State start times live in socket storage on Linux 5.11 or later (tp_btf), else in a fixed \
+table of 16384 sockets (TCPTOOLS_NO_SK_STORAGE=1 forces the table).\n\
 It answers GET /metrics, one connection at a time, each bounded in time and size; every \
 other path is 404. It runs until SIGINT or SIGTERM.",
     tracepoints: "sock:inet_sock_set_state and tcp:tcp_probe",
-    event_stream: true,
+    event_stream: false,
     differences: &[],
 };
 

@@ -1,11 +1,13 @@
 //! A scrape: the kernel's counts read and summed, groups placed and named, and the
 //! exposition rendered.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 
 use super::collect::{program_stats, Programs};
 use super::exposition::{self, Own, Series};
-use super::metrics::Groups;
+use super::metrics::{Counts, Groups};
 use super::options::GroupBy;
 use crate::container::CgroupPaths;
 
@@ -14,6 +16,8 @@ pub struct Collector<'a> {
     programs: &'a Programs,
     groups: Groups,
     paths: CgroupPaths,
+    /// Each group's activity at the last scrape, to tell the quiet ones.
+    activity: BTreeMap<u64, u64>,
 }
 
 impl<'a> Collector<'a> {
@@ -22,12 +26,14 @@ impl<'a> Collector<'a> {
             programs,
             groups: Groups::new(max_groups),
             paths: CgroupPaths::system(),
+            activity: BTreeMap::new(),
         }
     }
 
     /// The exposition, with everything the programs counted before this call.
     pub fn scrape(&mut self) -> Result<String> {
-        let kernel = self.programs.read()?;
+        let mut kernel = self.programs.read()?;
+        self.retire_gone(&mut kernel.groups);
         let group_by = self.programs.group_by;
         let own = Own {
             programs: self.own_programs(),
@@ -65,6 +71,34 @@ impl<'a> Collector<'a> {
             ..own
         };
         Ok(exposition::render(&series, &own))
+    }
+
+    /// Retires the groups whose cgroup is gone and that counted nothing since the last
+    /// scrape, and deletes their kernel entries, so that the bounded group maps keep room
+    /// for new containers. Network namespaces are never retired (no cheap way to tell one
+    /// is gone).
+    fn retire_gone(&mut self, groups: &mut BTreeMap<u64, Counts>) {
+        if self.programs.group_by != GroupBy::Cgroup {
+            return;
+        }
+        // At most one walk of the hierarchy per scrape, and only for new ids: a group's
+        // label is its path from its first scrape on.
+        self.paths.learn(groups.keys().copied());
+        let mut gone = Vec::new();
+        for (&id, counts) in groups.iter() {
+            let activity = counts.activity();
+            let quiet = self.activity.insert(id, activity) == Some(activity);
+            if quiet && !self.paths.exists(id) {
+                gone.push(id);
+            }
+        }
+        for id in gone {
+            if let Some(counts) = groups.remove(&id) {
+                self.groups.retire(id, &counts);
+                self.programs.forget_group(id);
+                self.activity.remove(&id);
+            }
+        }
     }
 
     /// A group's label value: the cgroup's path from the hierarchy's root, or the network

@@ -267,37 +267,58 @@ check_tcprtt() {
 	fi
 }
 
-# The exporter, scraped over IPv4 while the traffic runs over IPv6: the scrape's own
-# connection cannot touch the family="ipv6" series, which must match the traffic exactly.
+# metric NAME LABELS: the value of the exporter's sample NAME{LABELS} in the last scrape.
+metric() {
+	grep -F "$1{$2} " $T.metrics | sed 's/.* //'
+}
+
+# exporter VARIANT ENV [GROUP]: the exporter, scraped over IPv4 while the traffic runs over
+# IPv6 (the scrape's own connection cannot touch the family="ipv6" series, which must match
+# the traffic exactly); with GROUP, --group-by cgroup and the traffic in /tt/inner.
 check_exporter() {
-	WHY= HOOK=? BUFFER=?
-	if start exporter 3 /bin/tcptools-exporter -v -l 127.0.0.1:9435 && trace_on && traffic ::1 && sleep 1; then
+	WHY= HOOK=? BUFFER=? G= args=
+	cg=/sys/fs/cgroup/tt
+	mkdir -p $cg/inner
+	if [ -n "$3" ]; then
+		G=',cgroup="/tt/inner"' args="--group-by cgroup"
+	fi
+	if start exporter 1 env $2 /bin/tcptools-exporter -v -l 127.0.0.1:9435 $args && trace_on &&
+		traffic_in "${3:+$cg/inner}" ::1 && sleep 1; then
 		probes=$(trace_count) || WHY="trace buffer overran"
 		if [ -z "$WHY" ] && timeout 30 wget -q -O $T.metrics http://127.0.0.1:9435/metrics &&
 			stop TERM; then
-			sed -n 's/^tcp_state_transitions_total{family="ipv6",old_state="\([A-Z_0-9]*\)",new_state="\([A-Z_0-9]*\)"} \([0-9]*\)$/\3 \1 \2/p' \
+			sed -n 's|^tcp_state_transitions_total{family="ipv6",old_state="\([A-Z_0-9]*\)",new_state="\([A-Z_0-9]*\)"'"$G"'} \([0-9]*\)$|\3 \1 \2|p' \
 				$T.metrics | sort -k2 >$T.got
 			expected_states "$CONNS" 1 >$T.want
-			connects=$(sed -n 's/^tcp_connect_latency_seconds_count{family="ipv6"} //p' $T.metrics)
-			rtts=$(sed -n 's/^tcp_rtt_seconds_count{family="ipv6"} //p' $T.metrics)
+			established=$(metric tcp_connect_attempts_total "family=\"ipv6\",outcome=\"established\"$G")
+			refused=$(metric tcp_connect_attempts_total "family=\"ipv6\",outcome=\"refused\"$G")
+			latencies=$(metric tcp_connect_latency_seconds_count "family=\"ipv6\",outcome=\"established\"$G")
+			rtts=$(metric tcp_rtt_seconds_count "family=\"ipv6\"$G")
+			storage=$(sed -n 's/^tcptools_exporter_attach_info{.*socket_storage="\([a-z]*\)"} 1$/\1/p' $T.metrics)
+			case "$(uname -r)" in 5.[0-9].* | 5.10.*) want=false ;; *) want=true ;; esac
+			[ "$1" = raw ] && want=false
 			if ! cmp -s $T.got $T.want; then
 				WHY="ipv6 transitions differ (count old new; got vs want): $(diff $T.want $T.got | grep '^[-+][0-9]' | tr '\n' ' ')"
-			elif [ "$connects" != $((CONNS + 1)) ]; then
-				WHY="tcp_connect_latency_seconds_count{ipv6} '$connects', want $((CONNS + 1))"
+			elif [ "$established $refused $latencies" != "$CONNS 1 $CONNS" ]; then
+				WHY="ipv6 connects established/refused/timed '$established $refused $latencies', want '$CONNS 1 $CONNS'"
 			elif [ "$rtts" != "$probes" ]; then
 				WHY="tcp_rtt_seconds_count{ipv6} '$rtts', tcp_probe ran $probes times"
+			elif [ "$storage" != "$want" ]; then
+				WHY="socket_storage=\"$storage\", want $want"
 			else
-				want_attach btf ringbuf
+				want_attach "$1" -
 			fi
 		elif [ -z "$WHY" ]; then
 			WHY="${WHY:-scrape failed}"
 			kill -9 $PID
 		fi
 	fi
+	rmdir $cg/inner $cg 2>/dev/null
+	name="exporter${3:+ --group-by $3}"
 	if [ -n "$WHY" ]; then
-		report exporter "$HOOK $BUFFER" "FAIL: $WHY"
+		report "$name" "$HOOK $BUFFER" "FAIL: $WHY"
 	else
-		report exporter "$HOOK $BUFFER" "ok ($((CONNS * 10 + 4)) transitions, $connects connects, $rtts rtt samples)"
+		report "$name" "$HOOK $BUFFER" "ok ($((CONNS * 10 + 4)) transitions, $established+$refused connects, $rtts rtt samples, socket storage $storage)"
 	fi
 }
 
@@ -376,7 +397,9 @@ else
 	check_tcpconnlat "raw perf" "TCPTOOLS_RAW_TP=1 TCPTOOLS_PERF_BUFFER=1"
 	check_tcprtt btf ""
 	check_tcprtt raw TCPTOOLS_RAW_TP=1
-	check_exporter
+	check_exporter btf ""
+	check_exporter raw TCPTOOLS_RAW_TP=1
+	check_exporter btf "" cgroup
 	check_containers btf ""
 	check_containers raw TCPTOOLS_RAW_TP=1
 	check_no_btf
