@@ -114,7 +114,7 @@ static __always_inline void count(__u64 group, __u32 index)
 static __always_inline void record(__u64 group, __u32 index, __u64 us)
 {
 	struct exporter_hist *hist = NULL;
-	__u32 slot;
+	__u64 slot;
 
 	if (settings.group_by) {
 		struct group_key key = { .group = group, .index = index };
@@ -130,6 +130,9 @@ static __always_inline void record(__u64 group, __u32 index, __u64 us)
 	slot = log2_u64(us);
 	if (slot >= HIST_SLOTS)
 		slot = HIST_SLOTS - 1;
+	/* The index must be the register the bound was checked on: older verifiers (6.1)
+	 * do not carry the bound over to a copy clang may use instead. */
+	barrier_var(slot);
 	__sync_fetch_and_add(&hist->slots[slot], 1);
 	__sync_fetch_and_add(&hist->sum_us, us);
 }

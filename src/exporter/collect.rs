@@ -40,7 +40,7 @@ impl Programs {
             let rodata = attach::rodata(&mut open.maps.rodata_data)?;
             rodata.settings = settings(config, setup.sk_storage);
             size_group_maps(&mut open.maps, config)?;
-            attach::unused_map(&mut open.maps.socket_starts, !setup.sk_storage)?;
+            attach::unused_map(&mut open.maps.start_table, setup.sk_storage)?;
             Ok(())
         })?;
         check_layout(&attached.skel)?;
