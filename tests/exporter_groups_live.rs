@@ -15,7 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{inode_of, Cgroup, Netns, Proc, Tool};
-use nix::sys::signal::Signal;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_tcptools-exporter");
 const WAIT: Duration = Duration::from_secs(30);
@@ -97,15 +98,26 @@ fn run_all(mut clients: Vec<Proc>) {
     }
 }
 
+/// A running exporter; killed on drop if the test fails before stopping it.
+struct Exporter(Option<Tool>);
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        if let Some(tool) = &self.0 {
+            let _ = kill(Pid::from_raw(tool.pid() as i32), Signal::SIGKILL);
+        }
+    }
+}
+
 /// An exporter inside `ns` on `port`, counting connections to `dports` only. nsenter
 /// changes the network namespace alone: `ip netns exec` would also remount /sys, and
 /// with it hide the cgroup hierarchy whose paths name the groups.
-fn exporter(ns: &Netns, port: u16, dports: &str, extra: &[&str]) -> Tool {
+fn exporter(ns: &Netns, port: u16, dports: &str, extra: &[&str]) -> Exporter {
     let listen = format!("127.0.0.1:{port}");
     let net = format!("--net=/run/netns/{}", ns.name);
     let mut args = vec![net.as_str(), EXPORTER, "-l", &listen, "-D", dports];
     args.extend_from_slice(extra);
-    Tool::start("nsenter", &args, &[], 1)
+    Exporter(Some(Tool::start("nsenter", &args, &[], 1)))
 }
 
 /// GET /metrics from inside `ns` (HTTP/1.0: the body ends with the connection).
@@ -189,8 +201,12 @@ fn promtool_check(text: &str) {
     );
 }
 
-fn stop(tool: Tool) {
-    let done = tool.stop_with(Signal::SIGTERM);
+fn stop(mut exporter: Exporter) {
+    let done = exporter
+        .0
+        .take()
+        .expect("running")
+        .stop_with(Signal::SIGTERM);
     assert!(done.status.success(), "{:?} {}", done.status, done.stderr);
 }
 
