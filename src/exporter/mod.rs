@@ -2,11 +2,13 @@
 //! and served in the Prometheus text format. Options, loading and collecting, the metrics
 //! model, its exposition and the HTTP side, one module each.
 
+pub mod auth;
 pub mod collect;
 pub mod exposition;
 pub mod http;
 pub mod metrics;
 pub mod options;
+pub mod web_config;
 
 pub use exposition::{
     escape_label_value, render, seconds, slot_le, write_counter, write_histogram, Labels,
