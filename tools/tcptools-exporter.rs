@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use tcptools::exporter::collect::{Collector, Programs};
-use tcptools::exporter::{http, Config, Options};
+use tcptools::exporter::{http, web_config, Config, Options};
 use tcptools::{cli, signal};
 
 const TOOL: &str = "tcptools-exporter";
@@ -20,16 +20,22 @@ fn main() {
 }
 
 fn run(config: &Config) -> Result<()> {
+    // Certificates, key and hashes are checked before anything is bound or loaded.
+    let web = web_config::load(config.web_config_file.as_deref())?;
     let listener = TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr().unwrap_or(config.listen);
     let programs = Programs::load(&config.ports)?;
     let mut collector = Collector::open(&programs, config.ports.clone())?;
-    let server = http::spawn(listener)?;
+    let server = http::spawn(listener, web)?;
 
     let mut stdout = std::io::stdout();
     // Nobody may be reading stdout (a service); the line is a courtesy.
-    let _ = writeln!(stdout, "Serving metrics on http://{bound}/metrics");
+    let _ = writeln!(
+        stdout,
+        "Serving metrics on {}://{bound}/metrics",
+        server.scheme()
+    );
     let _ = stdout.flush();
 
     let mut serving = true;
