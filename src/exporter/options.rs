@@ -14,8 +14,7 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcptools-exporter --listen 0.0.0.0:9435    # serve on every address
     tcptools-exporter -L 80,443                # count sockets of local ports 80 and 443 only
     tcptools-exporter -D 5432                  # count connections to remote port 5432 only
-    tcptools-exporter --web.config.file /etc/tcptools-exporter/web.yml
-                                               # TLS and basic auth (exporter-toolkit format)";
+    tcptools-exporter --web.config.file web.yml # TLS and basic auth (exporter-toolkit format)";
 
 #[derive(Parser)]
 #[command(
