@@ -25,10 +25,11 @@ ARCH    := $(shell uname -m)
 
 # Debian packages: building BPF (clang, llvm), linking libbpf (libelf, zlib, pkg-config),
 # live tests (nftables, iproute2, and libbpf-tools as the peer to compare with),
-# `make vmlinux` (bpftool), the exporter's live test (prometheus), the kernel matrix (qemu,
-# busybox, cpio, and gcc with libc6-dev for its static traffic generator).
+# `make vmlinux` (bpftool), the exporter's live tests (prometheus; openssl for test
+# certificates and curl as a TLS client), the kernel matrix (qemu, busybox, cpio, and gcc
+# with libc6-dev for its static traffic generator).
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config nftables iproute2 libbpf-tools bpftool prometheus \
-	qemu-system-x86 busybox-static cpio gcc libc6-dev
+	openssl curl qemu-system-x86 busybox-static cpio gcc libc6-dev
 
 # Install layout; install-files copies what build and docs made, and runs no cargo (so
 # tests/packaging.rs can call it while `cargo test` holds the build lock).

@@ -335,14 +335,14 @@ fn prometheus_scrapes_exact_counts() {
     let skipped = prometheus.value("sum(tcptools_exporter_events_skipped_total{job=\"exp-port\"})");
     assert_eq!(skipped, Some(0.0));
 
-    // The exporter's own /metrics agrees, and serves nothing else.
+    // The exporter's own /metrics agrees, and unknown paths are 404 (/ is a landing page).
     let (status, text) = get(&ns, EXPORTER_FILTERED_PORT, "/metrics").expect("/metrics");
     assert_eq!(status, 200);
     let line = "tcp_state_transitions_total{family=\"ipv4\",old_state=\"SYN_SENT\",new_state=\"ESTABLISHED\"}";
     assert_eq!(sample(&text, line), Some(V4_CONNECTIONS as f64), "{text}");
     let line = "tcp_connect_latency_seconds_count{family=\"ipv6\",outcome=\"established\"}";
     assert_eq!(sample(&text, line), Some(V6_CONNECTIONS as f64), "{text}");
-    let (status, _) = get(&ns, EXPORTER_FILTERED_PORT, "/").expect("/");
+    let (status, _) = get(&ns, EXPORTER_FILTERED_PORT, "/nope").expect("/nope");
     assert_eq!(status, 404);
 
     drop(prometheus);

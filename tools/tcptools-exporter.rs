@@ -8,35 +8,40 @@ use anyhow::{bail, Context, Result};
 
 use tcptools::exporter::collect::Programs;
 use tcptools::exporter::scrape::Collector;
-use tcptools::exporter::{http, Config, Options};
+use tcptools::exporter::{http, web_config, Config, Options};
 use tcptools::{cli, signal};
 
 const TOOL: &str = "tcptools-exporter";
 
 /// How long the main thread waits for a scrape request before it looks at signals again.
-const WAIT_SLICE: Duration = Duration::from_millis(25);
+const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 fn main() {
     cli::main::<Options>(TOOL, run)
 }
 
 fn run(config: &Config) -> Result<()> {
+    // Certificates, key and hashes are checked before anything is bound or loaded.
+    let web = web_config::load(config.web_config_file.as_deref())?;
     let listener = TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr().unwrap_or(config.listen);
     let programs = Programs::load(config)?;
     let mut collector = Collector::new(&programs, config.max_groups);
-    let server = http::spawn(listener)?;
+    let server = http::spawn(listener, web)?;
 
     let mut stdout = std::io::stdout();
     // Nobody may be reading stdout (a service); the line is a courtesy.
-    let _ = writeln!(stdout, "Serving metrics on http://{bound}/metrics");
+    let _ = writeln!(
+        stdout,
+        "Serving metrics on {}://{bound}/metrics",
+        server.scheme()
+    );
     let _ = stdout.flush();
 
     let mut serving = true;
     while serving && !signal::stop_requested() {
-        std::thread::sleep(WAIT_SLICE);
-        serving = server.answer(|| collector.scrape())?;
+        serving = server.answer(WAIT_SLICE, || collector.scrape())?;
     }
     server.join()?;
     if !serving && !signal::stop_requested() {

@@ -3,12 +3,14 @@
 //! format. Options, the kernel side, the metrics model, a scrape, its exposition and the
 //! HTTP side, one module each.
 
+pub mod auth;
 pub mod collect;
 pub mod exposition;
 pub mod http;
 pub mod metrics;
 pub mod options;
 pub mod scrape;
+pub mod web_config;
 
 pub use exposition::{family_label, render, slot_le, Own, Series, CONTENT_TYPE};
 pub use metrics::{slot_of, Counts, Groups, HistKind, Log2Hist, Outcome};

@@ -1,6 +1,7 @@
 //! tcptools-exporter's command line, validated into a Config.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{ArgAction, CommandFactory, Parser};
 
@@ -14,7 +15,8 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcptools-exporter -L 80,443                # count sockets of local ports 80 and 443 only
     tcptools-exporter -D 5432                  # count connections to remote port 5432 only
     tcptools-exporter --group-by cgroup        # label every TCP metric with the socket's cgroup
-    tcptools-exporter --group-by netns --max-groups 20  # 20 network namespaces, the rest as \"other\"";
+    tcptools-exporter --group-by netns --max-groups 20 # 20 namespaces labeled, the rest \"other\"
+    tcptools-exporter --web.config.file web.yml # TLS and basic auth (exporter-toolkit format)";
 
 #[derive(Parser)]
 #[command(
@@ -35,10 +37,14 @@ pub struct Options {
     #[arg(
         short = 'l',
         long = "listen",
+        visible_alias = "web.listen-address",
         value_name = "ADDR",
         default_value = super::DEFAULT_LISTEN
     )]
     pub listen: String,
+    /// TLS and basic auth settings, in the Prometheus exporter-toolkit's web config format
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
     /// Count only sockets whose local port is in this comma-separated list
     #[arg(
         short = 'L',
@@ -96,8 +102,18 @@ lifetime only), tcptools_exporter_events_skipped_total (runs the kernel skipped)
 and group overflow, tcptools_exporter_build_info and process_* CPU and memory.\n\
 State start times live in socket storage on Linux 5.11 or later (tp_btf), else in a fixed \
 table of 16384 sockets (TCPTOOLS_NO_SK_STORAGE=1 forces the table).\n\
-It answers GET /metrics, one connection at a time, each bounded in time and size; every \
-other path is 404. It runs until SIGINT or SIGTERM.",
+It answers GET (and HEAD) /metrics, gzip-compressed when the client accepts it, and a \
+landing page at /; other paths are 404, other methods 405. Connections are served \
+concurrently, at most 64 at once, each bounded: 10 s for a TLS handshake and for each \
+request head (of at most 8 KiB; also the longest idle keep-alive), 30 s from a request \
+to its response taken; request bodies are ignored.\n\
+--web.config.file takes the Prometheus exporter-toolkit's web config file: \
+tls_server_config (cert_file, key_file, client_ca_file, client_auth_type, min_version, \
+max_version) for HTTPS with optional client certificates, and basic_auth_users (user \
+name to bcrypt hash). It is read and checked at startup; a key it does not support, or a \
+certificate, key or hash it cannot use, stops it with one line naming the key. An empty \
+file means plain HTTP without authentication.\n\
+It runs until SIGINT or SIGTERM.",
     tracepoints: "sock:inet_sock_set_state and tcp:tcp_probe",
     event_stream: false,
     differences: &[],
@@ -134,6 +150,7 @@ pub const MAX_MAX_GROUPS: usize = 10_000;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub web_config_file: Option<PathBuf>,
     pub ports: PortFilter,
     pub group_by: GroupBy,
     pub max_groups: usize,
@@ -174,6 +191,7 @@ impl IntoConfig for Options {
         let group_by = group_by(self.group_by.as_deref());
         Ok(Config {
             listen,
+            web_config_file: self.web_config_file,
             ports: PortFilter {
                 local: cli::port_list(self.localport)?,
                 remote: cli::port_list(self.remoteport)?,
@@ -207,6 +225,13 @@ mod tests {
             config(&["-l", "[::1]:80"]).unwrap().listen.to_string(),
             "[::1]:80"
         );
+        assert_eq!(
+            config(&["--web.listen-address", "0.0.0.0:9100"])
+                .unwrap()
+                .listen
+                .to_string(),
+            "0.0.0.0:9100"
+        );
         for bad in ["localhost:80", "127.0.0.1", "1.2.3.4:99999", ""] {
             let err = config(&["-l", bad]).unwrap_err();
             assert_eq!(
@@ -214,6 +239,43 @@ mod tests {
                 UsageError::new(format!("invalid listen address: {bad}"))
             );
         }
+    }
+
+    /// The man page states the HTTP bounds; they must be the server's.
+    #[test]
+    fn man_page_states_the_http_bounds() {
+        use crate::exporter::http;
+        let prose = MAN
+            .description
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let secs = |d: std::time::Duration| d.as_secs();
+        for fact in [
+            format!("at most {} at once", http::MAX_CONNECTIONS),
+            format!(
+                "{} s for a TLS handshake",
+                secs(http::TLS_HANDSHAKE_TIMEOUT)
+            ),
+            format!(
+                "{} s for a TLS handshake and for each request head",
+                secs(http::HEADER_READ_TIMEOUT)
+            ),
+            format!("(of at most {} KiB;", http::MAX_HEADER_BYTES / 1024),
+            format!(
+                "{} s from a request to its response taken",
+                secs(http::RESPONSE_TIMEOUT)
+            ),
+        ] {
+            assert!(prose.contains(&fact), "MAN lacks {fact:?}");
+        }
+    }
+
+    #[test]
+    fn web_config_file() {
+        assert_eq!(config(&[]).unwrap().web_config_file, None);
+        let c = config(&["--web.config.file", "/etc/web.yml"]).unwrap();
+        assert_eq!(c.web_config_file, Some(PathBuf::from("/etc/web.yml")));
     }
 
     #[test]

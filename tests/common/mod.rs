@@ -2,6 +2,8 @@
 //! traffic, and tools run as child processes. Live tests need root; without it they fail.
 #![allow(dead_code)]
 
+pub mod web;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,735 @@
+//! The web config file (`--web.config.file`): TLS and basic auth in the format of the
+//! Prometheus exporter-toolkit, read and checked once at startup.
+//!
+//! `parse` turns the YAML into `Settings` without touching the filesystem (unit-tested);
+//! `Settings::build` reads the certificates and key and makes the TLS configuration. Every
+//! refusal names the key at fault (`tls_server_config.cert_file: ...`), so one stderr line
+//! says what to fix. Keys the toolkit knows but this exporter does not implement are
+//! refused by name rather than ignored: a file that asks for something gets it or an error.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Result};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use super::auth::Users;
+
+/// What the exporter serves with: TLS or plain HTTP, basic auth or none.
+#[derive(Default)]
+pub struct WebConfig {
+    pub tls: Option<Arc<ServerConfig>>,
+    pub users: Option<Users>,
+}
+
+/// `--web.config.file`, read and checked: no file is plain HTTP without auth. Errors read
+/// `web config PATH: KEY: problem`.
+pub fn load(path: Option<&Path>) -> Result<WebConfig> {
+    let Some(path) = path else {
+        return Ok(WebConfig::default());
+    };
+    let fail = |message: String| anyhow!("web config {}: {message}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    // The toolkit resolves relative file names against the config file's directory.
+    let dir = path.parent().unwrap_or(Path::new(""));
+    parse(&text, dir)
+        .and_then(Settings::build)
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// A refusal: the key at fault (dotted, empty for the file as a whole) and the problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl WebConfigError {
+    fn new(key: &str, problem: impl Into<String>) -> Self {
+        WebConfigError {
+            key: key.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for WebConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One line whatever the YAML parser said.
+        let problem = self
+            .problem
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if self.key.is_empty() {
+            f.write_str(&problem)
+        } else {
+            write!(f, "{}: {problem}", self.key)
+        }
+    }
+}
+
+impl std::error::Error for WebConfigError {}
+
+/// The file as checked: what `build` needs, nothing read from disk yet.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub tls: Option<TlsSettings>,
+    /// User name to bcrypt hash; empty means no authentication.
+    pub users: BTreeMap<String, String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert: Pem,
+    pub key: Pem,
+    pub client_ca: Option<Pem>,
+    pub client_auth: ClientAuth,
+    pub min_version: TlsVersion,
+    pub max_version: TlsVersion,
+}
+
+/// PEM text given inline (`cert`) or as a file (`cert_file`); the key names it for errors.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pem {
+    Inline { key: &'static str, text: String },
+    File { key: &'static str, path: PathBuf },
+}
+
+/// `client_auth_type`: Go's crypto/tls policies, as the toolkit names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    NoClientCert,
+    /// Asks for a certificate, accepts none, does not verify one.
+    RequestClientCert,
+    /// Requires a certificate but does not verify it.
+    RequireAnyClientCert,
+    /// Verifies a certificate against the client CA when one is sent.
+    VerifyClientCertIfGiven,
+    /// Requires a certificate that chains to the client CA: the one secure choice.
+    RequireAndVerifyClientCert,
+}
+
+const CLIENT_AUTH_TYPES: &str = "NoClientCert, RequestClientCert, RequireAnyClientCert, \
+    VerifyClientCertIfGiven, RequireAndVerifyClientCert";
+
+impl ClientAuth {
+    fn parse(name: &str) -> Option<ClientAuth> {
+        Some(match name {
+            "NoClientCert" => ClientAuth::NoClientCert,
+            "RequestClientCert" => ClientAuth::RequestClientCert,
+            // The toolkit keeps the old name as an alias.
+            "RequireAnyClientCert" | "RequireClientCert" => ClientAuth::RequireAnyClientCert,
+            "VerifyClientCertIfGiven" => ClientAuth::VerifyClientCertIfGiven,
+            "RequireAndVerifyClientCert" => ClientAuth::RequireAndVerifyClientCert,
+            _ => return None,
+        })
+    }
+
+    fn verifies(self) -> bool {
+        matches!(
+            self,
+            ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsVersion {
+    fn parse(key: &str, name: Option<&str>, default: TlsVersion) -> Result<Self, WebConfigError> {
+        match name {
+            None => Ok(default),
+            Some("TLS12") => Ok(TlsVersion::Tls12),
+            Some("TLS13") => Ok(TlsVersion::Tls13),
+            Some(old @ ("TLS10" | "TLS11")) => Err(WebConfigError::new(
+                key,
+                format!("{old} is not supported (TLS12 or TLS13)"),
+            )),
+            Some(other) => Err(WebConfigError::new(
+                key,
+                format!("unknown TLS version {other:?} (TLS12 or TLS13)"),
+            )),
+        }
+    }
+
+    fn rustls(self) -> &'static SupportedProtocolVersion {
+        match self {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        }
+    }
+}
+
+// The file as YAML. Fields of the toolkit that this exporter does not implement are read
+// as plain values only to be refused by name.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a mapping of web settings")]
+struct FileYaml {
+    tls_server_config: Option<TlsYaml>,
+    basic_auth_users: Option<BTreeMap<String, String>>,
+    http_server_config: Option<Value>,
+    rate_limit: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a mapping of TLS settings")]
+struct TlsYaml {
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    client_ca_file: Option<String>,
+    client_auth_type: Option<String>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    cipher_suites: Option<Value>,
+    curve_preferences: Option<Value>,
+    prefer_server_cipher_suites: Option<Value>,
+    client_allowed_sans: Option<Value>,
+}
+
+fn unsupported(key: &str, value: &Option<Value>) -> Result<(), WebConfigError> {
+    match value {
+        Some(_) => Err(WebConfigError::new(
+            key,
+            "not supported by tcptools-exporter",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks the file's text; relative file names are taken from `dir`. An empty file is
+/// plain HTTP without authentication, as in the toolkit.
+pub fn parse(text: &str, dir: &Path) -> Result<Settings, WebConfigError> {
+    let file: FileYaml = serde_yaml_ng::from_str::<Option<FileYaml>>(text)
+        .map_err(|e| WebConfigError::new("", yaml_problem(&e)))?
+        .unwrap_or_default();
+    unsupported("http_server_config", &file.http_server_config)?;
+    unsupported("rate_limit", &file.rate_limit)?;
+    let tls = match file.tls_server_config {
+        Some(tls) => tls_settings(tls, dir)?,
+        None => None,
+    };
+    let users = file.basic_auth_users.unwrap_or_default();
+    for (user, hash) in &users {
+        let key = format!("basic_auth_users.{user}");
+        if user.contains(':') {
+            return Err(WebConfigError::new(
+                &key,
+                "a user name cannot contain ':' (basic auth splits at the first ':')",
+            ));
+        }
+        super::auth::check_hash(hash).map_err(|problem| WebConfigError::new(&key, problem))?;
+    }
+    Ok(Settings { tls, users })
+}
+
+/// serde_yaml_ng says where in the file; keep its message, drop its `Error(...)` dressing.
+fn yaml_problem(err: &serde_yaml_ng::Error) -> String {
+    format!("invalid YAML: {err}")
+}
+
+fn tls_settings(tls: TlsYaml, dir: &Path) -> Result<Option<TlsSettings>, WebConfigError> {
+    const T: &str = "tls_server_config";
+    unsupported("tls_server_config.cipher_suites", &tls.cipher_suites)?;
+    unsupported(
+        "tls_server_config.curve_preferences",
+        &tls.curve_preferences,
+    )?;
+    unsupported(
+        "tls_server_config.prefer_server_cipher_suites",
+        &tls.prefer_server_cipher_suites,
+    )?;
+    unsupported(
+        "tls_server_config.client_allowed_sans",
+        &tls.client_allowed_sans,
+    )?;
+    let pem = |inline: Option<String>, file: Option<String>, names: [&'static str; 2]| match (
+        inline, file,
+    ) {
+        (Some(_), Some(_)) => Err(WebConfigError::new(
+            T,
+            format!("{} and {} are both given; use one", names[0], names[1]),
+        )),
+        (Some(text), None) => Ok(Some(Pem::Inline {
+            key: names[0],
+            text,
+        })),
+        (None, Some(path)) => Ok(Some(Pem::File {
+            key: names[1],
+            path: dir.join(path),
+        })),
+        (None, None) => Ok(None),
+    };
+    let cert = pem(tls.cert, tls.cert_file, ["cert", "cert_file"])?;
+    let key = pem(tls.key, tls.key_file, ["key", "key_file"])?;
+    let client_ca = pem(
+        tls.client_ca,
+        tls.client_ca_file,
+        ["client_ca", "client_ca_file"],
+    )?;
+    // As in the toolkit, TLS is on when any certificate, key, CA or client policy is given;
+    // only versions (or nothing) leave plain HTTP.
+    if cert.is_none() && key.is_none() && client_ca.is_none() && tls.client_auth_type.is_none() {
+        return Ok(None);
+    }
+    let client_auth = match tls.client_auth_type.as_deref() {
+        None => ClientAuth::NoClientCert,
+        Some(name) => ClientAuth::parse(name).ok_or_else(|| {
+            WebConfigError::new(
+                "tls_server_config.client_auth_type",
+                format!("unknown value {name:?} (one of {CLIENT_AUTH_TYPES})"),
+            )
+        })?,
+    };
+    if client_ca.is_some() && client_auth == ClientAuth::NoClientCert {
+        return Err(WebConfigError::new(
+            "tls_server_config.client_ca_file",
+            "a client CA needs a client_auth_type that asks for certificates \
+             (RequireAndVerifyClientCert to require and verify them)",
+        ));
+    }
+    if client_ca.is_none() && client_auth.verifies() {
+        return Err(WebConfigError::new(
+            "tls_server_config.client_auth_type",
+            format!("{client_auth:?} needs client_ca_file (or client_ca) to verify against"),
+        ));
+    }
+    let min_version = TlsVersion::parse(
+        "tls_server_config.min_version",
+        tls.min_version.as_deref(),
+        TlsVersion::Tls12,
+    )?;
+    let max_version = TlsVersion::parse(
+        "tls_server_config.max_version",
+        tls.max_version.as_deref(),
+        TlsVersion::Tls13,
+    )?;
+    if min_version > max_version {
+        return Err(WebConfigError::new(T, "min_version is above max_version"));
+    }
+    Ok(Some(TlsSettings {
+        cert: cert.ok_or_else(|| WebConfigError::new(T, "cert_file (or cert) is missing"))?,
+        key: key.ok_or_else(|| WebConfigError::new(T, "key_file (or key) is missing"))?,
+        client_ca,
+        client_auth,
+        min_version,
+        max_version,
+    }))
+}
+
+impl Pem {
+    fn key(&self) -> String {
+        let key = match self {
+            Pem::Inline { key, .. } | Pem::File { key, .. } => key,
+        };
+        format!("tls_server_config.{key}")
+    }
+
+    fn read(&self) -> Result<Vec<u8>, WebConfigError> {
+        match self {
+            Pem::Inline { text, .. } => Ok(text.as_bytes().to_vec()),
+            Pem::File { path, .. } => std::fs::read(path).map_err(|e| {
+                WebConfigError::new(&self.key(), format!("cannot read {}: {e}", path.display()))
+            }),
+        }
+    }
+
+    fn what(&self) -> String {
+        match self {
+            Pem::Inline { .. } => "the inline PEM".to_owned(),
+            Pem::File { path, .. } => path.display().to_string(),
+        }
+    }
+
+    fn certificates(&self) -> Result<Vec<CertificateDer<'static>>, WebConfigError> {
+        let pem = self.read()?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| WebConfigError::new(&self.key(), format!("{}: {e}", self.what())))?;
+        if certs.is_empty() {
+            return Err(WebConfigError::new(
+                &self.key(),
+                format!("no PEM certificate in {}", self.what()),
+            ));
+        }
+        Ok(certs)
+    }
+
+    fn private_key(&self) -> Result<PrivateKeyDer<'static>, WebConfigError> {
+        let pem = self.read()?;
+        PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+            WebConfigError::new(
+                &self.key(),
+                format!("no PEM private key in {} ({e})", self.what()),
+            )
+        })
+    }
+}
+
+impl Settings {
+    /// Reads the certificates and key and makes the TLS configuration; checks that the key
+    /// belongs to the certificate, and hashes the unknown-user stand-in for basic auth.
+    pub fn build(self) -> Result<WebConfig, WebConfigError> {
+        let tls = self.tls.map(|tls| tls.server_config()).transpose()?;
+        let users = if self.users.is_empty() {
+            None
+        } else {
+            Some(Users::new(self.users))
+        };
+        Ok(WebConfig { tls, users })
+    }
+}
+
+impl TlsSettings {
+    fn server_config(&self) -> Result<Arc<ServerConfig>, WebConfigError> {
+        let certs = self.cert.certificates()?;
+        let key = self.key.private_key()?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions: Vec<_> = [TlsVersion::Tls12, TlsVersion::Tls13]
+            .into_iter()
+            .filter(|v| (self.min_version..=self.max_version).contains(v))
+            .map(TlsVersion::rustls)
+            .collect();
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| WebConfigError::new("tls_server_config", e.to_string()))?;
+        let verifier = self.client_verifier(&provider)?;
+        let mut config = builder
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .map_err(|e| {
+                WebConfigError::new(
+                    &self.key.key(),
+                    format!("{} does not fit {}: {e}", self.key.what(), self.cert.what()),
+                )
+            })?;
+        // HTTP/1.1 only: a client offering h2 alone is refused in the handshake.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    fn client_verifier(
+        &self,
+        provider: &Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Arc<dyn ClientCertVerifier>, WebConfigError> {
+        let roots = match &self.client_ca {
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for cert in ca.certificates()? {
+                    roots.add(cert).map_err(|e| {
+                        WebConfigError::new(&ca.key(), format!("{}: {e}", ca.what()))
+                    })?;
+                }
+                Some(Arc::new(roots))
+            }
+            None => None,
+        };
+        let verified = |roots: Option<Arc<RootCertStore>>, optional: bool| {
+            let roots = roots.expect("checked in parse: verifying policies have a CA");
+            let builder = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
+            let builder = if optional {
+                builder.allow_unauthenticated()
+            } else {
+                builder
+            };
+            builder
+                .build()
+                .map_err(|e| WebConfigError::new("tls_server_config.client_ca_file", e.to_string()))
+        };
+        Ok(match self.client_auth {
+            ClientAuth::NoClientCert => rustls::server::WebPkiClientVerifier::no_client_auth(),
+            ClientAuth::RequestClientCert => Arc::new(UnverifiedClientCert::new(provider, false)),
+            ClientAuth::RequireAnyClientCert => Arc::new(UnverifiedClientCert::new(provider, true)),
+            ClientAuth::VerifyClientCertIfGiven => verified(roots, true)?,
+            ClientAuth::RequireAndVerifyClientCert => verified(roots, false)?,
+        })
+    }
+}
+
+/// Go's RequestClientCert and RequireAnyClientCert: the client proves it holds the key
+/// of the certificate it sends, but the certificate itself is not checked against any CA.
+/// The toolkit calls these insecure; they exist so its files keep their meaning here.
+#[derive(Debug)]
+struct UnverifiedClientCert {
+    mandatory: bool,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl UnverifiedClientCert {
+    fn new(provider: &rustls::crypto::CryptoProvider, mandatory: bool) -> Self {
+        UnverifiedClientCert {
+            mandatory,
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl ClientCertVerifier for UnverifiedClientCert {
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A real bcrypt hash (cost 4) of "secret".
+    const HASH: &str = "$2y$04$4Nm0Ds0hAqxJTXUjlRXKA.4sSs1Z3Gw0uwE4dGaT6yQDpq1KpbVoa";
+
+    fn parse_in(text: &str) -> Result<Settings, WebConfigError> {
+        parse(text, Path::new("/etc/tcpt"))
+    }
+
+    fn refusal(text: &str) -> String {
+        parse_in(text).expect_err(text).to_string()
+    }
+
+    #[test]
+    fn empty_files_are_plain_http() {
+        for text in [
+            "",
+            "\n",
+            "# nothing\n",
+            "---\n",
+            "tls_server_config:\nbasic_auth_users:\n",
+        ] {
+            let s = parse_in(text).expect(text);
+            assert_eq!(s.tls, None, "{text:?}");
+            assert!(s.users.is_empty(), "{text:?}");
+        }
+        // Versions alone do not turn TLS on (the toolkit's IsEnabled).
+        let s = parse_in("tls_server_config:\n  min_version: TLS13\n").unwrap();
+        assert_eq!(s.tls, None);
+    }
+
+    #[test]
+    fn tls_files_relative_to_the_config() {
+        let s = parse_in(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: /k/server.key\n\
+             basic_auth_users:\n  alice: \"$2y$04$4Nm0Ds0hAqxJTXUjlRXKA.4sSs1Z3Gw0uwE4dGaT6yQDpq1KpbVoa\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.tls,
+            Some(TlsSettings {
+                cert: Pem::File {
+                    key: "cert_file",
+                    path: "/etc/tcpt/server.crt".into()
+                },
+                key: Pem::File {
+                    key: "key_file",
+                    path: "/k/server.key".into()
+                },
+                client_ca: None,
+                client_auth: ClientAuth::NoClientCert,
+                min_version: TlsVersion::Tls12,
+                max_version: TlsVersion::Tls13,
+            })
+        );
+        assert_eq!(s.users.get("alice").map(String::as_str), Some(HASH));
+    }
+
+    #[test]
+    fn client_auth_types() {
+        let with = |policy: &str, ca: bool| {
+            let mut text =
+                format!("tls_server_config:\n  cert: x\n  key: y\n  client_auth_type: {policy}\n");
+            if ca {
+                text.push_str("  client_ca_file: ca.crt\n");
+            }
+            parse_in(&text).map(|s| s.tls.unwrap().client_auth)
+        };
+        assert_eq!(
+            with("RequireAndVerifyClientCert", true),
+            Ok(ClientAuth::RequireAndVerifyClientCert)
+        );
+        assert_eq!(
+            with("VerifyClientCertIfGiven", true),
+            Ok(ClientAuth::VerifyClientCertIfGiven)
+        );
+        assert_eq!(
+            with("RequireClientCert", false),
+            Ok(ClientAuth::RequireAnyClientCert)
+        );
+        assert_eq!(
+            with("RequestClientCert", true),
+            Ok(ClientAuth::RequestClientCert)
+        );
+        assert_eq!(
+            with("RequireAndVerifyClientCert", false)
+                .unwrap_err()
+                .to_string(),
+            "tls_server_config.client_auth_type: RequireAndVerifyClientCert needs \
+             client_ca_file (or client_ca) to verify against"
+        );
+        assert_eq!(
+            with("Sometimes", true).unwrap_err().to_string(),
+            format!(
+                "tls_server_config.client_auth_type: unknown value \"Sometimes\" (one of {})",
+                CLIENT_AUTH_TYPES
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        );
+        // The toolkit's default policy is NoClientCert, which a client CA contradicts.
+        let err = refusal("tls_server_config:\n  cert: x\n  key: y\n  client_ca_file: ca.crt\n");
+        assert!(
+            err.starts_with(
+                "tls_server_config.client_ca_file: a client CA needs a client_auth_type"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_key() {
+        let cases = [
+            (
+                "tls_server_config:\n  cert_file: a\n",
+                "tls_server_config: key_file (or key) is missing",
+            ),
+            (
+                "tls_server_config:\n  key_file: a\n",
+                "tls_server_config: cert_file (or cert) is missing",
+            ),
+            (
+                "tls_server_config:\n  cert: a\n  cert_file: a\n  key: b\n",
+                "tls_server_config: cert and cert_file are both given; use one",
+            ),
+            (
+                "tls_server_config:\n  cert: a\n  key: b\n  min_version: TLS11\n",
+                "tls_server_config.min_version: TLS11 is not supported (TLS12 or TLS13)",
+            ),
+            (
+                "tls_server_config:\n  cert: a\n  key: b\n  max_version: TLS14\n",
+                "tls_server_config.max_version: unknown TLS version \"TLS14\" (TLS12 or TLS13)",
+            ),
+            (
+                "tls_server_config:\n  cert: a\n  key: b\n  min_version: TLS13\n  max_version: TLS12\n",
+                "tls_server_config: min_version is above max_version",
+            ),
+            (
+                "tls_server_config:\n  cert: a\n  key: b\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
+                "tls_server_config.cipher_suites: not supported by tcptools-exporter",
+            ),
+            (
+                "tls_server_config:\n  curve_preferences: [X25519]\n",
+                "tls_server_config.curve_preferences: not supported by tcptools-exporter",
+            ),
+            (
+                "tls_server_config:\n  client_allowed_sans: [a]\n",
+                "tls_server_config.client_allowed_sans: not supported by tcptools-exporter",
+            ),
+            (
+                "http_server_config:\n  http2: false\n",
+                "http_server_config: not supported by tcptools-exporter",
+            ),
+            (
+                "rate_limit:\n  burst: 1\n",
+                "rate_limit: not supported by tcptools-exporter",
+            ),
+            (
+                "basic_auth_users:\n  bob: plaintext\n",
+                "basic_auth_users.bob: not a bcrypt hash (the hash format is malformed; expected 60 ASCII bytes)",
+            ),
+            (
+                "basic_auth_users:\n  \"a:b\": \"$2y$04$4Nm0Ds0hAqxJTXUjlRXKA.4sSs1Z3Gw0uwE4dGaT6yQDpq1KpbVoa\"\n",
+                "basic_auth_users.a:b: a user name cannot contain ':' (basic auth splits at the first ':')",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(refusal(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn yaml_errors_are_one_line_and_say_where() {
+        let err = refusal("tls_server_config:\n  cert_fil: a\n");
+        assert!(
+            err.starts_with("invalid YAML: tls_server_config: unknown field `cert_fil`"),
+            "{err}"
+        );
+        assert!(err.contains("line 2"), "{err}");
+        let err = refusal("bogus: 1\n");
+        assert!(
+            err.starts_with("invalid YAML: unknown field `bogus`"),
+            "{err}"
+        );
+        let err = refusal("tls_server_config: [\n");
+        assert!(err.starts_with("invalid YAML: "), "{err}");
+        let err = refusal("tls_server_config: []\n");
+        assert!(
+            err.starts_with(
+                "invalid YAML: tls_server_config: invalid type: sequence, expected a mapping of TLS settings"
+            ),
+            "{err}"
+        );
+        let err = refusal("- a\n");
+        assert!(
+            err.starts_with(
+                "invalid YAML: invalid type: sequence, expected a mapping of web settings"
+            ),
+            "{err}"
+        );
+        let err = refusal("basic_auth_users: 3\n");
+        assert!(
+            err.starts_with("invalid YAML: basic_auth_users: invalid type"),
+            "{err}"
+        );
+        for text in ["a: [\n\n\n", "\t- x\n  y: :\n"] {
+            assert_eq!(refusal(text).lines().count(), 1, "{text:?}");
+        }
+    }
+}
