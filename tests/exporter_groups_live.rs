@@ -14,11 +14,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{inode_of, Cgroup, Netns, Proc, Tool};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use common::web::{tls_scrape_job, Certs, Exporter, Prometheus, TempDir};
+use common::{inode_of, Cgroup, Netns, Proc};
 
-const EXPORTER: &str = env!("CARGO_BIN_EXE_tcptools-exporter");
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Listens on HOST PORT, prints `ready`, accepts and closes connections until stdin closes.
@@ -98,26 +96,11 @@ fn run_all(mut clients: Vec<Proc>) {
     }
 }
 
-/// A running exporter; killed on drop if the test fails before stopping it.
-struct Exporter(Option<Tool>);
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        if let Some(tool) = &self.0 {
-            let _ = kill(Pid::from_raw(tool.pid() as i32), Signal::SIGKILL);
-        }
-    }
-}
-
-/// An exporter inside `ns` on `port`, counting connections to `dports` only. nsenter
-/// changes the network namespace alone: `ip netns exec` would also remount /sys, and
-/// with it hide the cgroup hierarchy whose paths name the groups.
+/// An exporter inside `ns` on `port`, counting connections to `dports` only.
 fn exporter(ns: &Netns, port: u16, dports: &str, extra: &[&str]) -> Exporter {
-    let listen = format!("127.0.0.1:{port}");
-    let net = format!("--net=/run/netns/{}", ns.name);
-    let mut args = vec![net.as_str(), EXPORTER, "-l", &listen, "-D", dports];
+    let mut args = vec!["-D", dports];
     args.extend_from_slice(extra);
-    Exporter(Some(Tool::start("nsenter", &args, &[], 1)))
+    Exporter::start(ns, port, &args)
 }
 
 /// GET /metrics from inside `ns` (HTTP/1.0: the body ends with the connection).
@@ -201,13 +184,20 @@ fn promtool_check(text: &str) {
     );
 }
 
-fn stop(mut exporter: Exporter) {
-    let done = exporter
-        .0
-        .take()
-        .expect("running")
-        .stop_with(Signal::SIGTERM);
+fn stop(exporter: Exporter) {
+    let done = exporter.stop();
     assert!(done.status.success(), "{:?} {}", done.status, done.stderr);
+}
+
+/// In `ns`: connects to DROPPED get no answer, so with one SYN retry they time out (ETIMEDOUT)
+/// after about 3 s.
+fn drop_syns_to(ns: &Netns, dropped: u16) {
+    ns.exec("sysctl", &["-qw", "net.ipv4.tcp_syn_retries=1"]);
+    let rule = format!(
+        "add table inet tcpt; add chain inet tcpt input {{ type filter hook input priority 0; }}; \
+         add rule inet tcpt input tcp dport {dropped} drop"
+    );
+    ns.exec("nft", &[&rule]);
 }
 
 #[test]
@@ -218,13 +208,7 @@ fn connect_outcomes_are_counted_exactly() {
     const EXPORTER_PORT: u16 = 44290;
     let (established, refused, timeouts) = (5, 4, 3);
     let ns = Netns::new("expout");
-    // Connects to DROPPED see no answer: one SYN retry, then ETIMEDOUT after ~3 s.
-    ns.exec("sysctl", &["-qw", "net.ipv4.tcp_syn_retries=1"]);
-    let rule = format!(
-        "add table inet tcpt; add chain inet tcpt input {{ type filter hook input priority 0; }}; \
-         add rule inet tcpt input tcp dport {DROPPED} drop"
-    );
-    ns.exec("nft", &[&rule]);
+    drop_syns_to(&ns, DROPPED);
     let dports = format!("{OPEN},{CLOSED},{DROPPED}");
     let exp = exporter(&ns, EXPORTER_PORT, &dports, &[]);
     let mut srv = server(&ns, OPEN);
@@ -383,4 +367,91 @@ fn removed_cgroups_give_their_label_and_map_room_back() {
     assert_eq!(value(&text, "tcp_connect_attempts_total", &want), 3.0);
     srv.send_line("stop");
     stop(exp);
+}
+
+/// A real Prometheus scrapes two exporters over TLS with basic auth, one grouped by cgroup
+/// and one by network namespace, while the test's cgroups connect: through its HTTP API
+/// the counts equal the traffic, per outcome and per group.
+#[test]
+fn prometheus_over_tls_counts_outcomes_per_cgroup_and_netns() {
+    const OPEN: u16 = 44231;
+    const CLOSED: u16 = 44232;
+    const DROPPED: u16 = 44233;
+    const BY_CGROUP: u16 = 44294;
+    const BY_NETNS: u16 = 44295;
+    const PROMETHEUS_PORT: u16 = 44296;
+    let ns = Netns::new("expprom");
+    drop_syns_to(&ns, DROPPED);
+    let parent = Cgroup::new("expprom");
+    let (app, batch) = (parent.child("app"), parent.child("batch"));
+    let dir = TempDir::new("exp-groups-prom");
+    let certs = Certs::new(&dir);
+    let config = dir.write("web.yml", &certs.web_config(&[("prom", "s3cret")], &[]));
+    let dports = format!("{OPEN},{CLOSED},{DROPPED}");
+    let tls = ["--web.config.file", config.as_str()];
+    let by_cgroup = exporter(
+        &ns,
+        BY_CGROUP,
+        &dports,
+        &[&tls[..], &["--group-by", "cgroup"]].concat(),
+    );
+    let by_netns = exporter(
+        &ns,
+        BY_NETNS,
+        &dports,
+        &[&tls[..], &["--group-by", "netns"]].concat(),
+    );
+    let jobs = [
+        tls_scrape_job("cgroup", BY_CGROUP, &certs.ca, "prom", "s3cret"),
+        tls_scrape_job("netns", BY_NETNS, &certs.ca, "prom", "s3cret"),
+    ]
+    .concat();
+    let prometheus = Prometheus::start(&ns, PROMETHEUS_PORT, &jobs);
+    prometheus.wait_until(WAIT, "both exporters up", || {
+        prometheus.value("sum(up{job=~\"cgroup|netns\"})") == Some(2.0)
+    });
+
+    let mut srv = server(&ns, OPEN);
+    run_all(vec![
+        attempts(Some(&app), &ns, OPEN, 3),
+        attempts(Some(&app), &ns, CLOSED, 2),
+        attempts(Some(&app), &ns, DROPPED, 2),
+        attempts(Some(&batch), &ns, OPEN, 1),
+    ]);
+    srv.send_line("stop");
+
+    let attempts_of = |job: &str, group: &str, outcome: &str| {
+        let label = if job == "cgroup" { "cgroup" } else { "netns" };
+        format!(
+            "tcp_connect_attempts_total{{job=\"{job}\",family=\"ipv4\",outcome=\"{outcome}\",{label}=\"{group}\"}}"
+        )
+    };
+    let inode = inode_of(&format!("/run/netns/{}", ns.name)).to_string();
+    let latency = format!(
+        "tcp_connect_latency_seconds_count{{job=\"cgroup\",outcome=\"refused\",cgroup=\"{}\"}}",
+        app.rel
+    );
+    let exact = [
+        (attempts_of("cgroup", &app.rel, "established"), 3.0),
+        (attempts_of("cgroup", &app.rel, "refused"), 2.0),
+        (attempts_of("cgroup", &app.rel, "timeout"), 2.0),
+        (attempts_of("cgroup", &batch.rel, "established"), 1.0),
+        (latency, 2.0),
+        (attempts_of("netns", &inode, "established"), 4.0),
+        (attempts_of("netns", &inode, "refused"), 2.0),
+        (attempts_of("netns", &inode, "timeout"), 2.0),
+    ];
+    for (query, want) in &exact {
+        prometheus.wait_until(WAIT, query, || prometheus.value(query) == Some(*want));
+    }
+    // Scrapes later nothing grew, nothing was reset, and no other group appeared.
+    std::thread::sleep(Duration::from_secs(3));
+    for (query, want) in &exact {
+        assert_eq!(prometheus.value(query), Some(*want), "{query}");
+    }
+    let groups = prometheus.query("count by (cgroup) (tcp_connect_attempts_total{job=\"cgroup\"})");
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    drop(prometheus);
+    stop(by_cgroup);
+    stop(by_netns);
 }

@@ -1,202 +1,22 @@
-//! tcptools-exporter against a real Prometheus server: loopback traffic in a private
-//! namespace, then queries through Prometheus' HTTP API (needs root and `prometheus`).
+//! tcptools-exporter against a real Prometheus server over plain HTTP: loopback traffic in
+//! a private namespace, then queries through Prometheus' HTTP API (needs root and
+//! `prometheus`). TLS, authentication and groups: tests/exporter_web.rs and
+//! tests/exporter_groups_live.rs.
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{connection, Netns, Tool};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use common::web::{raw_get, Exporter, Prometheus};
+use common::{connection, Netns};
 
-const EXPORTER: &str = env!("CARGO_BIN_EXE_tcptools-exporter");
 const PROMETHEUS_PORT: u16 = 44090;
 const EXPORTER_ALL_PORT: u16 = 44091;
 const EXPORTER_FILTERED_PORT: u16 = 44092;
 const SERVER_V4: u16 = 44001;
 const SERVER_V6: u16 = 44002;
-
-/// A GET over a fresh connection, bounded by `timeout`: (status, body).
-fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, String)> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    stream.set_read_timeout(Some(timeout)).ok()?;
-    stream.set_write_timeout(Some(timeout)).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    // Chunked bodies (Prometheus' API) are decoded loosely: only their JSON is wanted.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Some((status, body))
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    for _ in 0..10_000 {
-        let Some((size, rest)) = body.split_once("\r\n") else {
-            break;
-        };
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// A Prometheus server of this test's own: temp config and storage, killed and removed
-/// on drop (also when the test fails).
-struct Prometheus<'a> {
-    child: Child,
-    dir: PathBuf,
-    ns: &'a Netns,
-}
-
-impl<'a> Prometheus<'a> {
-    /// Starts inside `ns`, where its port cannot meet the host's ephemeral ports.
-    fn start(ns: &'a Netns, targets: &[(&str, u16)]) -> Prometheus<'a> {
-        let dir = std::env::temp_dir().join(format!("tcpt-exp-prometheus-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data")).expect("create prometheus dir");
-        let mut config = String::from(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
-        );
-        for (job, port) in targets {
-            config.push_str(&format!(
-                "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
-            ));
-        }
-        std::fs::write(dir.join("prometheus.yml"), config).expect("write prometheus.yml");
-        let log = std::fs::File::create(dir.join("log")).expect("create log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "prometheus"])
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start prometheus (apt-get install prometheus): {e}")
-            });
-        let prometheus = Prometheus { child, dir, ns };
-        prometheus.wait_until(Duration::from_secs(60), "prometheus ready", || {
-            get(prometheus.ns, PROMETHEUS_PORT, "/-/ready").is_some_and(|(status, _)| status == 200)
-        });
-        prometheus
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-    }
-
-    /// Polls `done` every 250 ms until it holds; fails the test after `timeout`.
-    fn wait_until(&self, timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; prometheus log:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    /// An instant query: each result's labels and value.
-    fn query(&self, promql: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-        let path = format!("/api/v1/query?query={}", percent_encode(promql));
-        let Some((200, body)) = get(self.ns, PROMETHEUS_PORT, &path) else {
-            return Vec::new();
-        };
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let Some(results) = json["data"]["result"].as_array() else {
-            return Vec::new();
-        };
-        results
-            .iter()
-            .filter_map(|r| {
-                let labels = r["metric"]
-                    .as_object()?
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                    .collect();
-                let value = r["value"][1].as_str()?.parse().ok()?;
-                Some((labels, value))
-            })
-            .collect()
-    }
-
-    /// The value of a query that has exactly one result; None while it has none.
-    fn value(&self, promql: &str) -> Option<f64> {
-        let results = self.query(promql);
-        assert!(
-            results.len() <= 1,
-            "{promql} has several series: {results:?}"
-        );
-        results.first().map(|(_, v)| *v)
-    }
-}
-
-impl Drop for Prometheus<'_> {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// The value of the one sample line of `/metrics` text whose name and labels are `series`.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -204,36 +24,16 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// An exporter serving inside `ns`; killed on drop if the test fails before stopping it.
-struct Exporter(Option<Tool>);
-
-impl Exporter {
-    fn start(ns: &Netns, port: u16, extra: &[&str]) -> Exporter {
-        let listen = format!("127.0.0.1:{port}");
-        let mut args = vec!["netns", "exec", &ns.name, EXPORTER, "--listen", &listen];
-        args.extend_from_slice(extra);
-        Exporter(Some(Tool::start("ip", &args, &[], 1)))
-    }
-
-    fn stop(mut self) -> common::Finished {
-        self.0.take().expect("running").stop_with(Signal::SIGTERM)
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        if let Some(tool) = &self.0 {
-            let _ = kill(Pid::from_raw(tool.pid() as i32), Signal::SIGKILL);
-        }
-    }
-}
-
 /// A GET from inside `ns` (5 s bound).
 fn get(ns: &Netns, port: u16, path: &str) -> Option<(u16, String)> {
     let path = path.to_owned();
     ns.run("exp-http", move || {
-        http_get(port, &path, Duration::from_secs(5))
+        raw_get(port, &path, Duration::from_secs(5))
     })
+}
+
+fn plain_job(job: &str, port: u16) -> String {
+    format!("  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")
 }
 
 #[test]
@@ -246,18 +46,13 @@ fn prometheus_scrapes_exact_counts() {
     // Remote ports: a client elsewhere on the host may get 44001 as its ephemeral local
     // port, but nothing else connects to it.
     let filtered = Exporter::start(&ns, EXPORTER_FILTERED_PORT, &["-D", &ports]);
-    let ready = &all.0.as_ref().expect("running").lines()[0];
     assert_eq!(
-        ready,
-        &format!("Serving metrics on http://127.0.0.1:{EXPORTER_ALL_PORT}/metrics")
+        all.ready_line(),
+        format!("Serving metrics on http://127.0.0.1:{EXPORTER_ALL_PORT}/metrics")
     );
-    let prometheus = Prometheus::start(
-        &ns,
-        &[
-            ("exp-all", EXPORTER_ALL_PORT),
-            ("exp-port", EXPORTER_FILTERED_PORT),
-        ],
-    );
+    let jobs =
+        plain_job("exp-all", EXPORTER_ALL_PORT) + &plain_job("exp-port", EXPORTER_FILTERED_PORT);
+    let prometheus = Prometheus::start(&ns, PROMETHEUS_PORT, &jobs);
     prometheus.wait_until(Duration::from_secs(30), "both targets up", || {
         prometheus.value("sum(up{job=~\"exp-.*\"})") == Some(2.0)
     });

@@ -180,13 +180,16 @@ pub struct Exporter {
 
 impl Exporter {
     /// Starts it on 127.0.0.1:`port` in `ns` with `extra` options, and waits for its
-    /// `Serving metrics on ...` line.
+    /// `Serving metrics on ...` line. nsenter changes the network namespace alone: `ip
+    /// netns exec` would also remount /sys, and with it hide the cgroup hierarchy whose
+    /// paths name `--group-by cgroup`'s groups.
     pub fn start(ns: &Netns, port: u16, extra: &[&str]) -> Exporter {
         let listen = format!("127.0.0.1:{port}");
-        let mut args = vec!["netns", "exec", &ns.name, EXPORTER, "--listen", &listen];
+        let net = format!("--net=/run/netns/{}", ns.name);
+        let mut args = vec![net.as_str(), EXPORTER, "--listen", &listen];
         args.extend_from_slice(extra);
         Exporter {
-            tool: Some(Tool::start("ip", &args, &[], 1)),
+            tool: Some(Tool::start("nsenter", &args, &[], 1)),
             port,
         }
     }
