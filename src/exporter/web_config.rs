@@ -245,6 +245,34 @@ fn yaml_problem(err: &serde_yaml_ng::Error) -> String {
 
 fn tls_settings(tls: TlsYaml, dir: &Path) -> Result<Option<TlsSettings>, WebConfigError> {
     const T: &str = "tls_server_config";
+    refuse_unsupported(&tls)?;
+    let cert = pem(tls.cert, tls.cert_file, ["cert", "cert_file"], dir)?;
+    let key = pem(tls.key, tls.key_file, ["key", "key_file"], dir)?;
+    let client_ca = pem(
+        tls.client_ca,
+        tls.client_ca_file,
+        ["client_ca", "client_ca_file"],
+        dir,
+    )?;
+    // As in the toolkit, TLS is on when any certificate, key, CA or client policy is given;
+    // only versions (or nothing) leave plain HTTP.
+    if cert.is_none() && key.is_none() && client_ca.is_none() && tls.client_auth_type.is_none() {
+        return Ok(None);
+    }
+    let client_auth = client_auth(tls.client_auth_type.as_deref(), client_ca.is_some())?;
+    let (min_version, max_version) = versions(tls.min_version, tls.max_version)?;
+    Ok(Some(TlsSettings {
+        cert: cert.ok_or_else(|| WebConfigError::new(T, "cert_file (or cert) is missing"))?,
+        key: key.ok_or_else(|| WebConfigError::new(T, "key_file (or key) is missing"))?,
+        client_ca,
+        client_auth,
+        min_version,
+        max_version,
+    }))
+}
+
+/// The toolkit keys this exporter does not implement: refused by name.
+fn refuse_unsupported(tls: &TlsYaml) -> Result<(), WebConfigError> {
     unsupported("tls_server_config.cipher_suites", &tls.cipher_suites)?;
     unsupported(
         "tls_server_config.curve_preferences",
@@ -257,12 +285,19 @@ fn tls_settings(tls: TlsYaml, dir: &Path) -> Result<Option<TlsSettings>, WebConf
     unsupported(
         "tls_server_config.client_allowed_sans",
         &tls.client_allowed_sans,
-    )?;
-    let pem = |inline: Option<String>, file: Option<String>, names: [&'static str; 2]| match (
-        inline, file,
-    ) {
+    )
+}
+
+/// A PEM given inline (`names[0]`) or as a file (`names[1]`, relative to `dir`), not both.
+fn pem(
+    inline: Option<String>,
+    file: Option<String>,
+    names: [&'static str; 2],
+    dir: &Path,
+) -> Result<Option<Pem>, WebConfigError> {
+    match (inline, file) {
         (Some(_), Some(_)) => Err(WebConfigError::new(
-            T,
+            "tls_server_config",
             format!("{} and {} are both given; use one", names[0], names[1]),
         )),
         (Some(text), None) => Ok(Some(Pem::Inline {
@@ -274,20 +309,12 @@ fn tls_settings(tls: TlsYaml, dir: &Path) -> Result<Option<TlsSettings>, WebConf
             path: dir.join(path),
         })),
         (None, None) => Ok(None),
-    };
-    let cert = pem(tls.cert, tls.cert_file, ["cert", "cert_file"])?;
-    let key = pem(tls.key, tls.key_file, ["key", "key_file"])?;
-    let client_ca = pem(
-        tls.client_ca,
-        tls.client_ca_file,
-        ["client_ca", "client_ca_file"],
-    )?;
-    // As in the toolkit, TLS is on when any certificate, key, CA or client policy is given;
-    // only versions (or nothing) leave plain HTTP.
-    if cert.is_none() && key.is_none() && client_ca.is_none() && tls.client_auth_type.is_none() {
-        return Ok(None);
     }
-    let client_auth = match tls.client_auth_type.as_deref() {
+}
+
+/// The client certificate policy, checked against whether a client CA is given.
+fn client_auth(name: Option<&str>, has_ca: bool) -> Result<ClientAuth, WebConfigError> {
+    let client_auth = match name {
         None => ClientAuth::NoClientCert,
         Some(name) => ClientAuth::parse(name).ok_or_else(|| {
             WebConfigError::new(
@@ -296,40 +323,43 @@ fn tls_settings(tls: TlsYaml, dir: &Path) -> Result<Option<TlsSettings>, WebConf
             )
         })?,
     };
-    if client_ca.is_some() && client_auth == ClientAuth::NoClientCert {
+    if has_ca && client_auth == ClientAuth::NoClientCert {
         return Err(WebConfigError::new(
             "tls_server_config.client_ca_file",
             "a client CA needs a client_auth_type that asks for certificates \
              (RequireAndVerifyClientCert to require and verify them)",
         ));
     }
-    if client_ca.is_none() && client_auth.verifies() {
+    if !has_ca && client_auth.verifies() {
         return Err(WebConfigError::new(
             "tls_server_config.client_auth_type",
             format!("{client_auth:?} needs client_ca_file (or client_ca) to verify against"),
         ));
     }
-    let min_version = TlsVersion::parse(
+    Ok(client_auth)
+}
+
+fn versions(
+    min: Option<String>,
+    max: Option<String>,
+) -> Result<(TlsVersion, TlsVersion), WebConfigError> {
+    let min = TlsVersion::parse(
         "tls_server_config.min_version",
-        tls.min_version.as_deref(),
+        min.as_deref(),
         TlsVersion::Tls12,
     )?;
-    let max_version = TlsVersion::parse(
+    let max = TlsVersion::parse(
         "tls_server_config.max_version",
-        tls.max_version.as_deref(),
+        max.as_deref(),
         TlsVersion::Tls13,
     )?;
-    if min_version > max_version {
-        return Err(WebConfigError::new(T, "min_version is above max_version"));
+    if min > max {
+        return Err(WebConfigError::new(
+            "tls_server_config",
+            "min_version is above max_version",
+        ));
     }
-    Ok(Some(TlsSettings {
-        cert: cert.ok_or_else(|| WebConfigError::new(T, "cert_file (or cert) is missing"))?,
-        key: key.ok_or_else(|| WebConfigError::new(T, "key_file (or key) is missing"))?,
-        client_ca,
-        client_auth,
-        min_version,
-        max_version,
-    }))
+    Ok((min, max))
 }
 
 impl Pem {
