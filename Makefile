@@ -13,6 +13,8 @@
 #   make static-check  make release, then ldd: fail on any library but the libc family
 #   make vmlinux    regenerate vmlinux/<arch>/vmlinux.h from the running kernel's BTF
 #   make bench      regenerate BENCHMARKS.md
+#   make deb        target/tcptools_VERSION_ARCH.deb from the static release build
+#   make image      the container image (Containerfile, FROM scratch) with podman
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -22,6 +24,7 @@ ARGS    ?=
 # Every [[bin]] in Cargo.toml: tcpstates tcprtt tcpconnlat tcptools-exporter.
 TOOLS   := $(shell awk '/^\[\[bin\]\]/ { bin = 1; next } /^\[/ { bin = 0 } bin && $$1 == "name" { gsub(/"/, "", $$3); print $$3 }' Cargo.toml)
 ARCH    := $(shell uname -m)
+VERSION := $(shell awk -F'"' '/^version/ { print $$2; exit }' Cargo.toml)
 
 # Debian packages: building BPF (clang, llvm), linking libbpf (libelf, zlib, pkg-config),
 # live tests (nftables, iproute2, and libbpf-tools as the peer to compare with),
@@ -29,7 +32,13 @@ ARCH    := $(shell uname -m)
 # certificates and curl as a TLS client), the kernel matrix (qemu, busybox, cpio, and gcc
 # with libc6-dev for its static traffic generator).
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config nftables iproute2 libbpf-tools bpftool prometheus \
-	openssl curl qemu-system-x86 busybox-static cpio gcc libc6-dev
+	openssl curl qemu-system-x86 busybox-static cpio gcc libc6-dev \
+	lintian man-db dpkg-dev podman runc python3-venv python3-matplotlib
+# The delivery tests (tests/delivery_*.rs): the .deb (lintian, man-db, dpkg-shlibdeps), the
+# image (podman; runc, as crun refuses hybrid cgroup hosts), the manifests (kubernetes-validate
+# and prometheus-operator's ServiceMonitor models from PyPI, in VENV), the dashboard picture.
+VENV    := target/venv
+PYDEPS  := kubernetes-validate==1.37.0 cloudcoil-models-prometheus-operator==0.80.1.0
 
 # Install layout; install-files copies what build and docs made, and runs no cargo (so
 # tests/packaging.rs can call it while `cargo test` holds the build lock).
@@ -48,6 +57,7 @@ STATIC_LIBDIR := $(abspath $(dir $(shell $(CC) -print-file-name=libelf.a)))
 # ldd may list only these: the C library family and the kernel's vDSO.
 LIBC_ONLY := ^(linux-vdso\.so\.1|linux-gate\.so\.1|libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|(/[^ ]*/)?ld-linux[^ /]*\.so\.[0-9]+)$$
 
+.PHONY: deb deb-files image image-context
 .PHONY: all deps build test test-kernels run docs install install-files uninstall release static-check ldd-check vmlinux bench clean
 
 all: build
@@ -66,13 +76,16 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@command -v $(CARGO) >/dev/null 2>&1 || { echo "tcptools needs a Rust toolchain (cargo): https://rustup.rs" >&2; exit 1; }
+	@$(VENV)/bin/pip show -q $(foreach p,$(PYDEPS),$(firstword $(subst ==, ,$(p)))) >/dev/null 2>&1 || \
+		{ python3 -m venv $(VENV) && $(VENV)/bin/pip install -q $(PYDEPS); }
 
 build: deps
 	$(CARGO) build --release --bins
 
 # The `ci` profile (Cargo.toml) is the release profile without LTO: a cold run links its
 # dozen test binaries in seconds instead of minutes.
-test: deps
+# The static release build comes first: the delivery tests package it.
+test: deps release
 	$(CARGO) test --profile ci --no-fail-fast -- --test-threads=4
 	$(MAKE) --no-print-directory static-check
 	$(MAKE) --no-print-directory test-kernels
@@ -141,6 +154,34 @@ vmlinux: deps
 bench: build
 	$(CARGO) build --release --examples
 	python3 bench/run.py $(BENCH_ARGS)
+
+# The Debian package, from the static build; the man pages and completions come from the
+# gendocs example built in the same target directory (no second build of the library).
+deb: release
+	LIBBPF_SYS_LIBRARY_PATH=$(STATIC_LIBDIR) $(CARGO) run -q --release --features static \
+		--target-dir $(STATIC_TARGET) --example gendocs -- $(STATIC_TARGET)/docs
+	@$(MAKE) --no-print-directory deb-files DOCS=$(STATIC_TARGET)/docs
+
+# Runs no cargo (tests/delivery_deb.rs calls it while `cargo test` holds the build lock).
+deb-files:
+	sh contrib/debian/mkdeb $(STATIC_TARGET)/release $(DOCS) target $(VERSION) "$(TOOLS)"
+
+# The image's build context: the static binaries and the C library files they load (ldd).
+IMAGE         ?= localhost/tcptools:$(VERSION)
+IMAGE_CONTEXT ?= target/image
+image-context:
+	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/rootfs/usr/sbin
+	set -e; for t in $(TOOLS); do \
+		install -m 0755 $(STATIC_TARGET)/release/$$t $(IMAGE_CONTEXT)/rootfs/usr/sbin/$$t; \
+		for lib in $$(ldd $(STATIC_TARGET)/release/$$t | grep -o '/[^ ]*'); do \
+			mkdir -p $(IMAGE_CONTEXT)/rootfs$$(dirname $$lib); \
+			cp -L $$lib $(IMAGE_CONTEXT)/rootfs$$lib; \
+		done; \
+	done
+
+image: release
+	@$(MAKE) --no-print-directory image-context
+	podman build -f Containerfile -t $(IMAGE) $(IMAGE_CONTEXT)
 
 clean:
 	$(CARGO) clean
