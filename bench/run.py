@@ -789,6 +789,10 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
       "block-buffers, so in the storms its readiness is its first `epoll_wait`. Printed "
       "events are the lines of the storm's ports (tcprtt: histogram samples vs program runs "
       "− recursion misses).")
+    a("- BPF ns/event: the run time of all of a tool's programs on the tracepoint (its main "
+      "program and the catcher beside it, `bpf/nested.bpf.h`) divided by the events of the "
+      "tracepoint (main program runs + its recursion misses). × floor: that over the empty "
+      "program's ns/run in the same trial.")
     a("- Every traced trial also loads the floor (`bench/floor.rs`, empty `tp_btf` programs on "
       "`inet_sock_set_state` and `tcp_probe`) so the tool's and the floor's ns/run come from "
       "the same events. The floor adds its ~40 ns/event to the traced storms (both ours "
@@ -892,8 +896,11 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
         s = summary.get(tool, {})
         a(f"## {title}")
         a("")
-        a("No runnable peer on this machine: compared with the floor measured in the same "
-          "trials and with bcc HEAD's figures from peer-baseline.md.")
+        a("bcc's tools cannot attach on this kernel (kprobe/fentry only): compared with the "
+          "floor and with *bcc (reference)*, bcc's handler rewritten for `tp_btf` "
+          "(`bpf/bench_bcc.bpf.c`), measured in the same trials, and with bcc HEAD's figures "
+          "from peer-baseline.md. `ours-table` (tcpconnlat): connect starts in the fixed "
+          "hash table instead of socket storage, as on Linux 5.10.")
         a("")
         a("| offered | variant | achieved conn/s | slowdown / rate | events expected | printed | "
           "lost (reported) | skipped (reported) | recursion_misses | unreported | BPF ns/event | "
