@@ -899,8 +899,9 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
         a("bcc's tools cannot attach on this kernel (kprobe/fentry only): compared with the "
           "floor and with *bcc (reference)*, bcc's handler rewritten for `tp_btf` "
           "(`bpf/bench_bcc.bpf.c`), measured in the same trials, and with bcc HEAD's figures "
-          "from peer-baseline.md. `ours-table` (tcpconnlat): connect starts in the fixed "
-          "hash table instead of socket storage, as on Linux 5.10.")
+          "from peer-baseline.md." + (" `ours-table`: connect starts in the fixed hash table "
+                                      "instead of socket storage, as on Linux 5.10."
+                                      if "ours-table" in TOOLS[tool]["variants"] else ""))
         a("")
         a("| offered | variant | achieved conn/s | slowdown / rate | events expected | printed | "
           "lost (reported) | skipped (reported) | recursion_misses | unreported | BPF ns/event | "
@@ -924,7 +925,7 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
                       f"| | | | | | {fmm(row['bpf_ns_per_event'])} | "
                       f"{fmm(row['floor_ns_per_run'])} | {fmm(row['x_floor'], 2)} | | | |")
                     continue
-                a(f"| {rate_label(rate)} | ours | {fmm(row['achieved'])} | {slow} | "
+                a(f"| {rate_label(rate)} | {variant} | {fmm(row['achieved'])} | {slow} | "
                   f"{fmm(row['expected'])} | {fmm(row['printed'])} | "
                   f"{fmm(row['lost_reported'])} | "
                   f"{fmm(row['skipped_reported'])} | {fmm(row['recursion_misses'])} | "
