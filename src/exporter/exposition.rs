@@ -87,7 +87,7 @@ fn write_own_counters(out: &mut String, m: &Metrics) {
     write_counter(
         out,
         "tcptools_exporter_events_skipped_total",
-        "Runs of a BPF program the kernel skipped because another BPF program was running on that CPU; they are missing from the metrics.",
+        "Events the kernel skipped a BPF program for (it was already running on that CPU) that its catcher program could not count either; they are missing from the metrics.",
         &by(&m.skipped, "program"),
     );
     write_counter(
