@@ -20,8 +20,9 @@
  * when there is one, else it catches. This holds in the kernel's own prologue and epilogue
  * around the main program too, where the program is already `active` but has not yet, or
  * no longer, run any of its code. On a kernel that re-enters programs instead of skipping
- * them (Linux 5.10, where softirqs may also run on the task's stack), every main program
- * run has its catcher run, the counts pair up and the catcher never catches.
+ * them (older kernels lack the per-program counter), every main program run is followed by
+ * its catcher's, the counts pair up and the catcher never catches, even where softirqs run
+ * on the task's stack and both contexts read as level 0.
  *
  * What is still lost: an event whose main program and catcher are both skipped (a catcher
  * catching in a softirq interrupted by a hardirq that changes a socket's state, which TCP
