@@ -5,6 +5,8 @@
 #ifndef TCPTOOLS_SOCK_BPF_H
 #define TCPTOOLS_SOCK_BPF_H
 
+#include "nested.bpf.h"
+
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
@@ -109,35 +111,31 @@ static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, _
 	return 1;
 }
 
-/* A tool's pair of programs on sock:inet_sock_set_state, both calling
+/* A tool's programs on sock:inet_sock_set_state, all calling
  * handler(ctx, sk, oldstate, newstate, direct): set_state_btf (tp_btf, plain loads) and
- * set_state_raw (raw_tp, probe reads). User space loads one of them (src/attach.rs). */
+ * set_state_raw (raw_tp, probe reads), each with its catcher (catch_state_btf,
+ * catch_state_raw: bpf/nested.bpf.h). User space loads one hook's pair (src/attach.rs). */
 #define SET_STATE_PROGRAMS(handler)                                                     \
-	SEC("tp_btf/inet_sock_set_state")                                              \
-	int BPF_PROG(set_state_btf, const struct sock *sk, const int oldstate,          \
-		     const int newstate)                                               \
-	{                                                                              \
-		return handler(ctx, sk, oldstate, newstate, 1);                        \
-	}                                                                              \
-	SEC("raw_tp/inet_sock_set_state")                                              \
-	int BPF_PROG(set_state_raw, const struct sock *sk, const int oldstate,          \
-		     const int newstate)                                               \
-	{                                                                              \
-		return handler(ctx, sk, oldstate, newstate, 0);                        \
-	}
+	NESTED_STATE(set_state);                                                       \
+	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_btf,        \
+			catch_state_btf, 1,                                             \
+			(const struct sock *sk, const int oldstate, const int newstate), \
+			return handler(ctx, sk, oldstate, newstate, 1))                \
+	NESTED_PROGRAMS(set_state, "raw_tp/inet_sock_set_state", set_state_raw,        \
+			catch_state_raw, 0,                                             \
+			(const struct sock *sk, const int oldstate, const int newstate), \
+			return handler(ctx, sk, oldstate, newstate, 0))
 
-/* A tool's pair of programs on tcp:tcp_probe, both calling handler(sk, direct):
- * tcp_probe_btf (tp_btf) and tcp_probe_raw (raw_tp). */
+/* A tool's programs on tcp:tcp_probe, all calling handler(sk, direct): tcp_probe_btf
+ * (tp_btf) and tcp_probe_raw (raw_tp), each with its catcher (catch_probe_btf,
+ * catch_probe_raw). */
 #define TCP_PROBE_PROGRAMS(handler)                                                     \
-	SEC("tp_btf/tcp_probe")                                                        \
-	int BPF_PROG(tcp_probe_btf, const struct sock *sk, const struct sk_buff *skb)  \
-	{                                                                              \
-		return handler(sk, 1);                                                 \
-	}                                                                              \
-	SEC("raw_tp/tcp_probe")                                                        \
-	int BPF_PROG(tcp_probe_raw, const struct sock *sk, const struct sk_buff *skb)  \
-	{                                                                              \
-		return handler(sk, 0);                                                 \
-	}
+	NESTED_STATE(tcp_probe);                                                       \
+	NESTED_PROGRAMS(tcp_probe, "tp_btf/tcp_probe", tcp_probe_btf, catch_probe_btf, 1, \
+			(const struct sock *sk, const struct sk_buff *skb),            \
+			return handler(sk, 1))                                         \
+	NESTED_PROGRAMS(tcp_probe, "raw_tp/tcp_probe", tcp_probe_raw, catch_probe_raw, 0, \
+			(const struct sock *sk, const struct sk_buff *skb),            \
+			return handler(sk, 0))
 
 #endif

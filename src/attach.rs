@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{OpenObject, PrintLevel};
+use libbpf_rs::{MapCore, OpenObject, PrintLevel};
 
 /// How a program is attached to its tracepoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,25 +47,51 @@ const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 /// Set to anything but `0` or empty, skips `tp_btf` (to test the `raw_tp` programs).
 pub const FORCE_RAW_TP_ENV: &str = "TCPTOOLS_RAW_TP";
 
+/// The name prefix of catcher programs (bpf/nested.bpf.h): each runs the handler of the
+/// main program on its tracepoint for the events the kernel skipped that program for.
+const CATCHER_PREFIX: &str = "catch_";
+/// The name prefix of the catchers' per-CPU state maps, whose `catches` user space reads.
+const NESTED_MAP_PREFIX: &str = "nested_";
+
 /// A loaded and attached skeleton, the hook its programs use, and those programs.
 pub struct Attached<S> {
+    /// Dropped first: the programs are detached before the skeleton closes its object.
+    _links: Vec<libbpf_rs::Link>,
     pub skel: S,
     pub hook: Hook,
     /// Whether the programs keep per-socket state in socket storage (so, for tcpstates,
     /// know sockets' owners).
     pub sk_storage: bool,
-    /// The attached programs (duplicated descriptors), for their run statistics.
+    /// The attached main programs (duplicated descriptors), for their run statistics.
     programs: Vec<OwnedFd>,
+    /// The attached catcher programs.
+    catchers: Vec<OwnedFd>,
+    /// The catchers' per-CPU state maps (`nested_*`).
+    nested: Vec<libbpf_rs::MapHandle>,
 }
 
 impl<S> Attached<S> {
+    /// The main programs: every event of their tracepoints, but those the kernel skipped.
     pub fn programs(&self) -> Vec<BorrowedFd<'_>> {
         self.programs.iter().map(|fd| fd.as_fd()).collect()
     }
 
-    /// Runs of the programs the kernel skipped (`recursion_misses`), all together.
+    /// The catcher programs: they run for every event too, and do work for skipped ones.
+    pub fn catchers(&self) -> Vec<BorrowedFd<'_>> {
+        self.catchers.iter().map(|fd| fd.as_fd()).collect()
+    }
+
+    /// Where the kernel's skipped runs and the catchers' catches are counted.
+    pub fn skip_counters(&self) -> crate::stream::SkipCounters<'_> {
+        crate::stream::SkipCounters {
+            programs: self.programs(),
+            nested: self.nested.iter().map(|map| map.as_fd()).collect(),
+        }
+    }
+
+    /// Events the kernel skipped the main programs for and no catcher caught.
     pub fn kernel_skips(&self) -> u64 {
-        crate::stream::kernel_skips(&self.programs())
+        crate::stream::kernel_skips(&self.skip_counters())
     }
 }
 
@@ -184,20 +210,48 @@ fn load_with<B: SkelBuilder<'static>>(
         prog.set_autoload(ours);
     }
     configure(&mut open, setup)?;
-    let mut skel = open.load().context("failed to load BPF object")?;
-    skel.attach().context("failed to attach BPF programs")?;
-    let programs = skel
+    let skel = open.load().context("failed to load BPF object")?;
+    // Main programs first: on every event the kernel runs the programs of a tracepoint in
+    // the order they were attached, and a catcher must come after its main program.
+    let (catchers, mains): (Vec<_>, Vec<_>) = skel
         .object()
-        .progs()
+        .progs_mut()
         .filter(|prog| prog.autoload())
-        .map(|prog| prog.as_fd().try_clone_to_owned())
-        .collect::<std::io::Result<_>>()
-        .context("failed to duplicate a program descriptor")?;
+        .partition(|prog| prog.name().to_string_lossy().starts_with(CATCHER_PREFIX));
+    let mut links = Vec::new();
+    let mut names = Vec::new();
+    for prog in mains.iter().chain(&catchers) {
+        let name = prog.name().to_string_lossy().into_owned();
+        links.push(
+            prog.attach()
+                .with_context(|| format!("failed to attach BPF program {name}"))?,
+        );
+        names.push(name);
+    }
+    let dup = |progs: &[libbpf_rs::ProgramMut]| {
+        progs
+            .iter()
+            .map(|prog| prog.as_fd().try_clone_to_owned())
+            .collect::<std::io::Result<Vec<_>>>()
+            .context("failed to duplicate a program descriptor")
+    };
+    let (programs, catchers) = (dup(&mains)?, dup(&catchers)?);
+    let nested = skel
+        .object()
+        .maps()
+        .filter(|map| map.name().to_string_lossy().starts_with(NESTED_MAP_PREFIX))
+        .map(|map| libbpf_rs::MapHandle::try_from(&map))
+        .collect::<libbpf_rs::Result<_>>()
+        .context("failed to duplicate a map descriptor")?;
+    report_hook(&format!("programs: {}", names.join(", ")));
     Ok(Attached {
+        _links: links,
         skel,
         hook,
         sk_storage: setup.sk_storage,
         programs,
+        catchers,
+        nested,
     })
 }
 

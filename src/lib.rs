@@ -39,6 +39,11 @@ pub mod skel {
         include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
     }
 
+    /// What bcc's handlers do, the benchmarks' reference (bench/floor.rs).
+    pub mod bench_bcc {
+        include!(concat!(env!("OUT_DIR"), "/bench_bcc.skel.rs"));
+    }
+
     pub mod tcpconnlat {
         include!(concat!(env!("OUT_DIR"), "/tcpconnlat.skel.rs"));
         // SAFETY: a C struct of plain integers and byte arrays; every bit pattern is valid.

@@ -77,14 +77,14 @@ enum Buffer<'a> {
 }
 
 /// Where a tool's events come from: its `events`, `ringbuf_drops` and `table_full` maps
-/// (bpf/stream.bpf.h), the kind of buffer `events` was shaped as, and the attached programs
-/// whose skipped runs (`recursion_misses`) are reported.
+/// (bpf/stream.bpf.h), the kind of buffer `events` was shaped as, and the counters of the
+/// runs the kernel skipped, which are reported.
 pub struct EventSource<'a> {
     pub transport: Transport,
     pub events: &'a MapMut<'a>,
     pub ringbuf_drops: &'a MapMut<'a>,
     pub table_full: &'a MapMut<'a>,
-    pub programs: Vec<BorrowedFd<'a>>,
+    pub skips: SkipCounters<'a>,
 }
 
 /// The [`EventSource`] of an attached tool (`crate::attach::Attached`) whose BPF side
@@ -98,7 +98,7 @@ macro_rules! event_source {
             events: &$attached.skel.maps.events,
             ringbuf_drops: &$attached.skel.maps.ringbuf_drops,
             table_full: &$attached.skel.maps.table_full,
-            programs: $attached.programs(),
+            skips: $attached.skip_counters(),
         }
     };
 }
@@ -236,7 +236,7 @@ pub fn print_events<'a, R>(
 pub struct Losses<'a> {
     ringbuf_drops: &'a MapMut<'a>,
     table_full: &'a MapMut<'a>,
-    programs: Vec<BorrowedFd<'a>>,
+    skip_counters: SkipCounters<'a>,
     reported_drops: Cell<u64>,
     reported_untracked: Cell<u64>,
     skips: Skips,
@@ -248,7 +248,7 @@ impl<'a> Losses<'a> {
         Losses {
             ringbuf_drops: source.ringbuf_drops,
             table_full: source.table_full,
-            programs: source.programs.clone(),
+            skip_counters: source.skips.clone(),
             reported_drops: Cell::new(0),
             reported_untracked: Cell::new(0),
             skips: Skips::default(),
@@ -278,7 +278,7 @@ impl<'a> Losses<'a> {
             );
             self.reported_untracked.set(untracked);
         }
-        self.skips.report(&self.programs);
+        self.skips.report(&self.skip_counters);
     }
 
     /// Records the ring buffer had no room for, summed over CPUs.
@@ -301,18 +301,19 @@ fn per_cpu_sum(map: &MapMut) -> u64 {
         .sum()
 }
 
-/// Runs of a tool's programs the kernel skipped because a BPF program was already running
-/// on that CPU (`recursion_misses`): events that happened but were never seen. Reported on
-/// stderr as they grow (`kernel skipped N events`).
+/// Events a tool never saw because the kernel skipped its program: a BPF program is not
+/// re-entered on a CPU where it is already running (`recursion_misses`), and a catcher
+/// program (bpf/nested.bpf.h) ran the handler for most of those. Reported on stderr as they
+/// grow (`kernel skipped N events`).
 #[derive(Default)]
 pub struct Skips {
     reported: Cell<u64>,
 }
 
 impl Skips {
-    /// Prints the runs skipped since the last report.
-    pub fn report(&self, programs: &[BorrowedFd<'_>]) {
-        let skips = kernel_skips(programs);
+    /// Prints the events skipped since the last report.
+    pub fn report(&self, counters: &SkipCounters<'_>) {
+        let skips = kernel_skips(counters);
         if skips > self.reported.get() {
             eprintln!("kernel skipped {} events", skips - self.reported.get());
             self.reported.set(skips);
@@ -320,9 +321,61 @@ impl Skips {
     }
 }
 
-/// The runs of `programs` the kernel skipped, all together.
-pub fn kernel_skips(programs: &[BorrowedFd<'_>]) -> u64 {
-    programs.iter().map(|fd| recursion_misses(*fd)).sum()
+/// Where the kernel's skips of a tool's programs are counted.
+#[derive(Clone)]
+pub struct SkipCounters<'a> {
+    /// The main programs: their `recursion_misses` are the runs the kernel skipped.
+    pub programs: Vec<BorrowedFd<'a>>,
+    /// The catchers' per-CPU `nested_*` maps (bpf/nested.bpf.h): their `catches` are the
+    /// skipped runs a catcher ran the handler for.
+    pub nested: Vec<BorrowedFd<'a>>,
+}
+
+/// The events the kernel skipped the main programs for and no catcher caught: every miss
+/// of a main program is either caught or lost, so lost = misses − catches, exactly. The
+/// misses are read first: a catch always follows its miss, so a report can lag behind,
+/// never run ahead (what is printed is never taken back).
+pub fn kernel_skips(counters: &SkipCounters<'_>) -> u64 {
+    let misses: u64 = counters
+        .programs
+        .iter()
+        .map(|fd| recursion_misses(*fd))
+        .sum();
+    misses.saturating_sub(catches(counters))
+}
+
+/// The skipped runs the catcher programs ran the handler for, all CPUs together.
+pub fn catches(counters: &SkipCounters<'_>) -> u64 {
+    counters.nested.iter().map(|fd| nested_catches(*fd)).sum()
+}
+
+/// The `catches` of one per-CPU `struct nested_state` map, summed over CPUs; 0 when the
+/// map cannot be read.
+fn nested_catches(map: BorrowedFd<'_>) -> u64 {
+    // struct nested_state: u32 ran[2], u64 catches, u64 where[2]; per-CPU values are
+    // 8-aligned.
+    const VALUE_SIZE: usize = 32;
+    let Ok(cpus) = libbpf_rs::num_possible_cpus() else {
+        return 0;
+    };
+    let mut values = vec![0u8; cpus * VALUE_SIZE];
+    let key = 0u32;
+    // SAFETY: key is a valid u32, and values has room for one value per possible CPU.
+    let ret = unsafe {
+        libbpf_rs::libbpf_sys::bpf_map_lookup_elem(
+            map.as_raw_fd(),
+            (&key as *const u32).cast(),
+            values.as_mut_ptr().cast(),
+        )
+    };
+    if ret != 0 {
+        return 0;
+    }
+    values
+        .chunks_exact(VALUE_SIZE)
+        .filter_map(|v| v[8..16].try_into().ok())
+        .map(u64::from_ne_bytes)
+        .sum()
 }
 
 /// How many times the kernel skipped `prog` because a BPF program was already running on

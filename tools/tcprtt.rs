@@ -47,7 +47,7 @@ fn trace(config: &Config) -> Result<()> {
         out.emit(|w| write_interval(w, &format, Local::now(), &hists))
             .context("failed to write output")?;
         out.flush().context("failed to write output")?;
-        skips.report(&bpf.programs());
+        skips.report(&bpf.skip_counters());
         if !slept_fully || out.is_closed() || duration.is_some_and(|d| start.elapsed() > d) {
             break;
         }

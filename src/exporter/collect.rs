@@ -87,13 +87,22 @@ impl Programs {
         fill
     }
 
-    /// The attached programs with their kernel names.
+    /// The attached programs, main programs and catchers, with their kernel names.
     pub fn programs(&self) -> Vec<(String, BorrowedFd<'_>)> {
-        self.attached
-            .programs()
+        let mut programs = self.attached.programs();
+        programs.extend(self.attached.catchers());
+        programs
             .into_iter()
             .map(|fd| (program_name(fd), fd))
             .collect()
+    }
+
+    /// Events the kernel skipped a main program for: those its catcher ran the handler for
+    /// (caught), and those lost (skipped).
+    pub fn skips(&self) -> (u64, u64) {
+        let counters = self.attached.skip_counters();
+        let lost = crate::stream::kernel_skips(&counters);
+        (crate::stream::catches(&counters), lost)
     }
 }
 
@@ -277,7 +286,6 @@ fn enable_stats() -> Option<OwnedFd> {
 pub struct ProgramStats {
     pub run_ns: u64,
     pub runs: u64,
-    pub skipped: u64,
 }
 
 pub fn program_stats(prog: BorrowedFd<'_>) -> ProgramStats {
@@ -285,7 +293,6 @@ pub fn program_stats(prog: BorrowedFd<'_>) -> ProgramStats {
         .map(|info| ProgramStats {
             run_ns: info.run_time_ns,
             runs: info.run_cnt,
-            skipped: info.recursion_misses,
         })
         .unwrap_or_default()
 }

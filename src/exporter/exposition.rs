@@ -50,6 +50,10 @@ pub struct Own {
     /// Whether run time and count are kept (BPF_ENABLE_STATS).
     pub stats_enabled: bool,
     pub maps: Vec<MapFill>,
+    /// Events the kernel skipped a main program for that its catcher counted, and that
+    /// nothing counted.
+    pub caught: u64,
+    pub skipped: u64,
     pub group_overflow: u64,
     pub sockets_untracked: u64,
     /// Groups with a label, and groups summed into "other" (with --group-by).
@@ -222,10 +226,16 @@ fn own_families(own: &Own) -> Vec<MetricFamily> {
             )],
         ),
         family(
-            "tcptools_exporter_events_skipped_total",
-            "Runs of a BPF program the kernel skipped because another BPF program was running on that CPU; they are missing from the metrics.",
+            "tcptools_exporter_events_caught_total",
+            "Events the kernel skipped a main BPF program for (it was already running on that CPU, interrupted) that its catcher program counted instead; they are in the metrics.",
             MetricType::COUNTER,
-            by_program(|s| s.skipped as f64),
+            vec![counter(vec![], own.caught)],
+        ),
+        family(
+            "tcptools_exporter_events_skipped_total",
+            "Events the kernel skipped a main BPF program for that its catcher could not count either; they are missing from the metrics.",
+            MetricType::COUNTER,
+            vec![counter(vec![], own.skipped)],
         ),
     ];
     if own.stats_enabled {

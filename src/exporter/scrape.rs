@@ -35,7 +35,10 @@ impl<'a> Collector<'a> {
         let mut kernel = self.programs.read()?;
         self.retire_gone(&mut kernel.groups);
         let group_by = self.programs.group_by;
+        let (caught, skipped) = self.programs.skips();
         let own = Own {
+            caught,
+            skipped,
             programs: self.own_programs(),
             stats_enabled: self.programs.stats_enabled(),
             maps: kernel.maps,

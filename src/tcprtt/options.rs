@@ -305,8 +305,10 @@ cgroup v2 (PATH or any cgroup below it) and network namespace (a path such as \
 they hold in softirq context and for accepted sockets.",
         "Added: --bycgroup prints one histogram per cgroup v2 (section header Cgroup = PATH; \
 in JSON \"key\": \"cgroup\" and the path as \"cgroup\").",
-        "Samples the kernel skipped because another BPF program was running on that CPU are \
-reported on standard error (kernel skipped N events).",
+        "The kernel does not run a BPF program on a CPU where it is already running (a \
+softirq that interrupts it): a second program on the same tracepoint runs the same code for \
+those events. Samples neither could run for are reported on standard error (kernel skipped N \
+events). With -v the tool names its programs when they are attached.",
     ],
 };
 

@@ -171,8 +171,10 @@ exits 1), and --show-cgroup adds a CGROUP column with the socket's cgroup v2 pat
         "Output is flushed after each batch of events, so a pipe or the journal sees it at \
 once.",
         "Control characters in process names are printed as ?.",
-        "Events the kernel skipped because another BPF program was running on that CPU are \
-reported on standard error (kernel skipped N events).",
+        "The kernel does not run a BPF program on a CPU where it is already running (a \
+softirq that interrupts it): a second program on the same tracepoint runs the same code for \
+those events. Events neither could run for are reported on standard error (kernel skipped N \
+events). With -v the tool names its programs when they are attached.",
     ],
 };
 

@@ -618,20 +618,176 @@ pub fn prog_ids_of(pid: u32) -> Vec<u32> {
     ids
 }
 
+/// bpftool's JSON about one BPF object (`prog show`, `map show`, `map dump`).
+fn bpftool_json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new("bpftool")
+        .arg("-j")
+        .args(args)
+        .output()
+        .expect("run bpftool");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// The BPF maps process `pid` holds open, from its fdinfo.
+pub fn map_ids_of(pid: u32) -> Vec<u32> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .expect("fdinfo")
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        ids.extend(
+            text.lines()
+                .filter_map(|l| l.strip_prefix("map_id:"))
+                .filter_map(|id| id.trim().parse::<u32>().ok()),
+        );
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// What the kernel skipped of a tool's programs, as bpftool shows it, and what the catcher
+/// programs (bpf/nested.bpf.h) ran the handler for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SkipAccount {
+    /// `recursion_misses` of the main programs: events they were not run for.
+    pub main_misses: u64,
+    /// `recursion_misses` of the catchers: events the main program ran for, so not lost.
+    pub catcher_misses: u64,
+    /// The `catches` of the `nested_*` maps, summed over CPUs.
+    pub catches: u64,
+    /// Catcher programs attached.
+    pub catchers: usize,
+}
+
+impl SkipAccount {
+    /// Events neither the main programs nor the catchers ran the handler for.
+    pub fn lost(&self) -> u64 {
+        self.main_misses - self.catches
+    }
+}
+
+/// The [`SkipAccount`] of process `pid`. Read the misses before the catches, as the tools
+/// do: a catch follows its miss.
+pub fn skip_account(pid: u32) -> SkipAccount {
+    let mut account = SkipAccount::default();
+    for id in prog_ids_of(pid) {
+        let info = bpftool_json(&["prog", "show", "id", &id.to_string()]);
+        let misses = info["recursion_misses"].as_u64().unwrap_or(0);
+        if info["name"].as_str().unwrap_or("").starts_with("catch_") {
+            account.catcher_misses += misses;
+            account.catchers += 1;
+        } else {
+            account.main_misses += misses;
+        }
+    }
+    for id in map_ids_of(pid) {
+        let id = id.to_string();
+        let info = bpftool_json(&["map", "show", "id", &id]);
+        if !info["name"].as_str().unwrap_or("").starts_with("nested_") {
+            continue;
+        }
+        let dump = bpftool_json(&["map", "dump", "id", &id]);
+        let entry = &dump[0];
+        let values = entry
+            .get("formatted")
+            .unwrap_or(entry)
+            .get("values")
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        account.catches += values
+            .iter()
+            .map(|v| {
+                v["value"]["catches"]
+                    .as_u64()
+                    .expect("catches in a nested_ map")
+            })
+            .sum::<u64>();
+    }
+    account
+}
+
 /// How many times the kernel skipped the programs of process `pid` because one was already
-/// running on that CPU (`recursion_misses`, as bpftool shows it): events that never reached
-/// the program. 0 where the kernel does not count them.
+/// running on that CPU (`recursion_misses`, as bpftool shows it), catchers included. 0
+/// where the kernel does not count them.
 pub fn recursion_misses(pid: u32) -> u64 {
     prog_ids_of(pid)
         .iter()
         .map(|id| {
-            let out = Command::new("bpftool")
-                .args(["-j", "prog", "show", "id", &id.to_string()])
-                .output()
-                .expect("run bpftool");
-            let info: serde_json::Value =
-                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-            info["recursion_misses"].as_u64().unwrap_or(0)
+            bpftool_json(&["prog", "show", "id", &id.to_string()])["recursion_misses"]
+                .as_u64()
+                .unwrap_or(0)
         })
         .sum()
+}
+
+/// A tracefs instance of the test's own with one trace event enabled under a filter: the
+/// kernel's count of that event, to check a tool against. Removed on drop.
+pub struct TraceCount {
+    dir: std::path::PathBuf,
+    event: String,
+}
+
+impl TraceCount {
+    /// Enables `event` (`tcp/tcp_probe`) with `filter` in instance `tcpt-TAG-PID`.
+    pub fn start(tag: &str, event: &str, filter: &str) -> TraceCount {
+        let root = std::path::Path::new("/sys/kernel/tracing");
+        if !root.join("instances").is_dir() {
+            sh(
+                "mount",
+                &["-t", "tracefs", "tracefs", "/sys/kernel/tracing"],
+            );
+        }
+        let dir = root
+            .join("instances")
+            .join(format!("tcpt-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir(&dir);
+        std::fs::create_dir(&dir).expect("create a tracefs instance");
+        let count = TraceCount {
+            dir,
+            event: event.to_owned(),
+        };
+        // Room for every event of the test: an overrun would undercount.
+        std::fs::write(count.dir.join("buffer_size_kb"), "65536").expect("size the trace buffer");
+        let ev = count.dir.join("events").join(event);
+        std::fs::write(ev.join("filter"), filter).expect("set the event filter");
+        std::fs::write(ev.join("enable"), "1").expect("enable the event");
+        count
+    }
+
+    /// Stops tracing and returns the events recorded; fails if the buffer overran.
+    pub fn finish(self) -> u64 {
+        let ev = self.dir.join("events").join(&self.event);
+        std::fs::write(ev.join("enable"), "0").expect("disable the event");
+        let mut total = 0;
+        for cpu in std::fs::read_dir(self.dir.join("per_cpu"))
+            .expect("per_cpu")
+            .flatten()
+        {
+            let stats = std::fs::read_to_string(cpu.path().join("stats")).unwrap_or_default();
+            let field = |name: &str| {
+                stats
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            assert_eq!(field("overrun:"), 0, "trace buffer overran: {stats}");
+            assert_eq!(field("dropped events:"), 0, "trace events dropped: {stats}");
+            total += field("entries:");
+        }
+        total
+    }
+}
+
+impl Drop for TraceCount {
+    fn drop(&mut self) {
+        let _ = std::fs::write(
+            self.dir.join("events").join(&self.event).join("enable"),
+            "0",
+        );
+        let _ = std::fs::remove_dir(&self.dir);
+    }
 }

@@ -103,6 +103,14 @@ start() {
 		WHY="-v says '$said', fdinfo says '$HOOK'"
 		return 1
 	fi
+	# Each attach is a main program and its catcher (bpf/nested.bpf.h), as -v names them.
+	progs=$(grep '^programs: ' $T.$name.err | tr ',' '\n' | grep -c 'catch_')
+	mains=$(grep '^programs: ' $T.$name.err | tr ',' '\n' | grep -vc 'catch_')
+	held=$(cat /proc/$PID/fdinfo/* 2>/dev/null | grep -c '^prog_type:')
+	if [ "$progs" -ne "$attaches" ] || [ "$mains" -ne "$attaches" ] || [ "$held" -lt $((2 * attaches)) ]; then
+		WHY="-v names $mains main programs and $progs catchers, fdinfo holds $held programs; want $attaches each"
+		return 1
+	fi
 	return 0
 }
 
