@@ -103,12 +103,16 @@ start() {
 		WHY="-v says '$said', fdinfo says '$HOOK'"
 		return 1
 	fi
-	# Each attach is a main program and its catcher (bpf/nested.bpf.h), as -v names them.
+	# Each attach is PAIRS main programs (one per tracepoint; the exporter has 2) and their
+	# catchers (bpf/nested.bpf.h), as -v names them.
+	want=$((attaches * ${PAIRS:-1}))
 	progs=$(grep '^programs: ' $T.$name.err | tr ',' '\n' | grep -c 'catch_')
 	mains=$(grep '^programs: ' $T.$name.err | tr ',' '\n' | grep -vc 'catch_')
 	held=$(cat /proc/$PID/fdinfo/* 2>/dev/null | grep -c '^prog_type:')
-	if [ "$progs" -ne "$attaches" ] || [ "$mains" -ne "$attaches" ] || [ "$held" -lt $((2 * attaches)) ]; then
-		WHY="-v names $mains main programs and $progs catchers, fdinfo holds $held programs; want $attaches each"
+	if [ "$progs" -ne "$want" ] || [ "$mains" -ne "$want" ] || [ "$held" -lt $((2 * want)) ]; then
+		WHY="-v names $mains main programs and $progs catchers, fdinfo holds $held programs; want $want each"
+		kill -9 $PID
+		wait $PID
 		return 1
 	fi
 	return 0
@@ -290,6 +294,7 @@ check_exporter() {
 	if [ -n "$3" ]; then
 		G=',cgroup="/tt/inner"' args="--group-by cgroup"
 	fi
+	PAIRS=2
 	if start exporter 1 env $2 /bin/tcptools-exporter -v -l 127.0.0.1:9435 $args && trace_on &&
 		traffic_in "${3:+$cg/inner}" ::1 && sleep 1; then
 		probes=$(trace_count) || WHY="trace buffer overran"
@@ -321,6 +326,7 @@ check_exporter() {
 			kill -9 $PID
 		fi
 	fi
+	PAIRS=1
 	rmdir $cg/inner $cg 2>/dev/null
 	name="exporter${3:+ --group-by $3}"
 	if [ -n "$WHY" ]; then
