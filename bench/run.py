@@ -32,6 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
+# bench/exporter.py (the exporter's variants, soak and report) uses this module's helpers
+# under the name `run`: the same module object, also when this file runs as a script.
+sys.modules.setdefault("run", sys.modules[__name__])
+import exporter  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
 LOADGEN = RELEASE / "examples" / "loadgen"
@@ -94,7 +99,8 @@ TOOLS = {
     # rounds: request/response round trips per connection; rates: offered conn/s, 0 = max;
     # tracepoint: the floor program to compare with.
     "tcpstates": {"rounds": 0, "rates": [5000, 20000, 40000, 0], "tracepoint": "set_state",
-                  "variants": ["baseline", "ours", "ours-table", "ours-cgroup", "peer"]},
+                  "variants": ["baseline", "ours", "ours-table", "ours-cgroup", "peer"]
+                  + exporter.variants_beside("tcpstates")},
     # bcc: what bcc's handler does, on tp_btf (bpf/bench_bcc.bpf.c), the reference.
     "tcpconnlat": {"rounds": 0, "rates": [1000, 10000, 0], "tracepoint": "set_state",
                    "variants": ["baseline", "ours", "ours-table", "bcc"]},
@@ -482,6 +488,8 @@ def tracer_argv(tool: str, variant: str, startup: bool = False) -> tuple[list[st
         return [str(PEER_TCPSTATES)], "epoll"
     if variant == "ours-cgroup":
         return [str(RELEASE / tool), "-c", cgroup2_root()], "line"
+    if variant in exporter.VARIANTS:
+        return exporter.argv(variant), "line"
     return [str(RELEASE / tool)], "line"
 
 
@@ -490,10 +498,14 @@ def tracer_env(variant: str) -> dict | None:
     return {**os.environ, **extra} if extra else None
 
 
-def run_loadgen(base: int, conns: int, rate: int, rounds: int, bound: float) -> dict:
+def run_loadgen(base: int, conns: int, rate: int, rounds: int, bound: float,
+                cgroup: Path | None = None) -> dict:
     argv = [str(LOADGEN), "--addr", "127.0.0.1", "--base-port", str(base),
             "--ports", str(PORTS_PER_TRIAL), "--conns", str(conns), "--rate", str(rate),
             "--rounds", str(rounds), "--max-seconds", f"{bound:.1f}", "--json"]
+    if cgroup is not None:
+        # The shell joins the cgroup and becomes loadgen, so every storm socket is the cgroup's.
+        argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup)] + argv
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=bound + 30)
     except subprocess.TimeoutExpired:
@@ -552,10 +564,13 @@ def trial(tool: str, variant: str, rate: int, ports: Ports, tmp: Path, seconds: 
         rec["ready_ms_under_test"] = round(ready, 2)
         cpu0, sched0 = cpu_ticks(tracer.pid), cpu_ns(tracer.pid)
         progs0, floor0 = bpf_progs(tracer.pid), bpf_progs(floor.pid)
-        rec["load"] = run_loadgen(base, conns, rate, rounds, bound)
+        rec["load"] = run_loadgen(base, conns, rate, rounds, bound,
+                                  cgroup=exporter.storm_cgroup(variant))
         wait_quiet(tracer.pid)
         cpu1, sched1 = cpu_ticks(tracer.pid), cpu_ns(tracer.pid)
         progs1, floor1 = bpf_progs(tracer.pid), bpf_progs(floor.pid)
+        if variant in exporter.VARIANTS:
+            rec["exporter"] = exporter.after_storm(tracer)
         hwm = vm_hwm_kib(tracer.pid)
         rec["stopped_on_sigint"] = tracer.stop()
         floor.stop()
@@ -673,6 +688,7 @@ def derive(trials: list[dict]) -> None:
         if tool == "tcpconnlat" and t["conns"]:
             t["bpf_ns_per_line"] = ns / events if events else None
         t["rss_mib"] = t["vmhwm_kib"] / 1024 if t.get("vmhwm_kib") else None
+    exporter.derive(trials)
 
 
 def mmm(values):
@@ -682,7 +698,7 @@ def mmm(values):
     return {"min": vals[0], "median": statistics.median(vals), "max": vals[-1], "n": len(vals)}
 
 
-def summarize(trials: list[dict], probes: list[dict]) -> dict:
+def summarize(trials: list[dict], probes: list[dict], soak: dict | None = None) -> dict:
     keys = ["achieved", "slowdown", "expected", "printed", "missing", "unreported",
             "foreign_events", "floor_fired",
             "lost_reported", "skipped_reported", "recursion_misses", "catcher_misses",
@@ -709,6 +725,7 @@ def summarize(trials: list[dict], probes: list[dict]) -> dict:
             "ready_ms": mmm(p["ready_ms"] for p in sel),
             "rss_mib": mmm(p["vmhwm_kib"] / 1024 if p["vmhwm_kib"] else None for p in sel),
         }
+    summary["exporter"] = exporter.summarize(trials, soak)
     return summary
 
 
@@ -833,7 +850,7 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
     for rate in TOOLS["tcpstates"]["rates"]:
         for variant in TOOLS["tcpstates"]["variants"]:
             row = st.get(str(rate), {}).get(variant)
-            if not row:
+            if not row or variant in exporter.VARIANTS:
                 continue
             slow = held_text(row) if rate else fmm(row["slowdown"], 1, pct=True)
             if rate and variant != "baseline":
@@ -890,6 +907,7 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
         f"{rate_label(r)}: {t}" for r, t in PEER_BASELINE["tcpstates"]["rows"].items()) + ".")
     a("")
 
+    a(exporter.report_section(summary))
     for tool, title, pb_key in (("tcpconnlat", "tcpconnlat (1 event per connection)", "set_state_ns"),
                                 ("tcprtt", "tcprtt (10 round trips per connection; events = tcp_probe runs)",
                                  "ns_per_run")):
@@ -1067,7 +1085,7 @@ def targets(summary: dict) -> list[tuple[str, str, bool | None]]:
         s = med(cl, "slowdown")
         out.append(("tcpconnlat max: slowdown ≤ ½ of bcc's 14% (7%)", fmm(cl["slowdown"], 1, True),
                     None if s is None else s <= 0.07))
-    return out
+    return out + exporter.targets(summary)
 
 
 # ---------------------------------------------------------------- main
@@ -1087,7 +1105,8 @@ def machine_meta() -> dict:
 
 
 def check_inputs(need_peer: bool) -> None:
-    missing = [str(p) for p in [LOADGEN, FLOOR] + [RELEASE / t for t in TOOLS] if not p.exists()]
+    missing = [str(p) for p in [LOADGEN, FLOOR, exporter.binary()] + [RELEASE / t for t in TOOLS]
+               if not p.exists()]
     if need_peer and not PEER_TCPSTATES.exists():
         missing.append(f"{PEER_TCPSTATES} (apt-get install libbpf-tools)")
     if need_peer and not shutil.which("stdbuf"):
@@ -1107,6 +1126,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, help="storm length (default 4; --quick: 1.5)")
     ap.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset")
     ap.add_argument("--startups", type=int, help="idle starts per tool (default 10; --quick: 5)")
+    ap.add_argument("--soak", type=float, metavar="SECONDS",
+                    help="the exporter's memory soak (default 600, --quick 60, when tcpstates "
+                    "runs; 0: none)")
+    ap.add_argument("--soak-rate", type=int, default=exporter.SOAK_RATE,
+                    help=f"the soak storm's paced conn/s (default {exporter.SOAK_RATE})")
     ap.add_argument("--no-report", action="store_true",
                     help="write only bench/results/latest.json, not BENCHMARKS.md")
     ap.add_argument("--report-only", action="store_true",
@@ -1115,7 +1139,7 @@ def main() -> int:
     if args.report_only:
         data = json.loads(RESULTS.read_text())
         derive(data["trials"])
-        summary = summarize(data["trials"], data["startup_probes"])
+        summary = summarize(data["trials"], data["startup_probes"], data.get("soak"))
         REPORT.write_text(report(data["meta"], summary, "--quick" in data["meta"]["command"]))
         log(f"rewrote {REPORT.relative_to(ROOT)} from {RESULTS.relative_to(ROOT)}")
         return 0
@@ -1123,6 +1147,7 @@ def main() -> int:
     seconds = args.seconds or (1.5 if args.quick else 4.0)
     startups = args.startups or (5 if args.quick else 10)
     tools = [t for t in args.tools.split(",") if t]
+    soak_seconds = exporter.soak_seconds(args.soak, args.quick, tools)
     for t in tools:
         if t not in TOOLS:
             sys.exit(f"bench: unknown tool {t!r}")
@@ -1137,6 +1162,7 @@ def main() -> int:
     system = System()
     trials: list[dict] = []
     probes: list[dict] = []
+    soak = None
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
@@ -1148,7 +1174,7 @@ def main() -> int:
         others = [int(p) for p in os.listdir("/proc") if p.isdigit()
                   and Path(f"/proc/{p}/comm").exists()
                   and Path(f"/proc/{p}/comm").read_text().strip() in
-                  ("floor", "tcpstates", "tcprtt", "tcpconnlat", "loadgen")]
+                  ("floor", "tcpstates", "tcprtt", "tcpconnlat", "loadgen", "tcptools-export")]
         if others:
             log(f"note: other tracers/storms already running (pids {others}): they add "
                 "noise to every trial")
@@ -1186,6 +1212,10 @@ def main() -> int:
                             f"{' ERROR ' + rec['error'] if 'error' in rec else ''}"
                             f"{' LOADGEN ' + load['error'] if 'error' in load else ''}"
                             f" ({time.monotonic() - t0:.1f} s)")
+        if soak_seconds:
+            log(f"exporter soak: {soak_seconds:g} s at {args.soak_rate} conn/s")
+            soak = exporter.soak(soak_seconds, args.soak_rate, ports, tmp)
+            log(f"exporter soak done{': ERROR ' + soak['error'] if 'error' in soak else ''}")
     except KeyboardInterrupt:
         log("interrupted: stopping processes, restoring settings, no report")
         return 130
@@ -1198,10 +1228,11 @@ def main() -> int:
     derive(trials)
     meta["foreign_events"] = sum(t.get("foreign_events", 0) for t in trials)
     meta["loadavg"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    summary = summarize(trials, probes)
+    summary = summarize(trials, probes, soak)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"meta": meta, "summary": summary, "trials": trials,
-                                   "startup_probes": probes}, indent=1, default=str) + "\n")
+                                   "startup_probes": probes, "soak": soak},
+                                  indent=1, default=str) + "\n")
     if not args.no_report:
         REPORT.write_text(report(meta, summary, args.quick))
     log(f"done in {meta['runtime_s']:.0f} s: wrote {RESULTS.relative_to(ROOT)}"
