@@ -8,14 +8,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{skip_account, Finished, Netns, SkipAccount, TraceCount};
+use common::{connection_on, skip_account, Finished, Netns, SkipAccount, TraceCount};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -27,11 +27,9 @@ const TCPRTT: &str = env!("CARGO_BIN_EXE_tcprtt");
 /// while softirqs deliver the other ends' segments.
 const WORKERS: usize = 4;
 
-/// `WORKERS` threads, each with a listener on `port` of an address of its own
-/// (127.0.0.10 and up), making `conns` connections to it one after the other with `rounds`
-/// one-byte exchanges; the client closes first, then the server reads EOF and closes. The
-/// listeners close at the end. Every read has a timeout.
-fn storm(ns: &Netns, port: u16, conns: usize, rounds: usize) {
+/// `WORKERS` threads in `ns`, each with a listener on `port` of an address of its own
+/// (127.0.0.10 and up) that it hands to `work`; the listeners close at the end.
+fn on_workers(ns: &Netns, port: u16, work: impl Fn(&TcpListener) + Copy + Send + 'static) {
     ns.run("lossless", move || {
         let workers: Vec<_> = (0..WORKERS)
             .map(|i| {
@@ -40,14 +38,23 @@ fn storm(ns: &Netns, port: u16, conns: usize, rounds: usize) {
                         .parse()
                         .expect("address");
                     let listener = TcpListener::bind(listen).expect("bind listener");
-                    for _ in 0..conns {
-                        connection(&listener, rounds);
-                    }
+                    work(&listener);
                 })
             })
             .collect();
         for w in workers {
             w.join().expect("traffic thread");
+        }
+    });
+}
+
+/// Each worker makes `conns` connections one after the other with `rounds` one-byte
+/// exchanges; the client closes first, then the server reads EOF and closes. Every read
+/// has a timeout.
+fn storm(ns: &Netns, port: u16, conns: usize, rounds: usize) {
+    on_workers(ns, port, move |listener| {
+        for _ in 0..conns {
+            connection_on(listener, rounds);
         }
     });
 }
@@ -57,57 +64,25 @@ fn storm(ns: &Netns, port: u16, conns: usize, rounds: usize) {
 /// softirqs while the other clients' closes run, which interrupts the tools' programs
 /// most.
 fn burst(ns: &Netns, port: u16, conns: usize) {
-    ns.run("lossless", move || {
-        let workers: Vec<_> = (0..WORKERS)
-            .map(|i| {
-                thread::spawn(move || {
-                    let listen: SocketAddr = format!("127.0.0.{}:{port}", 10 + i)
-                        .parse()
-                        .expect("address");
-                    let listener = TcpListener::bind(listen).expect("bind listener");
-                    let pairs: Vec<(TcpStream, TcpStream)> = (0..conns)
-                        .map(|_| {
-                            let client = TcpStream::connect(listen).expect("connect");
-                            let (server, _) = listener.accept().expect("accept");
-                            server
-                                .set_read_timeout(Some(Duration::from_secs(10)))
-                                .expect("timeout");
-                            (client, server)
-                        })
-                        .collect();
-                    let (clients, servers): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
-                    drop(clients);
-                    for mut server in servers {
-                        let mut rest = Vec::new();
-                        server.read_to_end(&mut rest).expect("server reads EOF");
-                    }
-                })
+    on_workers(ns, port, move |listener| {
+        let listen = listener.local_addr().expect("listener address");
+        let pairs: Vec<(TcpStream, TcpStream)> = (0..conns)
+            .map(|_| {
+                let client = TcpStream::connect(listen).expect("connect");
+                let (server, _) = listener.accept().expect("accept");
+                server
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                (client, server)
             })
             .collect();
-        for w in workers {
-            w.join().expect("traffic thread");
+        let (clients, servers): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        drop(clients);
+        for mut server in servers {
+            let mut rest = Vec::new();
+            server.read_to_end(&mut rest).expect("server reads EOF");
         }
     });
-}
-
-fn connection(listener: &TcpListener, rounds: usize) {
-    let listen = listener.local_addr().expect("listener address");
-    let mut client = TcpStream::connect(listen).expect("connect");
-    let (mut server, _) = listener.accept().expect("accept");
-    for s in [&client, &server] {
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-    }
-    let mut byte = [0u8; 1];
-    for _ in 0..rounds {
-        client.write_all(b"x").expect("client write");
-        server.read_exact(&mut byte).expect("server read");
-        server.write_all(b"y").expect("server write");
-        client.read_exact(&mut byte).expect("client read");
-    }
-    drop(client);
-    let mut rest = Vec::new();
-    server.read_to_end(&mut rest).expect("server reads EOF");
 }
 
 /// The N of the tool's `kernel skipped N events` lines on stderr.

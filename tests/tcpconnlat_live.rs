@@ -9,7 +9,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connection, Finished, Netns, Tool};
+use common::{connection, map_ids_of, Finished, Netns, Tool};
 use nix::sys::signal::Signal;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tcpconnlat");
@@ -300,20 +300,6 @@ fn a_refused_connect_is_reported() {
         assert!(c.lport.is_some_and(|p| p > 0), "{c:?}");
         assert!((0.0..100.0).contains(&c.lat_ms), "{c:?}");
     }
-}
-
-/// The ids of the BPF maps a process holds open, from its fdinfo.
-fn map_ids_of(pid: u32) -> Vec<u32> {
-    let mut ids = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("fdinfo") {
-        let text = std::fs::read_to_string(entry.expect("fdinfo entry").path()).unwrap_or_default();
-        ids.extend(
-            text.lines()
-                .filter_map(|l| l.strip_prefix("map_id:"))
-                .filter_map(|id| id.trim().parse::<u32>().ok()),
-        );
-    }
-    ids
 }
 
 fn bpftool_json(args: &[&str]) -> serde_json::Value {

@@ -118,11 +118,28 @@ impl Drop for Netns {
 /// One complete connection on loopback: listen, connect, accept, client closes first,
 /// server reads EOF and closes, listener closes. `rounds` request/response exchanges.
 pub fn connection(listen: SocketAddr, rounds: usize) -> SocketAddr {
-    use std::io::Write;
     let listener = TcpListener::bind(listen).expect("bind listener");
+    let (client_addr, accepted) = connection_on(&listener, rounds);
+    // Give the client's FIN_WAIT2 -> CLOSE (it follows the server's FIN) time to happen.
+    drop(accepted);
+    thread::sleep(Duration::from_millis(50));
+    drop(listener);
+    client_addr
+}
+
+/// A connection to `listener`: connect, accept, `rounds` one-byte exchanges, the client
+/// closes first and the server reads EOF (every read bounded by 10 s). The client's
+/// address, and the server's socket, still open.
+pub fn connection_on(listener: &TcpListener, rounds: usize) -> (SocketAddr, TcpStream) {
+    use std::io::Write;
+    let listen = listener.local_addr().expect("listener address");
     let mut client = TcpStream::connect(listen).expect("connect");
     let client_addr = client.local_addr().expect("client address");
     let (mut accepted, _) = listener.accept().expect("accept");
+    for s in [&client, &accepted] {
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+    }
     let mut byte = [0u8; 1];
     for _ in 0..rounds {
         client.write_all(b"x").expect("client write");
@@ -133,11 +150,7 @@ pub fn connection(listen: SocketAddr, rounds: usize) -> SocketAddr {
     drop(client);
     let mut rest = Vec::new();
     accepted.read_to_end(&mut rest).expect("server reads EOF");
-    // Give the client's FIN_WAIT2 -> CLOSE (it follows the server's FIN) time to happen.
-    drop(accepted);
-    thread::sleep(Duration::from_millis(50));
-    drop(listener);
-    client_addr
+    (client_addr, accepted)
 }
 
 /// A tool running as a child process, its stdout collected line by line.
@@ -423,7 +436,7 @@ impl Cgroup {
 }
 
 /// Empties and removes a cgroup directory and everything below it, deepest first; bounded.
-fn remove_cgroup_tree(dir: &std::path::Path) {
+pub fn remove_cgroup_tree(dir: &std::path::Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -599,8 +612,8 @@ impl Drop for Proc {
     }
 }
 
-/// The BPF programs process `pid` holds open, from its fdinfo.
-pub fn prog_ids_of(pid: u32) -> Vec<u32> {
+/// The ids after `key` (`prog_id:`, `map_id:`) in process `pid`'s fdinfo, sorted, once each.
+fn fdinfo_ids(pid: u32, key: &str) -> Vec<u32> {
     let mut ids = Vec::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
         .expect("fdinfo")
@@ -609,13 +622,18 @@ pub fn prog_ids_of(pid: u32) -> Vec<u32> {
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
         ids.extend(
             text.lines()
-                .filter_map(|l| l.strip_prefix("prog_id:"))
+                .filter_map(|l| l.strip_prefix(key))
                 .filter_map(|id| id.trim().parse::<u32>().ok()),
         );
     }
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// The BPF programs process `pid` holds open, from its fdinfo.
+pub fn prog_ids_of(pid: u32) -> Vec<u32> {
+    fdinfo_ids(pid, "prog_id:")
 }
 
 /// bpftool's JSON about one BPF object (`prog show`, `map show`, `map dump`).
@@ -630,21 +648,7 @@ fn bpftool_json(args: &[&str]) -> serde_json::Value {
 
 /// The BPF maps process `pid` holds open, from its fdinfo.
 pub fn map_ids_of(pid: u32) -> Vec<u32> {
-    let mut ids = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
-        .expect("fdinfo")
-        .flatten()
-    {
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        ids.extend(
-            text.lines()
-                .filter_map(|l| l.strip_prefix("map_id:"))
-                .filter_map(|id| id.trim().parse::<u32>().ok()),
-        );
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+    fdinfo_ids(pid, "map_id:")
 }
 
 /// What the kernel skipped of a tool's programs, as bpftool shows it, and what the catcher
