@@ -9,12 +9,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::web::{tls_scrape_job, Certs, Exporter, Prometheus, TempDir};
+use common::web::{
+    self, parse_samples, tls_scrape_job, Certs, Exporter, Labels, Prometheus, TempDir,
+};
 use common::{inode_of, Cgroup, Netns, Proc};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -103,47 +104,17 @@ fn exporter(ns: &Netns, port: u16, dports: &str, extra: &[&str]) -> Exporter {
     Exporter::start(ns, port, &args)
 }
 
-/// GET /metrics from inside `ns` (HTTP/1.0: the body ends with the connection).
 fn scrape(ns: &Netns, port: u16) -> String {
-    ns.run("exp-scrape", move || {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect to the exporter");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        write!(stream, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).expect("response");
-        let (head, body) = raw.split_once("\r\n\r\n").expect("a header and a body");
-        assert!(
-            head.starts_with("HTTP/1.") && head.contains(" 200 "),
-            "{head}"
-        );
-        body.to_owned()
-    })
+    web::scrape(ns, port, WAIT)
 }
-
-type Labels = BTreeMap<String, String>;
 
 /// Every sample of metric `name` in an exposition: its labels and value.
 fn samples(text: &str, name: &str) -> Vec<(Labels, f64)> {
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let (metric, labels) = series.split_once('{').unwrap_or((series, "}"));
-        if metric != name {
-            continue;
-        }
-        let labels = labels.trim_end_matches('}');
-        let labels = labels
-            .split("\",")
-            .filter(|p| !p.is_empty())
-            .filter_map(|p| p.split_once("=\""))
-            .map(|(k, v)| (k.to_owned(), v.trim_end_matches('"').to_owned()))
-            .collect();
-        out.push((labels, value.parse().expect("a number")));
-    }
-    out
+    parse_samples(text)
+        .into_iter()
+        .filter(|(n, _, _)| n == name)
+        .map(|(_, labels, v)| (labels, v))
+        .collect()
 }
 
 /// The value of the one sample of `name` whose labels include `want`; panics on none or

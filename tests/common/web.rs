@@ -308,6 +308,40 @@ pub fn raw_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, String)
     Some((status, body.to_owned()))
 }
 
+/// GET /metrics of the exporter on 127.0.0.1:`port` in `ns` (plain HTTP), answered 200
+/// within `timeout`: the exposition.
+pub fn scrape(ns: &Netns, port: u16, timeout: Duration) -> String {
+    let got = ns.run("exp-scrape", move || raw_get(port, "/metrics", timeout));
+    match got {
+        Some((200, body)) => body,
+        other => panic!("GET /metrics on port {port}: {other:?}"),
+    }
+}
+
+/// A sample's labels.
+pub type Labels = BTreeMap<String, String>;
+
+/// Every sample line of an exposition: its name, labels and value.
+pub fn parse_samples(text: &str) -> Vec<(String, Labels, f64)> {
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("a sample line");
+        let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+        let labels = labels
+            .trim_end_matches('}')
+            .split("\",")
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| p.split_once("=\""))
+            .map(|(k, v)| (k.to_owned(), v.trim_end_matches('"').to_owned()))
+            .collect();
+        out.push((name.to_owned(), labels, value.parse().expect("a number")));
+    }
+    out
+}
+
 /// Checks `text` is a Prometheus text exposition: every line a `# HELP`/`# TYPE` comment
 /// or `name{labels} value`; returns the number of samples.
 pub fn check_exposition(text: &str) -> usize {
