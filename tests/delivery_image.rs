@@ -15,24 +15,36 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{cgroup2_mount, cgroup_of_pid, connection, Netns};
+use common::web::{parse_samples, raw_get};
+use common::{cgroup2_mount, cgroup_of_pid, connection, mounts_of_type, remove_cgroup_tree, Netns};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const SERVER_PORT: u16 = 46201;
 const REFUSED_PORT: u16 = 46202;
 const CONNECTIONS: usize = 6;
 
-/// podman with this test's own storage; the container and the directories go on drop.
+/// podman with this test's own storage; the container, the directories and the parent
+/// cgroups podman made (`libpod_parent` in each hierarchy) go on drop.
 struct Podman {
     dir: PathBuf,
     container: String,
+    parent_cgroups: Vec<PathBuf>,
+}
+
+/// podman's parent cgroup in every mounted hierarchy (v1 controllers and v2).
+fn libpod_parents() -> Vec<PathBuf> {
+    let mut hierarchies = mounts_of_type("cgroup");
+    hierarchies.extend(mounts_of_type("cgroup2"));
+    hierarchies
+        .into_iter()
+        .map(|h| h.join("libpod_parent"))
+        .collect()
 }
 
 impl Podman {
@@ -43,6 +55,11 @@ impl Podman {
         Podman {
             container: format!("tcpt-image-{}", std::process::id()),
             dir,
+            // Only those this test makes are removed: another podman may use them.
+            parent_cgroups: libpod_parents()
+                .into_iter()
+                .filter(|p| !p.exists())
+                .collect(),
         }
     }
 
@@ -77,6 +94,9 @@ impl Drop for Podman {
         let _ = self.run(&["rm", "-f", "-t", "2", &self.container]);
         let _ = self.run(&["rmi", "-a", "-f"]);
         let _ = std::fs::remove_dir_all(&self.dir);
+        for cgroup in self.parent_cgroups.iter().filter(|c| c.exists()) {
+            remove_cgroup_tree(cgroup);
+        }
     }
 }
 
@@ -85,18 +105,8 @@ fn scrape(ns: &Netns, port: u16) -> String {
     ns.run("image-scrape", move || {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            if let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let request = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-                let mut raw = String::new();
-                if stream.write_all(request.as_bytes()).is_ok()
-                    && stream.read_to_string(&mut raw).is_ok()
-                {
-                    if let Some((_, body)) = raw.split_once("\r\n\r\n") {
-                        return body.to_owned();
-                    }
-                }
+            if let Some((200, body)) = raw_get(port, "/metrics", Duration::from_secs(5)) {
+                return body;
             }
             assert!(
                 Instant::now() < deadline,
@@ -109,27 +119,10 @@ fn scrape(ns: &Netns, port: u16) -> String {
 
 /// Sample lines as (name, labels) -> value.
 fn samples(text: &str) -> BTreeMap<(String, BTreeMap<String, String>), f64> {
-    let mut out = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (series, value) = line.rsplit_once(' ').expect("sample line");
-        let (name, labels) = match series.split_once('{') {
-            Some((name, rest)) => (name, rest.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        let labels = labels
-            .split("\",")
-            .filter(|kv| !kv.is_empty())
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').expect("label");
-                (k.to_owned(), v.trim_matches('"').to_owned())
-            })
-            .collect();
-        out.insert((name.to_owned(), labels), value.parse().expect("value"));
-    }
-    out
+    parse_samples(text)
+        .into_iter()
+        .map(|(name, labels, v)| ((name, labels), v))
+        .collect()
 }
 
 fn value(
