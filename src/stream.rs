@@ -336,12 +336,19 @@ pub struct SkipCounters<'a> {
 /// misses are read first: a catch always follows its miss, so a report can lag behind,
 /// never run ahead (what is printed is never taken back).
 pub fn kernel_skips(counters: &SkipCounters<'_>) -> u64 {
+    skip_totals(counters).1
+}
+
+/// The skipped events the catchers counted, and those lost (as `kernel_skips`), from one
+/// read of each counter.
+pub fn skip_totals(counters: &SkipCounters<'_>) -> (u64, u64) {
     let misses: u64 = counters
         .programs
         .iter()
         .map(|fd| recursion_misses(*fd))
         .sum();
-    misses.saturating_sub(catches(counters))
+    let caught = catches(counters);
+    (caught, misses.saturating_sub(caught))
 }
 
 /// The skipped runs the catcher programs ran the handler for, all CPUs together.

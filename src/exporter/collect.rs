@@ -100,9 +100,7 @@ impl Programs {
     /// Events the kernel skipped a main program for: those its catcher ran the handler for
     /// (caught), and those lost (skipped).
     pub fn skips(&self) -> (u64, u64) {
-        let counters = self.attached.skip_counters();
-        let lost = crate::stream::kernel_skips(&counters);
-        (crate::stream::catches(&counters), lost)
+        crate::stream::skip_totals(&self.attached.skip_counters())
     }
 }
 
