@@ -13,6 +13,7 @@
 #include "table.bpf.h"
 #include "container.bpf.h"
 #include "hist.bpf.h"
+#include "slots.bpf.h"
 
 /* Sockets the fixed table of state starts holds (programs without socket storage). */
 #define MAX_SOCKETS 16384
@@ -63,7 +64,11 @@ struct {
 } group_overflow SEC(".maps");
 
 /* tp_btf programs from Linux 5.11 (settings.sk_storage): when the socket entered its
- * current state (ktime ns; 0: not seen), kept with the socket. */
+ * current state (ktime ns; 0: not seen), in the slot table, or kept with the socket where
+ * its bucket was full. */
+SLOT_TABLE(start_slots);
+SLOT_VALUES(slot_starts, __u64);
+
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -155,22 +160,55 @@ static __always_inline __u64 sk_group(const struct sock *sk)
 	return 0;
 }
 
+/* Swaps the start kept at `kept` for `now` (nothing after CLOSE: a socket connected again
+ * starts anew) and returns the one it held. */
+static __always_inline __u64 swap_kept(__u64 *kept, int newstate, __u64 now)
+{
+	__u64 start = *kept;
+
+	*kept = newstate == TCP_CLOSE ? 0 : now;
+	return start;
+}
+
+/* swap_start() with socket storage: the slot table first; a socket not there is new, or
+ * was put in socket storage when its bucket was full. */
+static __always_inline __u64 swap_start_stored(const struct sock *sk, int newstate, __u64 now)
+{
+	struct slot_ref ref;
+	__u64 *kept;
+
+	if (slot_find(&start_slots, slot_key(sk, &settings), &ref)) {
+		kept = bpf_map_lookup_elem(&slot_starts, &ref.index);
+		if (!kept)
+			return 0;
+		if (newstate == TCP_CLOSE)
+			slot_free(&ref);
+		return swap_kept(kept, newstate, now);
+	}
+	kept = bpf_sk_storage_get(&socket_starts, (struct sock *)sk, NULL, 0);
+	if (kept)
+		return swap_kept(kept, newstate, now);
+	if (newstate == TCP_CLOSE)
+		return 0;
+	if (slot_claim(&ref))
+		kept = bpf_map_lookup_elem(&slot_starts, &ref.index);
+	else
+		kept = bpf_sk_storage_get(&socket_starts, (struct sock *)sk, NULL,
+					  BPF_SK_STORAGE_GET_F_CREATE);
+	if (kept)
+		*kept = now;
+	return 0;
+}
+
 /* When sk entered the state it leaves now (0: not seen), and `now` kept as the start of
- * newstate; after CLOSE nothing is kept, so a socket connected again starts anew. */
+ * newstate. */
 static __always_inline __u64 swap_start(const struct sock *sk, int newstate, __u64 now,
 					const int direct)
 {
 	__u64 skaddr = (__u64)sk, start = 0, *kept;
 
-	if (direct && settings.sk_storage) {
-		kept = bpf_sk_storage_get(&socket_starts, (struct sock *)sk, NULL,
-					  newstate == TCP_CLOSE ? 0 : BPF_SK_STORAGE_GET_F_CREATE);
-		if (kept) {
-			start = *kept;
-			*kept = newstate == TCP_CLOSE ? 0 : now;
-		}
-		return start;
-	}
+	if (direct && settings.sk_storage)
+		return swap_start_stored(sk, newstate, now);
 	/* As tcpstates' table: inserted once, rewritten in place, deleted at CLOSE. */
 	kept = bpf_map_lookup_elem(&start_table, &skaddr);
 	if (kept)

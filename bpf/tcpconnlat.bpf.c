@@ -10,6 +10,7 @@
 #include "stream.bpf.h"
 #include "sock.bpf.h"
 #include "container.bpf.h"
+#include "slots.bpf.h"
 
 #define MAX_CONNECTS 4096
 
@@ -19,8 +20,11 @@ const volatile struct tcpconnlat_settings settings = {};
 struct connect_latency connect_latency_layout = {};
 struct connect_start connect_start_layout = {};
 
-/* Connects in flight, tp_btf programs from Linux 5.11 (settings.sk_storage): the start
- * lives with the socket. */
+/* Connects in flight, tp_btf programs from Linux 5.11 (settings.sk_storage): in the slot
+ * table, or with the socket where its bucket was full. */
+SLOT_TABLE(start_slots);
+SLOT_VALUES(slot_starts, struct connect_start);
+
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -38,23 +42,54 @@ struct {
 	__type(value, struct connect_start);
 } connect_table SEC(".maps");
 
-static __always_inline struct connect_start *find_start(const struct sock *sk, const int direct)
+/* Where a connect's start was found: its slot, when it has one. */
+struct start_ref {
+	struct slot_ref slot;
+	int in_slot;
+};
+
+static __always_inline struct connect_start *find_start(const struct sock *sk,
+							struct start_ref *ref, const int direct)
 {
 	__u64 skaddr = (__u64)sk;
 
-	if (direct && settings.sk_storage)
-		return bpf_sk_storage_get(&connect_starts, (struct sock *)sk, NULL, 0);
-	return bpf_map_lookup_elem(&connect_table, &skaddr);
+	ref->in_slot = 0;
+	if (!(direct && settings.sk_storage))
+		return bpf_map_lookup_elem(&connect_table, &skaddr);
+	if (slot_find(&start_slots, slot_key(sk, &settings), &ref->slot)) {
+		ref->in_slot = 1;
+		return bpf_map_lookup_elem(&slot_starts, &ref->slot.index);
+	}
+	return bpf_sk_storage_get(&connect_starts, (struct sock *)sk, NULL, 0);
 }
 
-static __always_inline void forget_start(const struct sock *sk, const int direct)
+static __always_inline void forget_start(const struct sock *sk, const struct start_ref *ref,
+					 const int direct)
 {
 	__u64 skaddr = (__u64)sk;
 
-	if (direct && settings.sk_storage)
-		bpf_sk_storage_delete(&connect_starts, (struct sock *)sk);
-	else
+	if (!(direct && settings.sk_storage))
 		bpf_map_delete_elem(&connect_table, &skaddr);
+	else if (ref->in_slot)
+		slot_free(&ref->slot);
+	else
+		bpf_sk_storage_delete(&connect_starts, (struct sock *)sk);
+}
+
+/* Where a new connect's start goes: its socket's slot (a socket connected again after a
+ * failed attempt finds its old one), a free one, or socket storage when the bucket is full. */
+static __always_inline struct connect_start *new_start(const struct sock *sk)
+{
+	struct connect_start *kept;
+	struct start_ref ref;
+
+	kept = find_start(sk, &ref, 1);
+	if (kept)
+		return kept;
+	if (slot_claim(&ref.slot))
+		return bpf_map_lookup_elem(&slot_starts, &ref.slot.index);
+	return bpf_sk_storage_get(&connect_starts, (struct sock *)sk, NULL,
+				  BPF_SK_STORAGE_GET_F_CREATE);
 }
 
 /* CLOSE -> SYN_SENT happens inside connect(), so the current task is the one connecting.
@@ -75,8 +110,7 @@ static __always_inline void start_connect(const struct sock *sk, const int direc
 			count_table_full();
 		return;
 	}
-	kept = bpf_sk_storage_get(&connect_starts, (struct sock *)sk, NULL,
-				  BPF_SK_STORAGE_GET_F_CREATE);
+	kept = new_start(sk);
 	if (kept)
 		*kept = start;
 }
@@ -86,11 +120,12 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 {
 	struct connect_latency ev = {};
 	struct connect_start *start;
+	struct start_ref ref;
 	__u64 now;
 	__s64 delta;
 	__u16 lport, rport;
 
-	start = find_start(sk, direct);
+	start = find_start(sk, &ref, direct);
 	if (!start)
 		return;
 	now = bpf_ktime_get_ns();
@@ -114,7 +149,7 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	sk_in_container(sk, &settings.container, &ev.cgroup_id, &ev.netns);
 	emit_event(ctx, &ev, sizeof(ev), now);
 forget:
-	forget_start(sk, direct);
+	forget_start(sk, &ref, direct);
 }
 
 static __always_inline int on_state_change(void *ctx, const struct sock *sk, int oldstate,
@@ -122,6 +157,7 @@ static __always_inline int on_state_change(void *ctx, const struct sock *sk, int
 {
 	__u64 cgroup_id;
 	__u32 netns;
+	struct start_ref ref;
 	__u16 family;
 	int err;
 
@@ -157,7 +193,8 @@ static __always_inline int on_state_change(void *ctx, const struct sock *sk, int
 			return 0;
 		}
 	}
-	forget_start(sk, direct);
+	if (find_start(sk, &ref, direct))
+		forget_start(sk, &ref, direct);
 	return 0;
 }
 

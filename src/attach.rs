@@ -265,6 +265,34 @@ pub fn unused_map(map: &mut libbpf_rs::OpenMapMut, unused: bool) -> Result<()> {
     Ok(())
 }
 
+/// Keys per bucket of a slot table, as `SLOT_WAYS` in bpf/slots.bpf.h.
+const SLOT_WAYS: u32 = 8;
+
+/// Set to a number from 1 to 20, gives every slot table (bpf/slots.bpf.h) 2^N buckets
+/// instead of the tool's own size: tests make it tiny, so that sockets go to socket storage.
+pub const SLOT_BITS_ENV: &str = "TCPTOOLS_SLOT_BITS";
+
+/// Sizes a slot table before load: 2^`tool_bits` buckets (or what SLOT_BITS_ENV says) of
+/// SLOT_WAYS sockets, its `keys` and `values` maps, and the programs' `slot_bucket_bits`.
+/// One entry each where the loaded setup does not use the table (no socket storage).
+pub fn size_slots(
+    bits: &mut u32,
+    keys: &mut libbpf_rs::OpenMapMut,
+    values: &mut libbpf_rs::OpenMapMut,
+    tool_bits: u32,
+    used: bool,
+) -> Result<()> {
+    *bits = std::env::var(SLOT_BITS_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|b| (1..=20).contains(b))
+        .unwrap_or(tool_bits);
+    let buckets = if used { 1u32 << *bits } else { 1 };
+    keys.set_max_entries(buckets)
+        .and_then(|()| values.set_max_entries(buckets * SLOT_WAYS))
+        .context("failed to size the slot table")
+}
+
 /// The skeleton's read-only data (`const volatile` globals), to set before load.
 pub fn rodata<'a, T>(data: &'a mut Option<&mut T>) -> Result<&'a mut T> {
     data.as_deref_mut()

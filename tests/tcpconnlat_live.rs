@@ -9,7 +9,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connection, map_ids_of, Finished, Netns, Tool};
+use common::{bpftool_json, connection, map_named, Finished, Netns, Tool};
 use nix::sys::signal::Signal;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tcpconnlat");
@@ -302,30 +302,9 @@ fn a_refused_connect_is_reported() {
     }
 }
 
-fn bpftool_json(args: &[&str]) -> serde_json::Value {
-    let out = Command::new("bpftool")
-        .arg("-j")
-        .args(args)
-        .output()
-        .expect("run bpftool");
-    assert!(
-        out.status.success(),
-        "bpftool {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("bpftool prints JSON")
-}
-
 /// The id of the raw_tp programs' start table (there is one per running tcpconnlat).
 fn start_map_of(tool: &Tool) -> u32 {
-    let ids: Vec<u32> = map_ids_of(tool.pid())
-        .into_iter()
-        .filter(|id| {
-            bpftool_json(&["map", "show", "id", &id.to_string()])["name"] == "connect_table"
-        })
-        .collect();
-    assert_eq!(ids.len(), 1, "start maps of the tool: {ids:?}");
-    ids[0]
+    map_named(tool.pid(), "connect_table")
 }
 
 /// Entries of the start map whose process name is `comm` (the tool also sees connects of

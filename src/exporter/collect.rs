@@ -17,6 +17,10 @@ use crate::skel::exporter::{types, ExporterSkel, ExporterSkelBuilder};
 const COUNTERS_PER_GROUP: u32 = 48;
 const HISTS_PER_GROUP: u32 = 16;
 
+/// The slot table of state starts (bpf/slots.bpf.h): 2^13 buckets, 65,536 sockets (1 MiB
+/// of kernel memory) before sockets go to socket storage.
+const SOCKET_SLOT_BITS: u32 = 13;
+
 /// Groups the kernel maps hold room for, given `--max-groups`: a quarter more, so that
 /// groups beyond the labeled ones still count as themselves (into "other") before the
 /// maps overflow.
@@ -39,6 +43,13 @@ impl Programs {
         let attached = attach::load(ExporterSkelBuilder::default, true, |open, setup| {
             let rodata = attach::rodata(&mut open.maps.rodata_data)?;
             rodata.settings = settings(config, setup.sk_storage);
+            attach::size_slots(
+                &mut rodata.slot_bucket_bits,
+                &mut open.maps.start_slots,
+                &mut open.maps.slot_starts,
+                SOCKET_SLOT_BITS,
+                setup.sk_storage,
+            )?;
             size_group_maps(&mut open.maps, config)?;
             attach::unused_map(&mut open.maps.start_table, setup.sk_storage)?;
             Ok(())

@@ -19,6 +19,10 @@ pub struct Filter {
     pub min_us: u64,
 }
 
+/// The slot table of connects in flight (bpf/slots.bpf.h): 2^10 buckets, 8,192 connects
+/// (320 KiB of kernel memory) before connects go to socket storage.
+const CONNECT_SLOT_BITS: u32 = 10;
+
 /// Loads and attaches the programs that send every connect `filter` and `container` let
 /// through.
 pub fn load(
@@ -37,6 +41,13 @@ pub fn load(
             sk_storage: u8::from(setup.sk_storage),
             ..Default::default()
         };
+        attach::size_slots(
+            &mut rodata.slot_bucket_bits,
+            &mut open.maps.start_slots,
+            &mut open.maps.slot_starts,
+            CONNECT_SLOT_BITS,
+            setup.sk_storage,
+        )?;
         attach::unused_map(&mut open.maps.connect_table, setup.sk_storage)
     })
 }

@@ -636,8 +636,9 @@ pub fn prog_ids_of(pid: u32) -> Vec<u32> {
     fdinfo_ids(pid, "prog_id:")
 }
 
-/// bpftool's JSON about one BPF object (`prog show`, `map show`, `map dump`).
-fn bpftool_json(args: &[&str]) -> serde_json::Value {
+/// bpftool's JSON about one BPF object (`prog show`, `map show`, `map dump`); null when
+/// it printed none.
+pub fn bpftool_json(args: &[&str]) -> serde_json::Value {
     let out = Command::new("bpftool")
         .arg("-j")
         .args(args)
@@ -649,6 +650,16 @@ fn bpftool_json(args: &[&str]) -> serde_json::Value {
 /// The BPF maps process `pid` holds open, from its fdinfo.
 pub fn map_ids_of(pid: u32) -> Vec<u32> {
     fdinfo_ids(pid, "map_id:")
+}
+
+/// The id of the one BPF map called `name` that process `pid` holds.
+pub fn map_named(pid: u32, name: &str) -> u32 {
+    let ids: Vec<u32> = map_ids_of(pid)
+        .into_iter()
+        .filter(|id| bpftool_json(&["map", "show", "id", &id.to_string()])["name"] == name)
+        .collect();
+    assert_eq!(ids.len(), 1, "maps called {name} of process {pid}: {ids:?}");
+    ids[0]
 }
 
 /// What the kernel skipped of a tool's programs, as bpftool shows it, and what the catcher

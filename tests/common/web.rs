@@ -184,12 +184,17 @@ impl Exporter {
     /// netns exec` would also remount /sys, and with it hide the cgroup hierarchy whose
     /// paths name `--group-by cgroup`'s groups.
     pub fn start(ns: &Netns, port: u16, extra: &[&str]) -> Exporter {
+        Exporter::start_env(ns, port, extra, &[])
+    }
+
+    /// As start(), with `env` added to its environment.
+    pub fn start_env(ns: &Netns, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Exporter {
         let listen = format!("127.0.0.1:{port}");
         let net = format!("--net=/run/netns/{}", ns.name);
         let mut args = vec![net.as_str(), EXPORTER, "--listen", &listen];
         args.extend_from_slice(extra);
         Exporter {
-            tool: Some(Tool::start("nsenter", &args, &[], 1)),
+            tool: Some(Tool::start("nsenter", &args, env, 1)),
             port,
         }
     }
