@@ -41,38 +41,33 @@ struct nested_state {
 	__u64 where[2];  /* raw_tp scratch, one per program: the arguments' address */
 };
 
-/* The address of a run's arguments, as a number. A BPF program may not turn a pointer into
- * a number, except by subtracting another pointer (the loader holds CAP_PERFMON): the
- * current task's BTF pointer, whose number bpf_get_current_task() gives (Linux 5.11+). A
- * raw_tp program writes the pointer to a map and reads it back, in a slot of its own: no
- * other run of the same program can come in between (on kernels that skip nested runs). */
-static __always_inline __u64 nested_where(void *ctx, struct nested_state *st, int slot,
-					  const int direct)
-{
-	__u64 offset;
-
-	if (direct && bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
-		offset = (__u64)ctx - (__u64)bpf_get_current_task_btf();
-		/* Keeps clang from folding it into scalar - pointer, which the verifier refuses. */
-		asm volatile("" : "+r"(offset));
-		return offset + bpf_get_current_task();
-	}
-	st->where[slot] = (__u64)ctx;
-	return *(volatile __u64 *)&st->where[slot];
-}
-
 /* The context level of this run: 0 when its arguments are on the current task's stack, 1
- * elsewhere (the interrupt stack). */
+ * elsewhere (the interrupt stack). The arguments' address must become a number, and a BPF
+ * program may not turn a pointer into one, except by subtracting another pointer (the
+ * loader holds CAP_PERFMON): the current task's BTF pointer, whose number
+ * bpf_get_current_task() gives (Linux 5.11+). One BTF pointer serves for both the
+ * distance and the stack base: every helper call here is paid on every event. A raw_tp
+ * program writes the pointer to a map and reads it back, in a slot of its own: no other
+ * run of the same program can come in between (on kernels that skip nested runs). */
 static __always_inline __u32 nested_level(void *ctx, struct nested_state *st, int slot,
 					  const int direct)
 {
-	__u64 base;
+	__u64 where, base;
 
-	if (direct && bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf))
-		base = (__u64)bpf_get_current_task_btf()->stack;
-	else
+	if (direct && bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		__u64 offset = (__u64)ctx - (__u64)task;
+
+		/* Keeps clang from folding it into scalar - pointer, which the verifier refuses. */
+		asm volatile("" : "+r"(offset));
+		where = offset + bpf_get_current_task();
+		base = (__u64)task->stack;
+	} else {
 		base = (__u64)BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), stack);
-	return nested_where(ctx, st, slot, direct) - base >= NESTED_THREAD_SIZE;
+		st->where[slot] = (__u64)ctx;
+		where = *(volatile __u64 *)&st->where[slot];
+	}
+	return where - base >= NESTED_THREAD_SIZE;
 }
 
 /* The main program's entry: it runs for this event at its level. */
