@@ -207,7 +207,7 @@ static __always_inline __u64 swap_start(const struct sock *sk, int newstate, __u
 {
 	__u64 skaddr = (__u64)sk, start = 0, *kept;
 
-	if (direct && settings.sk_storage)
+	if (direct == SK_BTF_STORAGE && settings.sk_storage)
 		return swap_start_stored(sk, newstate, now);
 	/* As tcpstates' table: inserted once, rewritten in place, deleted at CLOSE. */
 	kept = bpf_map_lookup_elem(&start_table, &skaddr);

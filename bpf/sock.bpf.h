@@ -22,6 +22,14 @@
 #define TCP_CLOSE 7
 #define TCP_LISTEN 10
 
+/* What a handler's `direct` says, a compile-time constant of each program: */
+#define SK_PROBED 0      /* raw_tp: socket fields by probe reads; state in a fixed table */
+#define SK_BTF 1         /* tp_btf: plain BTF-checked loads; state in a fixed table */
+#define SK_BTF_STORAGE 2 /* tp_btf loaded with socket storage (Linux 5.11+), which may also
+			  * use compare-and-swap (5.12+): a verifier before 5.12 refuses that
+			  * instruction even where it is never reached, so SK_BTF programs
+			  * must not contain it. */
+
 /* dst = expr, where expr is a kernel field reached through a pointer. */
 #define SK_READ(direct, dst, expr)                                           \
 	do {                                                                 \
@@ -112,30 +120,35 @@ static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, _
 }
 
 /* A tool's programs on sock:inet_sock_set_state, all calling
- * handler(ctx, sk, oldstate, newstate, direct): set_state_btf (tp_btf, plain loads) and
- * set_state_raw (raw_tp, probe reads), each with its catcher (catch_state_btf,
- * catch_state_raw: bpf/nested.bpf.h). User space loads one hook's pair (src/attach.rs). */
+ * handler(ctx, sk, oldstate, newstate, direct): set_state_btf (tp_btf with socket
+ * storage, SK_BTF_STORAGE), set_state_tbl (tp_btf without, SK_BTF) and set_state_raw
+ * (raw_tp, SK_PROBED), each with its catcher (catch_state_btf, catch_state_tbl,
+ * catch_state_raw: bpf/nested.bpf.h). User space loads one setup's pair (src/attach.rs). */
 #define SET_STATE_PROGRAMS(handler)                                                     \
 	NESTED_STATE(set_state);                                                       \
 	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_btf,        \
-			catch_state_btf, 1,                                             \
+			catch_state_btf, SK_BTF_STORAGE,                                \
 			(const struct sock *sk, const int oldstate, const int newstate), \
-			return handler(ctx, sk, oldstate, newstate, 1))                \
+			return handler(ctx, sk, oldstate, newstate, SK_BTF_STORAGE))   \
+	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_tbl,        \
+			catch_state_tbl, SK_BTF,                                        \
+			(const struct sock *sk, const int oldstate, const int newstate), \
+			return handler(ctx, sk, oldstate, newstate, SK_BTF))           \
 	NESTED_PROGRAMS(set_state, "raw_tp/inet_sock_set_state", set_state_raw,        \
-			catch_state_raw, 0,                                             \
+			catch_state_raw, SK_PROBED,                                     \
 			(const struct sock *sk, const int oldstate, const int newstate), \
-			return handler(ctx, sk, oldstate, newstate, 0))
+			return handler(ctx, sk, oldstate, newstate, SK_PROBED))
 
 /* A tool's programs on tcp:tcp_probe, all calling handler(sk, direct): tcp_probe_btf
  * (tp_btf) and tcp_probe_raw (raw_tp), each with its catcher (catch_probe_btf,
  * catch_probe_raw). */
 #define TCP_PROBE_PROGRAMS(handler)                                                     \
 	NESTED_STATE(tcp_probe);                                                       \
-	NESTED_PROGRAMS(tcp_probe, "tp_btf/tcp_probe", tcp_probe_btf, catch_probe_btf, 1, \
-			(const struct sock *sk, const struct sk_buff *skb),            \
-			return handler(sk, 1))                                         \
-	NESTED_PROGRAMS(tcp_probe, "raw_tp/tcp_probe", tcp_probe_raw, catch_probe_raw, 0, \
-			(const struct sock *sk, const struct sk_buff *skb),            \
-			return handler(sk, 0))
+	NESTED_PROGRAMS(tcp_probe, "tp_btf/tcp_probe", tcp_probe_btf, catch_probe_btf,  \
+			SK_BTF, (const struct sock *sk, const struct sk_buff *skb),    \
+			return handler(sk, SK_BTF))                                    \
+	NESTED_PROGRAMS(tcp_probe, "raw_tp/tcp_probe", tcp_probe_raw, catch_probe_raw,  \
+			SK_PROBED, (const struct sock *sk, const struct sk_buff *skb), \
+			return handler(sk, SK_PROBED))
 
 #endif

@@ -54,7 +54,7 @@ static __always_inline struct connect_start *find_start(const struct sock *sk,
 	__u64 skaddr = (__u64)sk;
 
 	ref->in_slot = 0;
-	if (!(direct && settings.sk_storage))
+	if (!(direct == SK_BTF_STORAGE && settings.sk_storage))
 		return bpf_map_lookup_elem(&connect_table, &skaddr);
 	if (slot_find(&start_slots, slot_key(sk, &settings), &ref->slot)) {
 		ref->in_slot = 1;
@@ -68,7 +68,7 @@ static __always_inline void forget_start(const struct sock *sk, const struct sta
 {
 	__u64 skaddr = (__u64)sk;
 
-	if (!(direct && settings.sk_storage))
+	if (!(direct == SK_BTF_STORAGE && settings.sk_storage))
 		bpf_map_delete_elem(&connect_table, &skaddr);
 	else if (ref->in_slot)
 		slot_free(&ref->slot);
@@ -83,7 +83,7 @@ static __always_inline struct connect_start *new_start(const struct sock *sk)
 	struct connect_start *kept;
 	struct start_ref ref;
 
-	kept = find_start(sk, &ref, 1);
+	kept = find_start(sk, &ref, SK_BTF_STORAGE);
 	if (kept)
 		return kept;
 	if (slot_claim(&ref.slot))
@@ -105,7 +105,7 @@ static __always_inline void start_connect(const struct sock *sk, const int direc
 	start.ts_ns = bpf_ktime_get_ns();
 	start.pid = pid;
 	bpf_get_current_comm(&start.comm, sizeof(start.comm));
-	if (!(direct && settings.sk_storage)) {
+	if (!(direct == SK_BTF_STORAGE && settings.sk_storage)) {
 		if (bpf_map_update_elem(&connect_table, &skaddr, &start, BPF_ANY))
 			count_table_full();
 		return;

@@ -202,12 +202,15 @@ fn load_with<B: SkelBuilder<'static>>(
     // keep theirs until they exit: one small allocation per attempt, never freed.
     let object: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
     let mut open = builder.open(object).context("failed to open BPF object")?;
+    let names: Vec<String> = open
+        .open_object_mut()
+        .progs_mut()
+        .map(|prog| prog.name().to_string_lossy().into_owned())
+        .collect();
     for mut prog in open.open_object_mut().progs_mut() {
-        let ours = prog
-            .section()
-            .to_string_lossy()
-            .starts_with(hook.section_prefix());
-        prog.set_autoload(ours);
+        let name = prog.name().to_string_lossy().into_owned();
+        let section = prog.section().to_string_lossy().into_owned();
+        prog.set_autoload(in_setup(&name, &section, setup, &names));
     }
     configure(&mut open, setup)?;
     let skel = open.load().context("failed to load BPF object")?;
@@ -253,6 +256,32 @@ fn load_with<B: SkelBuilder<'static>>(
         catchers,
         nested,
     })
+}
+
+/// The name suffix of the tp_btf programs built for loading without socket storage.
+const TABLE_BUILD_SUFFIX: &str = "_tbl";
+
+/// Whether program `name` in `section` is one `setup` loads: its section names the hook,
+/// and of a program built twice for tp_btf (`NAME_btf` with socket storage, `NAME_tbl`
+/// without: bpf/sock.bpf.h) the build for the setup. Kernels before 5.12 refuse an
+/// instruction of the socket-storage build that they would never reach.
+fn in_setup(name: &str, section: &str, setup: Setup, names: &[String]) -> bool {
+    if !section.starts_with(setup.hook.section_prefix()) {
+        return false;
+    }
+    if setup.hook != Hook::TpBtf {
+        return true;
+    }
+    if name.ends_with(TABLE_BUILD_SUFFIX) {
+        return !setup.sk_storage;
+    }
+    let twin = name
+        .strip_suffix("_btf")
+        .map(|base| format!("{base}{TABLE_BUILD_SUFFIX}"));
+    match twin {
+        Some(twin) if names.contains(&twin) => setup.sk_storage,
+        _ => true,
+    }
 }
 
 /// Shrinks a map the loaded hook does not use to one entry (`unused`), so that, say, the

@@ -306,7 +306,8 @@ pub fn program_stats(prog: BorrowedFd<'_>) -> ProgramStats {
         .unwrap_or_default()
 }
 
-/// The program's name without its hook suffix: `set_state_btf` is `set_state`.
+/// The program's name without its hook suffix: `set_state_btf` (or `_tbl`, `_raw`) is
+/// `set_state`.
 fn program_name(prog: BorrowedFd<'_>) -> String {
     let name = crate::stream::prog_info(prog)
         .map(|info| {
@@ -319,8 +320,8 @@ fn program_name(prog: BorrowedFd<'_>) -> String {
             String::from_utf8_lossy(&bytes).into_owned()
         })
         .unwrap_or_else(|| format!("fd{}", prog.as_raw_fd()));
-    let trimmed = name
-        .strip_suffix("_btf")
-        .or_else(|| name.strip_suffix("_raw"));
+    let trimmed = ["_btf", "_tbl", "_raw"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix));
     trimmed.unwrap_or(&name).to_owned()
 }
