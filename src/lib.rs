@@ -39,6 +39,11 @@ pub mod skel {
         include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
     }
 
+    /// One program per piece of the tools' work, the benchmarks' cost breakdown.
+    pub mod pieces {
+        include!(concat!(env!("OUT_DIR"), "/pieces.skel.rs"));
+    }
+
     /// What bcc's handlers do, the benchmarks' reference (bench/floor.rs).
     pub mod bench_bcc {
         include!(concat!(env!("OUT_DIR"), "/bench_bcc.skel.rs"));

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The benchmarks' cost breakdown: one tp_btf program per piece of work the tools do on
+ * inet_sock_set_state, each alone. Its ns/run over the floor's is what that piece costs. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "hist.bpf.h"
+#include "container.bpf.h"
+
+__u64 sink[32];
+
+struct rec120 { __u8 b[120]; };
+
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 22); } rb_out SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 22); } rb_res SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 22); } rb_wake SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct rec120);
+} st SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} st8 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} pcpu SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} arr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, __u64);
+	__type(value, __u64);
+} hash SEC(".maps");
+
+#define P(name) SEC("tp_btf/inet_sock_set_state") \
+	int BPF_PROG(name, const struct sock *sk, const int oldstate, const int newstate)
+
+P(p_empty) { return 0; }
+
+P(p_ktime) { sink[0] = bpf_ktime_get_ns(); return 0; }
+
+P(p_pidtgid) { sink[1] = bpf_get_current_pid_tgid(); return 0; }
+
+P(p_comm)
+{
+	char c[16];
+	bpf_get_current_comm(c, sizeof(c));
+	sink[2] = c[0];
+	return 0;
+}
+
+P(p_direct_fields)
+{
+	sink[3] = BPF_CORE_READ_BITFIELD(sk, sk_protocol) + sk->__sk_common.skc_family +
+		  sk->__sk_common.skc_dport + sk->__sk_common.skc_daddr + sk->__sk_common.skc_rcv_saddr;
+	return 0;
+}
+
+P(p_probe_sport)
+{
+	__u16 port;
+	bpf_core_read(&port, sizeof(port), &((const struct inet_sock *)sk)->inet_sport);
+	sink[4] = port;
+	return 0;
+}
+
+P(p_storage120)
+{
+	struct rec120 *v = bpf_sk_storage_get(&st, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (v)
+		v->b[0] = newstate;
+	return 0;
+}
+
+P(p_storage8)
+{
+	__u64 *v = bpf_sk_storage_get(&st8, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (v)
+		*v = newstate;
+	return 0;
+}
+
+P(p_hash)
+{
+	__u64 key = (__u64)sk, one = 1, *v = bpf_map_lookup_elem(&hash, &key);
+	if (newstate == 7)
+		bpf_map_delete_elem(&hash, &key);
+	else if (v)
+		*v += 1;
+	else
+		bpf_map_update_elem(&hash, &key, &one, BPF_ANY);
+	return 0;
+}
+
+P(p_percpu_add)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&pcpu, &zero);
+	if (v)
+		*v += 1;
+	return 0;
+}
+
+P(p_percpu_atomic)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&pcpu, &zero);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	return 0;
+}
+
+P(p_shared_atomic)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&arr, &zero);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	return 0;
+}
+
+P(p_rb_output)
+{
+	struct rec120 r = {};
+	r.b[0] = newstate;
+	bpf_ringbuf_output(&rb_out, &r, sizeof(r), BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+P(p_rb_reserve)
+{
+	struct rec120 *r = bpf_ringbuf_reserve(&rb_res, sizeof(*r), 0);
+	if (!r)
+		return 0;
+	__builtin_memset(r, 0, sizeof(*r));
+	r->b[0] = newstate;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+P(p_task_stack)
+{
+	__u64 off = (__u64)ctx - (__u64)bpf_get_current_task_btf();
+	asm volatile("" : "+r"(off));
+	sink[5] = off + bpf_get_current_task() - (__u64)bpf_get_current_task_btf()->stack;
+	return 0;
+}
+
+
+P(p_storage8_get)
+{
+	__u64 *v = bpf_sk_storage_get(&st8, (struct sock *)sk, NULL, 0);
+	if (v)
+		sink[8] = *v;
+	return 0;
+}
+
+P(p_div)
+{
+	sink[9] = (sink[10] + newstate) / 1000;
+	return 0;
+}
+
+P(p_log2)
+{
+	sink[11] = log2_u64(sink[10] + newstate);
+	return 0;
+}
+
+P(p_task_stack2)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u64 off = (__u64)ctx - (__u64)t;
+	asm volatile("" : "+r"(off));
+	sink[12] = off + bpf_get_current_task() - (__u64)t->stack;
+	return 0;
+}
+
+P(p_cgroup)
+{
+	sink[13] = cgroup_id_of(sk_cgroup(sk));
+	return 0;
+}
+
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+P(p_sport_cast)
+{
+	const struct inet_sock *inet = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct inet_sock));
+	sink[14] = inet->inet_sport;
+	return 0;
+}
+
+P(p_sport_tcp_sock)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (tp)
+		sink[15] = tp->inet_conn.icsk_inet.inet_sport;
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
