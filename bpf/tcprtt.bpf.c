@@ -111,7 +111,7 @@ static __always_inline int record_rtt(const struct sock *sk, const int direct)
 		__builtin_memcpy(key.addr, laddr, sizeof(key.addr));
 	else if (settings.key == KEY_RADDR)
 		__builtin_memcpy(key.addr, raddr, sizeof(key.addr));
-	if (settings.key != KEY_ALL && settings.key != KEY_CGROUP)
+	if (settings.key == KEY_LADDR || settings.key == KEY_RADDR)
 		key.family = family;
 
 	if (!sk_srtt_us(sk, direct, &srtt))

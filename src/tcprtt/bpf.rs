@@ -45,10 +45,8 @@ pub enum KeyBy {
     All = 0,
     LocalAddr = 1,
     RemoteAddr = 2,
-    /// One histogram per family (tcptools-exporter).
-    Family = 3,
     /// `--bycgroup`: one per cgroup v2.
-    Cgroup = 4,
+    Cgroup = 3,
 }
 
 impl From<KeyKind> for KeyBy {
@@ -174,17 +172,6 @@ fn drain_all_but(map: &MapMut, current: u32) -> Result<BTreeMap<HistKey, RttHist
         }
     }
     Ok(merged)
-}
-
-/// Every histogram in the map, left in place (tcptools-exporter never moves the
-/// generation on: its histograms count from load). At most `limit` keys are read.
-pub fn read_all(skel: &Skel, limit: usize) -> Result<Vec<RttHist>> {
-    let map = &skel.maps.hists;
-    let mut hists = Vec::new();
-    for key in map.keys().take(limit) {
-        hists.extend(read(map, &key)?);
-    }
-    Ok(hists)
 }
 
 /// One histogram; None if the key vanished or the record does not decode.
