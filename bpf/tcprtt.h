@@ -1,4 +1,4 @@
-/* tcprtt's settings and the histogram map its BPF program fills and user space reads once
+/* tcprtt's settings and the histograms its BPF program fills and user space reads once
  * per interval. */
 #ifndef TCPTOOLS_TCPRTT_H
 #define TCPTOOLS_TCPRTT_H
