@@ -19,20 +19,34 @@
 const volatile struct tcprtt_settings settings = {};
 
 /* The interval samples go to. User space moves it on at every interval boundary, waits
- * until no program run can still hold the old value, then reads and deletes the old
- * generation's keys: nothing writes them any more, so no sample is lost or counted twice. */
+ * until no program run can still hold the old value, then reads and clears the old
+ * generation's histograms: nothing writes them any more, so no sample is lost or counted
+ * twice. */
 __u32 generation = 0;
 
 /* Never written: it puts struct hist_key and struct hist into the skeleton's types. */
 struct hist_key hist_key_layout = {};
 struct hist hist_layout = {};
 
+/* The histograms are per-CPU: each CPU adds to its own copy, so no cache line bounces
+ * between CPUs on every segment; user space sums the copies. The default key's one
+ * histogram is at index generation & 1 of an array (no hash, no insert): the current
+ * generation's, and the old one user space reads and zeroes. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct hist);
+} hists SEC(".maps");
+
+/* The histograms of -b, -B and --bycgroup, by struct hist_key (user space shrinks it to
+ * one entry for the default key: per-CPU, it costs max_entries * value size * CPUs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 2 * MAX_KEYS);
 	__type(key, struct hist_key);
 	__type(value, struct hist);
-} hists SEC(".maps");
+} keyed_hists SEC(".maps");
 
 static const struct hist zero_hist = {};
 
@@ -69,12 +83,39 @@ static __always_inline int addrs_match(__u16 family, const __u8 *laddr, const __
 	return !settings.filter_raddr_v6 || v6_equal(raddr, settings.raddr_v6);
 }
 
+/* The histogram of key for this run's generation; NULL when the keyed map is full. */
+static __always_inline struct hist *hist_of(struct hist_key *key)
+{
+	__u32 index;
+
+	key->generation = *(volatile __u32 *)&generation;
+	if (settings.key == KEY_ALL) {
+		index = key->generation & 1;
+		return bpf_map_lookup_elem(&hists, &index);
+	}
+	return lookup_or_init(&keyed_hists, key, &zero_hist);
+}
+
+/* Atomic although the histogram is this CPU's: the catcher (bpf/nested.bpf.h) can run this
+ * in a softirq that interrupted this program on the same CPU. Uncontended, an atomic add
+ * costs what a plain one does. */
+static __always_inline void hist_add(struct hist *hist, __u32 srtt)
+{
+	__u32 slot = log2_u32(srtt);
+
+	if (slot >= MAX_SLOTS)
+		slot = MAX_SLOTS - 1;
+	__sync_fetch_and_add(&hist->slots[slot], 1);
+	__sync_fetch_and_add(&hist->latency, srtt);
+	__sync_fetch_and_add(&hist->cnt, 1);
+}
+
 static __always_inline int record_rtt(const struct sock *sk, const int direct)
 {
 	struct hist_key key = {};
 	__u8 laddr[16] = {}, raddr[16] = {};
 	__u16 family, lport, rport;
-	__u32 srtt, slot, netns = 0;
+	__u32 srtt, netns = 0;
 	struct hist *hist;
 
 	SK_READ(direct, family, sk->__sk_common.skc_family);
@@ -106,12 +147,11 @@ static __always_inline int record_rtt(const struct sock *sk, const int direct)
 	if (settings.key != KEY_CGROUP)
 		key.cgroup_id = 0;
 
-	key.generation = *(volatile __u32 *)&generation;
 	if (settings.key == KEY_LADDR)
 		__builtin_memcpy(key.addr, laddr, sizeof(key.addr));
 	else if (settings.key == KEY_RADDR)
 		__builtin_memcpy(key.addr, raddr, sizeof(key.addr));
-	if (settings.key != KEY_ALL && settings.key != KEY_CGROUP)
+	if (settings.key == KEY_LADDR || settings.key == KEY_RADDR)
 		key.family = family;
 
 	if (!sk_srtt_us(sk, direct, &srtt))
@@ -119,15 +159,10 @@ static __always_inline int record_rtt(const struct sock *sk, const int direct)
 	if (settings.millisecond)
 		srtt /= 1000;
 
-	hist = lookup_or_init(&hists, &key, &zero_hist);
+	hist = hist_of(&key);
 	if (!hist)
 		return 0; /* map full: dropped, as bcc does */
-	slot = log2_u32(srtt);
-	if (slot >= MAX_SLOTS)
-		slot = MAX_SLOTS - 1;
-	__sync_fetch_and_add(&hist->slots[slot], 1);
-	__sync_fetch_and_add(&hist->latency, srtt);
-	__sync_fetch_and_add(&hist->cnt, 1);
+	hist_add(hist, srtt);
 	return 0;
 }
 

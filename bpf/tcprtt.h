@@ -1,4 +1,4 @@
-/* tcprtt's settings and the histogram map its BPF program fills and user space reads once
+/* tcprtt's settings and the histograms its BPF program fills and user space reads once
  * per interval. */
 #ifndef TCPTOOLS_TCPRTT_H
 #define TCPTOOLS_TCPRTT_H
@@ -14,8 +14,7 @@ enum hist_key_kind {
 	KEY_ALL = 0,    /* one histogram for every socket */
 	KEY_LADDR = 1,  /* -b: one per local address */
 	KEY_RADDR = 2,  /* -B: one per remote address */
-	KEY_FAMILY = 3, /* tcptools-exporter: one per family */
-	KEY_CGROUP = 4, /* --bycgroup: one per cgroup v2 */
+	KEY_CGROUP = 3, /* --bycgroup: one per cgroup v2 */
 };
 
 /* Set by user space before load; 0 everywhere counts every socket into one histogram. */

@@ -292,18 +292,24 @@ fn json_all_addresses_has_no_addr_nor_avg_without_e() {
 }
 
 #[test]
-fn decodes_map_records() {
+fn decodes_map_records_summed_over_cpus() {
     // struct hist_key: generation, family, addr[16], pad[2], cgroup_id.
     let mut key = vec![0u8; 32];
     key[..4].copy_from_slice(&7u32.to_ne_bytes());
     key[4..6].copy_from_slice(&AF_INET.to_ne_bytes());
     key[6..10].copy_from_slice(&[127, 0, 0, 1]);
-    let mut value = vec![0u8; 128];
-    value[..8].copy_from_slice(&300u64.to_ne_bytes());
-    value[8..16].copy_from_slice(&3u64.to_ne_bytes());
-    value[16 + 4 * 13..16 + 4 * 14].copy_from_slice(&3u32.to_ne_bytes());
-    let (generation, h) = RttHist::decode(&key, &value).unwrap();
+    // struct hist: latency, cnt, slots[27], pad; one per CPU.
+    let cpu = |sum: u64, count: u32, slot: usize| {
+        let mut value = vec![0u8; 128];
+        value[..8].copy_from_slice(&sum.to_ne_bytes());
+        value[8..16].copy_from_slice(&u64::from(count).to_ne_bytes());
+        value[16 + 4 * slot..16 + 4 * (slot + 1)].copy_from_slice(&count.to_ne_bytes());
+        value
+    };
+    let values = [cpu(300, 3, 13), cpu(0, 0, 0), cpu(20, 2, 13)];
+    let (generation, h) = RttHist::decode_per_cpu(&key, &values).unwrap();
     assert_eq!(generation, 7);
-    assert_eq!(h, hist(AF_INET, "127.0.0.1", &[(13, 3)], 300, 3));
-    assert!(RttHist::decode(&key[..10], &value).is_none());
+    assert_eq!(h, hist(AF_INET, "127.0.0.1", &[(13, 5)], 320, 5));
+    assert!(RttHist::decode_per_cpu(&key[..10], &values).is_none());
+    assert!(RttHist::decode_per_cpu(&key, &[values[0][..100].to_vec()]).is_none());
 }

@@ -45,10 +45,8 @@ pub enum KeyBy {
     All = 0,
     LocalAddr = 1,
     RemoteAddr = 2,
-    /// One histogram per family (tcptools-exporter).
-    Family = 3,
     /// `--bycgroup`: one per cgroup v2.
-    Cgroup = 4,
+    Cgroup = 3,
 }
 
 impl From<KeyKind> for KeyBy {
@@ -104,7 +102,7 @@ pub fn load(
         let rodata = attach::rodata(&mut open.maps.rodata_data)?;
         rodata.settings = filter.settings(key, millisecond);
         rodata.settings.container = container_settings!(types::container_settings, container);
-        Ok(())
+        attach::unused_map(&mut open.maps.keyed_hists, key == KeyBy::All)
     })
 }
 
@@ -115,19 +113,20 @@ const GRACE: Duration = Duration::from_millis(10);
 /// Bound on passes over the map when keys of old generations keep turning up.
 const MAX_PASSES: usize = 4;
 
-/// Ends the current generation and returns its histograms, removed from the map, in
-/// print order, cgroups named by `paths`.
+/// Ends the current generation and returns its histograms, cleared in the maps, in print
+/// order, cgroups named by `paths`.
 ///
 /// Why no sample is lost or counted twice: the BPF side writes only under the generation
 /// it read at the start of its run. After the switch and the grace period, no run writes
-/// the old generation's keys, so reading then deleting them races with nothing, and every
-/// sample of the interval is in exactly one of them.
+/// the old generation's histograms, so reading then clearing them races with nothing, and
+/// every sample of the interval is in exactly one of them.
 pub fn take_interval(
     skel: &mut Skel,
     generation: &mut u32,
     paths: &mut CgroupPaths,
 ) -> Result<Vec<RttHist>> {
-    let next = generation.wrapping_add(1);
+    let old = *generation;
+    let next = old.wrapping_add(1);
     let bss = skel
         .maps
         .bss_data
@@ -138,14 +137,31 @@ pub fn take_interval(
     unsafe { std::ptr::write_volatile(&mut bss.generation, next) };
     *generation = next;
     std::thread::sleep(GRACE);
-    let mut hists: Vec<RttHist> = drain_all_but(&skel.maps.hists, next)?
-        .into_values()
-        .collect();
+    // The key kind fills one of the maps; the other stays empty and adds nothing.
+    let mut hists: Vec<RttHist> = take_default(&skel.maps.hists, old)?.into_iter().collect();
+    hists.extend(drain_all_but(&skel.maps.keyed_hists, next)?.into_values());
     for hist in hists.iter_mut().filter(|h| h.cgroup_id != 0) {
         hist.cgroup = paths.path(hist.cgroup_id);
     }
     sort_sections(&mut hists);
     Ok(hists)
+}
+
+/// Reads the default key's histogram of generation `old` and zeroes it for generation
+/// `old + 2`, which shares its index; None if it counted nothing (as the keyed map has no
+/// key then).
+fn take_default(map: &MapMut, old: u32) -> Result<Option<RttHist>> {
+    let index = (old & 1).to_ne_bytes();
+    let values = map
+        .lookup_percpu(&index, MapFlags::ANY)
+        .context("failed to lookup infos")?
+        .unwrap_or_default();
+    let hist = RttHist::sum_cpus(&types::hist_key::default(), &values);
+    let cpus = libbpf_rs::num_possible_cpus().context("failed to count the CPUs")?;
+    let zeros = vec![vec![0; map.value_size() as usize]; cpus];
+    map.update_percpu(&index, &zeros, MapFlags::ANY)
+        .context("failed to cleanup infos")?;
+    Ok(hist.filter(|hist| hist.count != 0))
 }
 
 /// A histogram's key without its generation: family, address, cgroup id.
@@ -176,23 +192,12 @@ fn drain_all_but(map: &MapMut, current: u32) -> Result<BTreeMap<HistKey, RttHist
     Ok(merged)
 }
 
-/// Every histogram in the map, left in place (tcptools-exporter never moves the
-/// generation on: its histograms count from load). At most `limit` keys are read.
-pub fn read_all(skel: &Skel, limit: usize) -> Result<Vec<RttHist>> {
-    let map = &skel.maps.hists;
-    let mut hists = Vec::new();
-    for key in map.keys().take(limit) {
-        hists.extend(read(map, &key)?);
-    }
-    Ok(hists)
-}
-
-/// One histogram; None if the key vanished or the record does not decode.
+/// One histogram, summed over the CPUs; None if the key vanished or does not decode.
 fn read(map: &MapMut, key: &[u8]) -> Result<Option<RttHist>> {
-    let value = map
-        .lookup(key, MapFlags::ANY)
+    let values = map
+        .lookup_percpu(key, MapFlags::ANY)
         .context("failed to lookup infos")?;
-    Ok(value.and_then(|value| RttHist::decode(key, &value).map(|(_, hist)| hist)))
+    Ok(values.and_then(|values| RttHist::decode_per_cpu(key, &values).map(|(_, hist)| hist)))
 }
 
 fn key_generation(key: &[u8]) -> Option<u32> {

@@ -1,4 +1,4 @@
-//! tcprtt's record: one histogram of the BPF map, decoded once.
+//! tcprtt's record: one histogram of the BPF maps, decoded once.
 
 use crate::skel::tcprtt::types;
 
@@ -36,14 +36,24 @@ impl RttHist {
         }
     }
 
-    /// Decodes raw map bytes into the key's generation and the histogram; None if either
-    /// is too short.
-    pub fn decode(key: &[u8], value: &[u8]) -> Option<(u32, RttHist)> {
+    /// Decodes a key of a per-CPU map and every CPU's value of it into the key's
+    /// generation and the histogram, summed over the CPUs; None if any is too short.
+    pub fn decode_per_cpu(key: &[u8], values: &[Vec<u8>]) -> Option<(u32, RttHist)> {
         let mut k = types::hist_key::default();
-        let mut v = types::hist::default();
         plain::copy_from_bytes(&mut k, key).ok()?;
-        plain::copy_from_bytes(&mut v, value).ok()?;
-        Some((k.generation, RttHist::from_map(&k, &v)))
+        Some((k.generation, RttHist::sum_cpus(&k, values)?))
+    }
+
+    /// The histogram of `key` from every CPU's value of it, summed; None if a value is
+    /// too short.
+    pub fn sum_cpus(key: &types::hist_key, values: &[Vec<u8>]) -> Option<RttHist> {
+        let mut sum = RttHist::from_map(key, &types::hist::default());
+        for value in values {
+            let mut v = types::hist::default();
+            plain::copy_from_bytes(&mut v, value).ok()?;
+            sum.merge(&RttHist::from_map(key, &v));
+        }
+        Some(sum)
     }
 
     /// `[AVG n]`: the integer mean as bcc computes it, 0 when there is no sample.
@@ -51,7 +61,8 @@ impl RttHist {
         self.sum.checked_div(self.count).unwrap_or(0)
     }
 
-    /// Adds another histogram of the same key (the same key seen twice in one interval).
+    /// Adds another histogram of the same key (another CPU's, or the same key seen twice
+    /// in one interval).
     pub fn merge(&mut self, other: &RttHist) {
         self.sum = self.sum.wrapping_add(other.sum);
         self.count = self.count.wrapping_add(other.count);

@@ -291,8 +291,8 @@ are refused with exit status 1.",
         "-e prints [AVG 0] for a count of 0 (bcc dies dividing by zero).",
         "-p and -P accept only 1 to 65535 (invalid lport: ARG, invalid rport: ARG, exit 64; \
 bcc takes garbage as no filter); -a and -A validate IPv4 as well as IPv6 addresses.",
-        "No sample is lost or counted twice between intervals: the map is keyed by a \
-generation that user space moves on before it reads and deletes the old one.",
+        "No sample is lost or counted twice between intervals: samples go to the \
+histograms of a generation that user space moves on before it reads and clears the old one.",
         "Sections are printed IPv4 first, then IPv6, each in address order (bcc: hash \
 order).",
         "Histogram bars are computed in 64 bits (bcc's 32-bit arithmetic draws wrong bars \
