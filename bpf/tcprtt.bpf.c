@@ -39,10 +39,11 @@ struct {
 	__type(value, struct hist);
 } hists SEC(".maps");
 
-/* The histograms of -b, -B and --bycgroup, by struct hist_key (user space shrinks it to
- * one entry for the default key: per-CPU, it costs max_entries * value size * CPUs). */
+/* The histograms of -b, -B and --bycgroup, by struct hist_key, shared by the CPUs: per-CPU,
+ * its room would cost max_entries * value size on every CPU (168 MB on 64 CPUs). User
+ * space shrinks it to one entry for the default key. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 2 * MAX_KEYS);
 	__type(key, struct hist_key);
 	__type(value, struct hist);

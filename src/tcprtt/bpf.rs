@@ -192,12 +192,12 @@ fn drain_all_but(map: &MapMut, current: u32) -> Result<BTreeMap<HistKey, RttHist
     Ok(merged)
 }
 
-/// One histogram, summed over the CPUs; None if the key vanished or does not decode.
+/// One keyed histogram; None if the key vanished or does not decode.
 fn read(map: &MapMut, key: &[u8]) -> Result<Option<RttHist>> {
-    let values = map
-        .lookup_percpu(key, MapFlags::ANY)
+    let value = map
+        .lookup(key, MapFlags::ANY)
         .context("failed to lookup infos")?;
-    Ok(values.and_then(|values| RttHist::decode_per_cpu(key, &values).map(|(_, hist)| hist)))
+    Ok(value.and_then(|value| RttHist::decode_per_cpu(key, &[value]).map(|(_, hist)| hist)))
 }
 
 fn key_generation(key: &[u8]) -> Option<u32> {

@@ -36,8 +36,8 @@ impl RttHist {
         }
     }
 
-    /// Decodes a key of a per-CPU map and every CPU's value of it into the key's
-    /// generation and the histogram, summed over the CPUs; None if any is too short.
+    /// Decodes a key and its values (every CPU's of a per-CPU map, the one of a shared map)
+    /// into the key's generation and the histogram, summed; None if any is too short.
     pub fn decode_per_cpu(key: &[u8], values: &[Vec<u8>]) -> Option<(u32, RttHist)> {
         let mut k = types::hist_key::default();
         plain::copy_from_bytes(&mut k, key).ok()?;
