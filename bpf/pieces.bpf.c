@@ -7,6 +7,7 @@
 #include <bpf/bpf_tracing.h>
 #include "hist.bpf.h"
 #include "container.bpf.h"
+#include "slots.bpf.h"
 
 __u64 sink[32];
 
@@ -215,6 +216,27 @@ P(p_sport_tcp_sock)
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 	if (tp)
 		sink[15] = tp->inet_conn.icsk_inet.inet_sport;
+	return 0;
+}
+
+SLOT_TABLE(piece_slots);
+SLOT_VALUES(piece_slot_values, __u64);
+
+P(p_slot)
+{
+	struct slot_ref ref;
+	__u64 *v;
+
+	if (!slot_find(&piece_slots, slot_key(sk, &sink), &ref)) {
+		if (newstate == 7 || !slot_claim(&ref))
+			return 0;
+	} else if (newstate == 7) {
+		slot_free(&ref);
+		return 0;
+	}
+	v = bpf_map_lookup_elem(&piece_slot_values, &ref.index);
+	if (v)
+		*v = newstate;
 	return 0;
 }
 
