@@ -5,8 +5,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::RingBufferBuilder;
+use tcptools::attach;
 use tcptools::skel::pieces::PiecesSkelBuilder;
 use tcptools::{cli, signal};
+
+/// The slot table's size, as the exporter's (src/exporter/collect.rs): room for every
+/// socket of a storm, so p_slot claims and frees as a tool's table does rather than
+/// finding its buckets full of listeners.
+const SLOT_BITS: u32 = 13;
 
 fn main() {
     cli::run("pieces", hold)
@@ -15,9 +21,17 @@ fn main() {
 fn hold() -> Result<()> {
     signal::install()?;
     let mut object = MaybeUninit::uninit();
-    let open = PiecesSkelBuilder::default()
+    let mut open = PiecesSkelBuilder::default()
         .open(&mut object)
         .context("open")?;
+    let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+    attach::size_slots(
+        &mut rodata.slot_bucket_bits,
+        &mut open.maps.piece_slots,
+        &mut open.maps.piece_slot_values,
+        SLOT_BITS,
+        true,
+    )?;
     let mut skel = open.load().context("load")?;
     skel.attach().context("attach")?;
     let mut rb = RingBufferBuilder::new();
@@ -26,7 +40,16 @@ fn hold() -> Result<()> {
     let rb = rb.build()?;
     println!("ready");
     while !signal::stop_requested() {
-        rb.poll(Duration::from_millis(5))?;
+        // The programs never wake the reader (BPF_RB_NO_WAKEUP): the wait only paces the
+        // loop, and consume() drains, else the buffers fill and the ring buffer pieces
+        // measure a failed reserve.
+        let drained = rb
+            .poll(Duration::from_millis(5))
+            .and_then(|()| rb.consume());
+        match drained {
+            Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+            other => other.context("ring buffer")?,
+        }
     }
     Ok(())
 }
