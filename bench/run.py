@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """tcptools benchmark harness: runs the loopback storm untraced, under our tools, under
-Debian's tcpstates and under the empty floor programs, and writes BENCHMARKS.md and
+Debian's tcpstates, under the empty floor programs and under the pieces of the tools' work
+(bench/pieces.rs, the cost breakdown), and writes BENCHMARKS.md and
 bench/results/latest.json.
 
 Run as root from anywhere (`make bench`, or `python3 bench/run.py [--quick]`) after
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
 LOADGEN = RELEASE / "examples" / "loadgen"
 FLOOR = RELEASE / "examples" / "floor"
+PIECES = RELEASE / "examples" / "pieces"
 PEER_TCPSTATES = Path("/usr/sbin/tcpstates")
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 REPORT = ROOT / "BENCHMARKS.md"
@@ -98,8 +100,9 @@ PEER_BASELINE = {
 TOOLS = {
     # rounds: request/response round trips per connection; rates: offered conn/s, 0 = max;
     # tracepoint: the floor program to compare with.
+    # pieces: one program per piece of the tools' work (bpf/pieces.bpf.c), the cost breakdown.
     "tcpstates": {"rounds": 0, "rates": [5000, 20000, 40000, 0], "tracepoint": "set_state",
-                  "variants": ["baseline", "ours", "ours-table", "ours-cgroup", "peer"]
+                  "variants": ["baseline", "ours", "ours-table", "ours-cgroup", "peer", "pieces"]
                   + exporter.variants_beside("tcpstates")},
     # bcc: what bcc's handler does, on tp_btf (bpf/bench_bcc.bpf.c), the reference.
     "tcpconnlat": {"rounds": 0, "rates": [1000, 10000, 0], "tracepoint": "set_state",
@@ -107,6 +110,58 @@ TOOLS = {
     "tcprtt": {"rounds": 10, "rates": [1000, 5000, 0], "tracepoint": "tcp_probe",
                "variants": ["baseline", "ours", "bcc"]},
 }
+
+# bpf/pieces.bpf.c's programs, grouped as BENCHMARKS.md lists them: what each does alone.
+PIECES_GROUPS = {
+    "dispatch, clock, task": {
+        "p_empty": "nothing, as the floor's program: ≈ 0, a check on the method",
+        "p_ktime": "`bpf_ktime_get_ns()`",
+        "p_pidtgid": "`bpf_get_current_pid_tgid()`",
+        "p_comm": "`bpf_get_current_comm()` into 16 bytes",
+        "p_task_stack": "the catcher's context level before (bpf/nested.bpf.h): "
+                        "`bpf_get_current_task_btf()` twice, `bpf_get_current_task()`",
+        "p_task_stack2": "the catcher's context level after: one task pointer for the "
+                         "distance and the stack base, `bpf_get_current_task()`",
+    },
+    "socket reads": {
+        "p_direct_fields": "plain BTF loads from `struct sock`: protocol (a bitfield), family, "
+                           "dport, daddr, rcv_saddr",
+        "p_probe_sport": "the local port by probe read (`inet_sport`, beyond `struct sock`), "
+                         "as the tools read it",
+        "p_sport_cast": "the local port by a plain load after `bpf_rdonly_cast()` to "
+                        "`inet_sock`",
+        "p_sport_tcp_sock": "the local port by a plain load after `bpf_skc_to_tcp_sock()`",
+        "p_cgroup": "the socket's cgroup v2 id (bpf/container.bpf.h: three CO-RE probe "
+                    "reads), as `-c` and `--bycgroup` read it",
+    },
+    "per-socket state": {
+        "p_storage8": "socket storage get-or-create of 8 bytes (creates on each socket's "
+                      "first change)",
+        "p_storage8_get": "socket storage lookup of 8 bytes, no create (finds what p_storage8, "
+                          "attached before it, created)",
+        "p_storage120": "socket storage get-or-create of 120 bytes",
+        "p_slot": "slot table (bpf/slots.bpf.h, 2^13 buckets as the exporter's): find, "
+                  "claim, free at CLOSE; the value in the array beside it",
+        "p_hash": "hash map keyed by the socket: lookup, then add one, insert, or delete at "
+                  "CLOSE",
+    },
+    "ring buffer": {
+        "p_rb_output": "`bpf_ringbuf_output()` of a 120-byte record built on the stack, "
+                       "no wakeup",
+        "p_rb_reserve": "`bpf_ringbuf_reserve()` of 120 bytes, zeroed and filled in place, "
+                        "submitted, no wakeup",
+    },
+    "counting": {
+        "p_percpu_add": "per-CPU array: lookup, `+= 1`",
+        "p_percpu_atomic": "per-CPU array: lookup, atomic add",
+        "p_shared_atomic": "array shared by the CPUs: lookup, atomic add",
+        "p_div": "a 64-bit division (by 1000, as ns to µs)",
+        "p_log2": "`log2_u64()` (bpf/hist.bpf.h): a histogram's slot",
+    },
+}
+PIECES_LIST = [name for group in PIECES_GROUPS.values() for name in group]
+# The rate whose net cost BENCHMARKS.md also gives in floors.
+PIECES_FLOOR_RATE = 0
 
 
 def log(msg: str) -> None:
@@ -458,11 +513,11 @@ CATCHER_PREFIX = "catch_"
 
 
 def variant_kind(variant: str) -> str:
-    """'baseline' (untraced), 'reference' (bcc's handlers, bench/floor.rs: no output),
-    'peer' (Debian's tcpstates), or 'ours'."""
+    """'baseline' (untraced), 'reference' (no output: bcc's handlers, bench/floor.rs; the
+    pieces, bench/pieces.rs), 'peer' (Debian's tcpstates), or 'ours'."""
     if variant in ("baseline", "peer"):
         return variant
-    return "reference" if variant == "bcc" else "ours"
+    return "reference" if variant in ("bcc", "pieces") else "ours"
 
 
 # Our tools' variants beyond the default: "ours-table" keeps per-socket state in the fixed
@@ -482,6 +537,8 @@ def cgroup2_root() -> str:
 def tracer_argv(tool: str, variant: str, startup: bool = False) -> tuple[list[str], str]:
     if variant == "bcc":
         return [str(FLOOR), f"bcc-{tool}"], "line"
+    if variant == "pieces":
+        return [str(PIECES)], "line"
     if variant == "peer":
         if startup:
             return ["stdbuf", "-oL", str(PEER_TCPSTATES)], "line"
@@ -632,6 +689,9 @@ def derive(trials: list[dict]) -> None:
             t["slowdown"] = 1.0 - t["achieved"] / base["achieved"]
         if t["variant"] == "baseline" or "progs" not in t:
             continue
+        if t["variant"] == "pieces":
+            derive_pieces(t)
+            continue
         tool = t["tool"]
         # Every program of the tool counts (catchers included), per event of the tracepoint:
         # each event runs the main program or is one of its recursion misses.
@@ -644,8 +704,7 @@ def derive(trials: list[dict]) -> None:
         t["catcher_misses"] = sum(p["recursion_misses"] for p in catchers)
         t["catchers"] = len(catchers)
         t["bpf_ns_per_event"] = ns / runs if runs else None
-        floor_name = "floor_" + TOOLS[tool]["tracepoint"]
-        fl = next((p for n, p in t["floor"].items() if n.startswith(floor_name)), None)
+        fl = floor_program(t)
         if fl and fl["run_cnt"]:
             t["floor_ns_per_run"] = fl["run_time_ns"] / fl["run_cnt"]
             t["floor_runs"] = fl["run_cnt"]
@@ -691,6 +750,41 @@ def derive(trials: list[dict]) -> None:
     exporter.derive(trials)
 
 
+def floor_program(t: dict) -> dict | None:
+    """The floor's empty program on the trial's tracepoint: its counts over the storm."""
+    floor_name = "floor_" + TOOLS[t["tool"]]["tracepoint"]
+    return next((p for n, p in t["floor"].items() if n.startswith(floor_name)), None)
+
+
+def piece_name(prog: str) -> str:
+    """The piece a program is: the kernel keeps 15 characters of a program's name, and
+    bpftool may not give the rest back."""
+    if prog in PIECES_LIST or len(prog) != 15:
+        return prog
+    return next((p for p in PIECES_LIST if p.startswith(prog)), prog)
+
+
+def derive_pieces(t: dict) -> None:
+    """Each piece's ns/run and its net cost: that minus the floor's empty program's ns/run,
+    which ran for the same events in the same trial. Net × floor puts it in the unit of a
+    tool's bound (FLOOR_FACTOR). The mean over all the pieces (bpf_ns_per_event) would mean
+    nothing, so the tools' figures are left out."""
+    fl = floor_program(t)
+    floor_ns = fl["run_time_ns"] / fl["run_cnt"] if fl and fl["run_cnt"] else None
+    if fl:
+        t["floor_ns_per_run"], t["floor_runs"] = floor_ns, fl["run_cnt"]
+        t["floor_misses"] = fl["recursion_misses"]
+    t["pieces"] = {}
+    for prog, p in t["progs"].items():
+        if not p["run_cnt"]:
+            continue
+        ns = p["run_time_ns"] / p["run_cnt"]
+        net = ns - floor_ns if floor_ns else None
+        t["pieces"][piece_name(prog)] = {
+            "ns_per_run": ns, "net_ns": net, "x_floor": ratio(net, floor_ns),
+            "runs": p["run_cnt"], "recursion_misses": p["recursion_misses"]}
+
+
 def mmm(values):
     vals = sorted(v for v in values if v is not None)
     if not vals:
@@ -726,7 +820,32 @@ def summarize(trials: list[dict], probes: list[dict], soak: dict | None = None) 
             "rss_mib": mmm(p["vmhwm_kib"] / 1024 if p["vmhwm_kib"] else None for p in sel),
         }
     summary["exporter"] = exporter.summarize(trials, soak)
+    summary["pieces"] = summarize_pieces(trials)
     return summary
+
+
+PIECE_KEYS = ("ns_per_run", "net_ns", "x_floor")
+
+
+def summarize_pieces(trials: list[dict]) -> dict:
+    """Per rate, the storm the pieces saw (achieved conn/s), the floor's ns/run and each
+    piece's figures over the repetitions, in BENCHMARKS.md's order; a program not in
+    PIECES_GROUPS (a piece added since) at the end."""
+    out: dict = {}
+    for rate in TOOLS["tcpstates"]["rates"]:
+        sel = [t for t in trials if t["variant"] == "pieces" and t["rate"] == rate
+               and "pieces" in t]
+        seen = {name for t in sel for name in t["pieces"]}
+        if not seen:
+            continue
+        names = [n for n in PIECES_LIST if n in seen] + sorted(seen - set(PIECES_LIST))
+        out[str(rate)] = {
+            "achieved": mmm(t.get("achieved") for t in sel),
+            "floor_ns_per_run": mmm(t.get("floor_ns_per_run") for t in sel),
+            "programs": {n: {k: mmm(t["pieces"].get(n, {}).get(k) for t in sel)
+                             for k in PIECE_KEYS} for n in names},
+        }
+    return out
 
 
 # ---------------------------------------------------------------- report
@@ -850,7 +969,7 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
     for rate in TOOLS["tcpstates"]["rates"]:
         for variant in TOOLS["tcpstates"]["variants"]:
             row = st.get(str(rate), {}).get(variant)
-            if not row or variant in exporter.VARIANTS:
+            if not row or variant in exporter.VARIANTS or variant_kind(variant) == "reference":
                 continue
             slow = held_text(row) if rate else fmm(row["slowdown"], 1, pct=True)
             if rate and variant != "baseline":
@@ -906,6 +1025,8 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
     a("peer-baseline.md (Debian 0.26, earlier runs on this machine kind): " + "; ".join(
         f"{rate_label(r)}: {t}" for r, t in PEER_BASELINE["tcpstates"]["rows"].items()) + ".")
     a("")
+    if summary.get("pieces"):
+        a(pieces_section(summary["pieces"]))
 
     a(exporter.report_section(summary))
     for tool, title, pb_key in (("tcpconnlat", "tcpconnlat (1 event per connection)", "set_state_ns"),
@@ -1002,6 +1123,63 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
     a("")
     a(bounds_section())
     return "\n".join(L)
+
+
+def pieces_section(pieces: dict) -> str:
+    """The cost breakdown: what each piece of the tools' work costs alone, net of the
+    floor, so a reader can see where a tool's ns over the floor go."""
+    rates = TOOLS["tcpstates"]["rates"]
+    at = rate_label(PIECES_FLOOR_RATE)
+    L = ["### What each piece costs (bpf/pieces.bpf.c, tcpstates storms)", ""]
+    a = L.append
+    a("`bench/pieces.rs` attaches one `tp_btf` program per piece of the work the tools do on "
+      "`inet_sock_set_state`, each doing that piece alone, side by side in the tcpstates "
+      "storms (same rates, repetitions, rotation and floor as the other variants; a "
+      "reference: nothing printed, nothing counted). Each piece is its own program, so every "
+      "piece pays a dispatch of its own; its *net* cost is its ns/run minus the floor's empty "
+      "program's (`floor_set_state`) in the same trial, which saw the same events. A piece "
+      "stands for one step of a handler taken alone: in one program the steps share a "
+      "dispatch, registers and cache lines, so a tool costs roughly, not exactly, the floor "
+      f"plus its pieces' net. *× floor ({at})*: net over the floor's ns/run, per trial, at "
+      f"{at}: the unit of the tools' bounds (a tool at {FLOOR_FACTOR['tcpstates']}× the floor "
+      f"spends {FLOOR_FACTOR['tcpstates'] - 1:g} floors on its pieces). Medians over the "
+      "repetitions, ns per event; min and max in the JSON.")
+    a("")
+    a("| group | piece | what it does | " + " | ".join(f"{rate_label(r)} net ns" for r in rates)
+      + f" | × floor ({at}) |")
+    a("|---|---|---|" + "---|" * len(rates) + "---|")
+    for group, name, what in piece_rows(pieces):
+        cells = [net_text(med(pieces.get(str(r), {}).get("programs", {}).get(name), "net_ns"))
+                 for r in rates]
+        x = med(pieces.get(str(PIECES_FLOOR_RATE), {}).get("programs", {}).get(name), "x_floor")
+        a(f"| {group} | {name} | {what} | " + " | ".join(cells) + f" | {net_text(x, 2)} |")
+    a("")
+    done = [r for r in rates if str(r) in pieces]
+    a("The floor itself (`floor_set_state`, ns/run, the same trials): " + ", ".join(
+        f"{rate_label(r)} {fmm(pieces[str(r)]['floor_ns_per_run'])}" for r in done) + ". "
+      "All the pieces together slow the storm, so the fast columns saw fewer conn/s than the "
+      "tools' trials; achieved: " + ", ".join(
+          f"{rate_label(r)} {fmm(pieces[str(r)].get('achieved'))}" for r in done) + ".")
+    a("")
+    return "\n".join(L)
+
+
+def net_text(v, digits=0) -> str:
+    """A net cost as fmt() gives it, but 0 where it rounds to 0: a piece that costs nothing
+    comes out a hair either side of the floor, and "-0" reads as a finding."""
+    return fmt(0.0 if v is not None and round(v, digits) == 0 else v, digits)
+
+
+def piece_rows(pieces: dict) -> list[tuple[str, str, str]]:
+    """(group, piece, what it does) in PIECES_GROUPS' order, the group named on its first
+    row only; then the programs of the run that the table does not know."""
+    rows = []
+    for group, members in PIECES_GROUPS.items():
+        for i, (name, what) in enumerate(members.items()):
+            rows.append((group if i == 0 else "", name, what))
+    seen = {n for r in pieces.values() for n in r.get("programs", {})}
+    rows += [("other", n, "–") for n in sorted(seen - set(PIECES_LIST))]
+    return rows
 
 
 BOUNDS_HEADING = "## What bounds it"
@@ -1105,8 +1283,8 @@ def machine_meta() -> dict:
 
 
 def check_inputs(need_peer: bool) -> None:
-    missing = [str(p) for p in [LOADGEN, FLOOR, exporter.binary()] + [RELEASE / t for t in TOOLS]
-               if not p.exists()]
+    missing = [str(p) for p in [LOADGEN, FLOOR, PIECES, exporter.binary()]
+               + [RELEASE / t for t in TOOLS] if not p.exists()]
     if need_peer and not PEER_TCPSTATES.exists():
         missing.append(f"{PEER_TCPSTATES} (apt-get install libbpf-tools)")
     if need_peer and not shutil.which("stdbuf"):
@@ -1174,7 +1352,8 @@ def main() -> int:
         others = [int(p) for p in os.listdir("/proc") if p.isdigit()
                   and Path(f"/proc/{p}/comm").exists()
                   and Path(f"/proc/{p}/comm").read_text().strip() in
-                  ("floor", "tcpstates", "tcprtt", "tcpconnlat", "loadgen", "tcptools-export")]
+                  ("floor", "pieces", "tcpstates", "tcprtt", "tcpconnlat", "loadgen",
+                   "tcptools-export")]
         if others:
             log(f"note: other tracers/storms already running (pids {others}): they add "
                 "noise to every trial")
