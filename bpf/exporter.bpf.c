@@ -237,7 +237,7 @@ static __always_inline int connect_outcome(const struct sock *sk, int newstate, 
 	return err == ETIMEDOUT ? OUTCOME_TIMEOUT : OUTCOME_OTHER;
 }
 
-/* Whether sk passes -L/-D; lport as the tracepoint reports it (see SK_READ_LPORT). */
+/* Whether sk passes -L/-D; lport as the tracepoint reports it (see sk_lport). */
 static __always_inline int ports_pass(const struct sock *sk, __u16 lport, const int direct)
 {
 	__u16 rport;
@@ -265,7 +265,7 @@ static __always_inline int count_change(void *ctx, const struct sock *sk, int ol
 	if (fam < 0)
 		return 0;
 	if (settings.filter_lports)
-		SK_READ_LPORT(sk, lport);
+		lport = sk_lport(sk, direct);
 	if (!ports_pass(sk, lport, direct))
 		return 0;
 	group = sk_group(sk);

@@ -140,7 +140,7 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	ev.pid = start->pid;
 	__builtin_memcpy(ev.comm, start->comm, sizeof(ev.comm));
 	ev.family = family;
-	SK_READ_LPORT(sk, lport);
+	lport = sk_lport(sk, direct);
 	SK_READ(direct, rport, sk->__sk_common.skc_dport);
 	ev.lport = lport;
 	ev.rport = bpf_ntohs(rport);

@@ -99,7 +99,7 @@ static __always_inline int record_change(void *ctx, const struct sock *sk, int o
 	SK_READ(direct, family, sk->__sk_common.skc_family);
 	if (settings.family && family != settings.family)
 		return 0;
-	SK_READ_LPORT(sk, lport);
+	lport = sk_lport(sk, direct);
 	SK_READ(direct, rport, sk->__sk_common.skc_dport);
 	rport = bpf_ntohs(rport);
 	if (settings.filter_lports && !port_in(settings.lports, lport))
