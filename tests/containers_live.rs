@@ -14,8 +14,8 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_one_line_failure, cgroup_of_pid, inode_of, wait_for_bpf_links, Cgroup, Finished, Netns,
-    Proc, Tool,
+    assert_one_line_failure, cgroup_of_pid, inode_of, transitions_of, wait_for_bpf_links, Cgroup,
+    Finished, Netns, Proc, Tool,
 };
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -177,38 +177,6 @@ fn census(events: &[Value]) -> BTreeMap<String, usize> {
     counts
 }
 
-/// The transitions of `n` complete connections (client closes first), as counted by
-/// `census`; with `client`/`server` the client's and the server's sockets (listener and
-/// accepted ones).
-fn expected_census(n: usize, client: bool, server: bool) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    if client {
-        for t in [
-            "CLOSE -> SYN_SENT",
-            "SYN_SENT -> ESTABLISHED",
-            "ESTABLISHED -> FIN_WAIT1",
-            "FIN_WAIT1 -> FIN_WAIT2",
-            "FIN_WAIT2 -> CLOSE",
-        ] {
-            counts.insert(t.to_owned(), n);
-        }
-    }
-    if server {
-        for t in [
-            "LISTEN -> SYN_RECV",
-            "SYN_RECV -> ESTABLISHED",
-            "ESTABLISHED -> CLOSE_WAIT",
-            "CLOSE_WAIT -> LAST_ACK",
-            "LAST_ACK -> CLOSE",
-        ] {
-            counts.insert(t.to_owned(), n);
-        }
-        counts.insert("CLOSE -> LISTEN".to_owned(), 1);
-        counts.insert("LISTEN -> CLOSE".to_owned(), 1);
-    }
-    counts
-}
-
 /// The N of the tool's `kernel skipped N events` lines on stderr: changes the kernel did not
 /// run the program for because a BPF program was already running on that CPU.
 fn skipped(done: &Finished) -> usize {
@@ -333,7 +301,7 @@ fn cgroup_filter_shows_exactly_the_inside_sockets() {
     );
 
     let (events, done) = stop_after(states, 2 + 10 * N, WAIT);
-    assert_changes(&events, &expected_census(N, true, true), &done);
+    assert_changes(&events, &transitions_of(N, true, 1), &done);
     for e in &events {
         assert!(
             port_of(e, "lport") == u64::from(IN) || port_of(e, "rport") == u64::from(IN),
@@ -364,10 +332,7 @@ fn cgroup_filter_shows_exactly_the_inside_sockets() {
     assert!(!outside.is_empty());
     assert_changes(
         &all,
-        &sum_census(
-            expected_census(N, true, true),
-            expected_census(N, true, true),
-        ),
+        &sum_census(transitions_of(N, true, 1), transitions_of(N, true, 1)),
         &done,
     );
 
@@ -461,7 +426,7 @@ fn json_cgroup_netns_and_owners_match_the_processes() {
     assert_eq!(client_netns, server_netns);
 
     let (events, done) = stop_after(states, 2 + 10 * N, WAIT);
-    assert_changes(&events, &expected_census(N, true, true), &done);
+    assert_changes(&events, &transitions_of(N, true, 1), &done);
     let mut borrowed = 0;
     for e in &events {
         let (pid, cgroup, comm) = if server_side(e, PORT) {
@@ -575,7 +540,7 @@ fn owner_unknown_for_a_listener_older_than_the_tool() {
     s.finish(WAIT);
 
     // The listener's CLOSE -> LISTEN happened before the tool started.
-    let mut expected = expected_census(N, true, true);
+    let mut expected = transitions_of(N, true, 1);
     expected.remove("CLOSE -> LISTEN");
     let (events, done) = stop_after(states, 1 + 10 * N, WAIT);
     assert_changes(&events, &expected, &done);
@@ -622,7 +587,7 @@ fn cgroup_filter_includes_child_cgroups() {
     let (server_pid, client_pid) = traffic(Some(&grandchild), Some(&parent), &ns, PORT, N);
 
     let (all, done) = stop_after(on_parent, 2 + 10 * N, WAIT);
-    assert_changes(&all, &expected_census(N, true, true), &done);
+    assert_changes(&all, &transitions_of(N, true, 1), &done);
     for e in &all {
         let cgroup = if server_side(e, PORT) {
             &grandchild.rel
@@ -632,7 +597,7 @@ fn cgroup_filter_includes_child_cgroups() {
         assert_eq!(e["cgroup"].as_str(), Some(cgroup.as_str()), "{e}");
     }
     let (servers, done) = stop_after(on_child, 2 + 5 * N, WAIT);
-    assert_changes(&servers, &expected_census(N, false, true), &done);
+    assert_changes(&servers, &transitions_of(N, false, 1), &done);
     assert!(servers.iter().all(|e| server_side(e, PORT)), "{servers:#?}");
 
     let (connected, done) = stop_after(connects_parent, N, WAIT);
@@ -670,11 +635,11 @@ fn netns_filter_shows_only_that_namespace() {
 
     let (xs, x_done) = stop_after(in_x, 24, WAIT);
     let (ys, y_done) = stop_after(in_y, 36, WAIT);
-    let mut expected = expected_census(2, true, true);
+    let mut expected = transitions_of(2, true, 1);
     expected.insert("CLOSE -> LISTEN".to_owned(), 2);
     expected.insert("LISTEN -> CLOSE".to_owned(), 2);
     assert_changes(&xs, &expected, &x_done);
-    let mut expected = expected_census(3, true, true);
+    let mut expected = transitions_of(3, true, 1);
     expected.insert("CLOSE -> LISTEN".to_owned(), 3);
     expected.insert("LISTEN -> CLOSE".to_owned(), 3);
     assert_changes(&ys, &expected, &y_done);
@@ -771,7 +736,7 @@ fn raw_tracepoint_filters_without_owners() {
     let netns = inode_of(&format!("/run/netns/{}", ns.name));
 
     let (events, done) = stop_after(states, 2 + 10 * N, WAIT);
-    assert_changes(&events, &expected_census(N, true, true), &done);
+    assert_changes(&events, &transitions_of(N, true, 1), &done);
     for e in &events {
         assert_eq!(e["cgroup"].as_str(), Some(cg.rel.as_str()), "{e}");
         assert_eq!(e["netns"].as_u64(), Some(netns), "{e}");
@@ -782,10 +747,7 @@ fn raw_tracepoint_filters_without_owners() {
     let (all, done) = stop_after(in_ns, 4 + 10 * N + 10, WAIT);
     assert_changes(
         &all,
-        &sum_census(
-            expected_census(N, true, true),
-            expected_census(1, true, true),
-        ),
+        &sum_census(transitions_of(N, true, 1), transitions_of(1, true, 1)),
         &done,
     );
     assert!(all.iter().all(|e| e["netns"].as_u64() == Some(netns)));
@@ -1062,7 +1024,7 @@ fn twelve_thousand_connections_keep_their_durations() {
          {account:?}; stderr: {}",
         done.stderr
     );
-    assert_changes(&events, &expected_census(N, true, true), &done);
+    assert_changes(&events, &transitions_of(N, true, 1), &done);
     eprintln!("12,000 connections: {account:?}");
     assert_eq!(by_socket.len(), 1 + 2 * N);
     let total = started.elapsed();

@@ -15,7 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connection_on, skip_account, Finished, Netns, SkipAccount, TraceCount};
+use common::{
+    connection_on, skip_account, transitions_of, Finished, Netns, SkipAccount, TraceCount,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -208,28 +210,6 @@ fn census(done: &Finished, port: &str) -> BTreeMap<String, usize> {
     counts
 }
 
-/// What `n` connections and their listeners change: 10 per connection, 2 per listener.
-fn expected_census(n: usize) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for t in [
-        "CLOSE -> SYN_SENT",
-        "SYN_SENT -> ESTABLISHED",
-        "ESTABLISHED -> FIN_WAIT1",
-        "FIN_WAIT1 -> FIN_WAIT2",
-        "FIN_WAIT2 -> CLOSE",
-        "LISTEN -> SYN_RECV",
-        "SYN_RECV -> ESTABLISHED",
-        "ESTABLISHED -> CLOSE_WAIT",
-        "CLOSE_WAIT -> LAST_ACK",
-        "LAST_ACK -> CLOSE",
-    ] {
-        counts.insert(t.to_owned(), n);
-    }
-    counts.insert("CLOSE -> LISTEN".to_owned(), WORKERS);
-    counts.insert("LISTEN -> CLOSE".to_owned(), WORKERS);
-    counts
-}
-
 /// 8,000 connections made and closed one after the other in four threads, then 6,000
 /// opened and closed in a burst: tcpstates prints every one of their state changes (and
 /// the listeners') exactly once, with tp_btf and with raw_tp, and tcpconnlat every
@@ -258,7 +238,7 @@ fn every_change_and_connect_of_eight_thousand_closes() {
     let (states_account, states) = states.stop();
     let (raw_account, raw) = raw.stop();
     let (connects_account, connects) = connects.stop();
-    let expected = expected_census(N);
+    let expected = transitions_of(N, true, WORKERS);
     assert_eq!(
         census(&states, &port),
         expected,

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::web::{parse_samples, scrape, Exporter};
-use common::{bpftool_json, map_named, Netns, Tool};
+use common::{bpftool_json, map_named, value_bytes, Netns, Tool};
 use nix::sys::signal::Signal;
 
 const TCPCONNLAT: &str = env!("CARGO_BIN_EXE_tcpconnlat");
@@ -29,14 +29,7 @@ fn slots_in_use(map: u32) -> usize {
     buckets
         .iter()
         .map(|b| {
-            let bytes: Vec<u8> = b["value"]
-                .as_array()
-                .expect("raw value bytes")
-                .iter()
-                .filter_map(|x| x.as_str())
-                .filter_map(|x| u8::from_str_radix(x.trim_start_matches("0x"), 16).ok())
-                .collect();
-            bytes
+            value_bytes(b)
                 .chunks(8)
                 .filter(|key| key.iter().any(|&x| x != 0))
                 .count()

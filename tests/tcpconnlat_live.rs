@@ -9,7 +9,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{bpftool_json, connection, map_named, Finished, Netns, Tool};
+use common::{bpftool_json, connection, map_named, value_bytes, Finished, Netns, Tool};
 use nix::sys::signal::Signal;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tcpconnlat");
@@ -316,13 +316,7 @@ fn start_entries_of(map: u32, comm: &str) -> usize {
         .iter()
         .filter(|e| {
             // struct connect_start: ts_ns (8), tgid (4), comm (16), pad (4).
-            let bytes: Vec<u8> = e["value"]
-                .as_array()
-                .expect("raw value bytes")
-                .iter()
-                .filter_map(|b| b.as_str())
-                .filter_map(|b| u8::from_str_radix(b.trim_start_matches("0x"), 16).ok())
-                .collect();
+            let bytes = value_bytes(e);
             assert_eq!(bytes.len(), 32, "{e}");
             let name = &bytes[12..28];
             let len = name.iter().position(|&b| b == 0).unwrap_or(16);

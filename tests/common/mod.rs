@@ -4,6 +4,7 @@
 
 pub mod web;
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -636,6 +637,38 @@ pub fn prog_ids_of(pid: u32) -> Vec<u32> {
     fdinfo_ids(pid, "prog_id:")
 }
 
+/// The state changes of `n` complete connections (client closes first), each as
+/// "OLD -> NEW" with its count: the clients' sockets with `client`, and with `listeners`
+/// above 0 the servers' (accepted sockets, and each listener opened and closed).
+pub fn transitions_of(n: usize, client: bool, listeners: usize) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    if client {
+        for t in [
+            "CLOSE -> SYN_SENT",
+            "SYN_SENT -> ESTABLISHED",
+            "ESTABLISHED -> FIN_WAIT1",
+            "FIN_WAIT1 -> FIN_WAIT2",
+            "FIN_WAIT2 -> CLOSE",
+        ] {
+            counts.insert(t.to_owned(), n);
+        }
+    }
+    if listeners > 0 {
+        for t in [
+            "LISTEN -> SYN_RECV",
+            "SYN_RECV -> ESTABLISHED",
+            "ESTABLISHED -> CLOSE_WAIT",
+            "CLOSE_WAIT -> LAST_ACK",
+            "LAST_ACK -> CLOSE",
+        ] {
+            counts.insert(t.to_owned(), n);
+        }
+        counts.insert("CLOSE -> LISTEN".to_owned(), listeners);
+        counts.insert("LISTEN -> CLOSE".to_owned(), listeners);
+    }
+    counts
+}
+
 /// bpftool's JSON about one BPF object (`prog show`, `map show`, `map dump`); null when
 /// it printed none.
 pub fn bpftool_json(args: &[&str]) -> serde_json::Value {
@@ -650,6 +683,17 @@ pub fn bpftool_json(args: &[&str]) -> serde_json::Value {
 /// The BPF maps process `pid` holds open, from its fdinfo.
 pub fn map_ids_of(pid: u32) -> Vec<u32> {
     fdinfo_ids(pid, "map_id:")
+}
+
+/// The bytes of an entry's `value` in `bpftool -j map dump` output (hex strings).
+pub fn value_bytes(entry: &serde_json::Value) -> Vec<u8> {
+    entry["value"]
+        .as_array()
+        .expect("raw value bytes")
+        .iter()
+        .filter_map(|b| b.as_str())
+        .filter_map(|b| u8::from_str_radix(b.trim_start_matches("0x"), 16).ok())
+        .collect()
 }
 
 /// The id of the one BPF map called `name` that process `pid` holds.
