@@ -160,44 +160,24 @@ static __always_inline __u64 sk_group(const struct sock *sk)
 	return 0;
 }
 
-/* Swaps the start kept at `kept` for `now` (nothing after CLOSE: a socket connected again
- * starts anew) and returns the one it held. */
-static __always_inline __u64 swap_kept(__u64 *kept, int newstate, __u64 now)
-{
-	__u64 start = *kept;
-
-	*kept = newstate == TCP_CLOSE ? 0 : now;
-	return start;
-}
-
-/* swap_start() with socket storage: the slot table first; a socket not there is new, or
- * was put in socket storage when its bucket was full. */
+/* swap_start() with socket storage: the slot table first, socket storage for a socket
+ * whose bucket was full. A socket's first change finds no start. */
 static __always_inline __u64 swap_start_stored(const struct sock *sk, int newstate, __u64 now)
 {
 	struct slot_ref ref;
-	__u64 *kept;
+	__u64 *kept, start;
+	int fresh;
 
-	if (slot_find(&start_slots, slot_key(sk, &settings), &ref)) {
-		kept = bpf_map_lookup_elem(&slot_starts, &ref.index);
-		if (!kept)
-			return 0;
-		if (newstate == TCP_CLOSE)
-			slot_free(&ref);
-		return swap_kept(kept, newstate, now);
-	}
-	kept = bpf_sk_storage_get(&socket_starts, (struct sock *)sk, NULL, 0);
-	if (kept)
-		return swap_kept(kept, newstate, now);
-	if (newstate == TCP_CLOSE)
+	kept = slot_value(&start_slots, &slot_starts, &socket_starts, sk, &settings,
+			  newstate != TCP_CLOSE, &ref, &fresh);
+	if (!kept)
 		return 0;
-	if (slot_claim(&ref))
-		kept = bpf_map_lookup_elem(&slot_starts, &ref.index);
-	else
-		kept = bpf_sk_storage_get(&socket_starts, (struct sock *)sk, NULL,
-					  BPF_SK_STORAGE_GET_F_CREATE);
-	if (kept)
-		*kept = now;
-	return 0;
+	start = fresh ? 0 : *kept;
+	/* After CLOSE nothing is kept: a socket connected again starts anew. */
+	*kept = newstate == TCP_CLOSE ? 0 : now;
+	if (newstate == TCP_CLOSE)
+		slot_free(&ref);
+	return start;
 }
 
 /* When sk entered the state it leaves now (0: not seen), and `now` kept as the start of

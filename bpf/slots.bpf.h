@@ -11,7 +11,8 @@
  * without either (src/attach.rs).
  *
  * The table holds keys only. A caller keeps its values in an array map beside it, indexed
- * by the slot's index: SLOT_VALUES(name, type). */
+ * by the slot's index: SLOT_VALUES(name, type); slot_value() finds a socket's value in
+ * either place. */
 #ifndef TCPTOOLS_SLOTS_BPF_H
 #define TCPTOOLS_SLOTS_BPF_H
 
@@ -47,6 +48,7 @@ struct slot_ref {
 	struct slot_bucket *bucket;
 	__u64 key;
 	__u32 index; /* into the values: bucket * SLOT_WAYS + way */
+	int held;    /* the socket has the slot at index (found or claimed) */
 };
 
 /* A socket's key: its address as a number, never 0. A BPF program may subtract pointers
@@ -70,12 +72,14 @@ static __always_inline int slot_find(void *table, __u64 key, struct slot_ref *re
 	ref->bucket = b;
 	ref->key = key;
 	ref->index = bucket * SLOT_WAYS;
+	ref->held = 0;
 	if (!b)
 		return 0;
 #pragma unroll
 	for (way = 0; way < SLOT_WAYS; way++) {
 		if (b->keys[way] == key) {
 			ref->index += way;
+			ref->held = 1;
 			return 1;
 		}
 	}
@@ -95,17 +99,41 @@ static __always_inline int slot_claim(struct slot_ref *ref)
 	for (way = 0; way < SLOT_WAYS; way++) {
 		if (b->keys[way] == 0 && __sync_val_compare_and_swap(&b->keys[way], 0, ref->key) == 0) {
 			ref->index += way;
+			ref->held = 1;
 			return 1;
 		}
 	}
 	return 0;
 }
 
-/* Gives the slot slot_find() found back, once the caller has read its value. */
+/* Gives back the slot the socket holds, if it holds one, once its value was read. */
 static __always_inline void slot_free(const struct slot_ref *ref)
 {
-	if (ref->bucket)
+	if (ref->bucket && ref->held)
 		ref->bucket->keys[ref->index % SLOT_WAYS] = 0;
+}
+
+/* A socket's value: in its slot of `table` (the value in `values`), else in the socket
+ * storage `storage` (where a socket goes whose bucket was full). With `create`, a socket
+ * that has neither gets a free slot, or storage when its bucket is full, and *fresh says
+ * so: a claimed slot's value still holds what its last socket left. NULL: none (without
+ * create), or no room. ref->held: the value is in a slot, for slot_free(). */
+static __always_inline void *slot_value(void *table, void *values, void *storage,
+					const struct sock *sk, const void *base, int create,
+					struct slot_ref *ref, int *fresh)
+{
+	void *value;
+
+	*fresh = 0;
+	if (slot_find(table, slot_key(sk, base), ref))
+		return bpf_map_lookup_elem(values, &ref->index);
+	value = bpf_sk_storage_get(storage, (struct sock *)sk, NULL, 0);
+	if (value || !create)
+		return value;
+	*fresh = 1;
+	if (slot_claim(ref))
+		return bpf_map_lookup_elem(values, &ref->index);
+	return bpf_sk_storage_get(storage, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 }
 
 #endif

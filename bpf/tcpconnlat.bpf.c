@@ -42,54 +42,31 @@ struct {
 	__type(value, struct connect_start);
 } connect_table SEC(".maps");
 
-/* Where a connect's start was found: its slot, when it has one. */
-struct start_ref {
-	struct slot_ref slot;
-	int in_slot;
-};
-
+/* The start of sk's connect; ref says where it is, for forget_start(). */
 static __always_inline struct connect_start *find_start(const struct sock *sk,
-							struct start_ref *ref, const int direct)
+							struct slot_ref *ref, const int direct)
 {
 	__u64 skaddr = (__u64)sk;
+	int fresh;
 
-	ref->in_slot = 0;
+	ref->held = 0;
 	if (!(direct == SK_BTF_STORAGE && settings.sk_storage))
 		return bpf_map_lookup_elem(&connect_table, &skaddr);
-	if (slot_find(&start_slots, slot_key(sk, &settings), &ref->slot)) {
-		ref->in_slot = 1;
-		return bpf_map_lookup_elem(&slot_starts, &ref->slot.index);
-	}
-	return bpf_sk_storage_get(&connect_starts, (struct sock *)sk, NULL, 0);
+	return slot_value(&start_slots, &slot_starts, &connect_starts, sk, &settings, 0, ref,
+			  &fresh);
 }
 
-static __always_inline void forget_start(const struct sock *sk, const struct start_ref *ref,
+static __always_inline void forget_start(const struct sock *sk, const struct slot_ref *ref,
 					 const int direct)
 {
 	__u64 skaddr = (__u64)sk;
 
 	if (!(direct == SK_BTF_STORAGE && settings.sk_storage))
 		bpf_map_delete_elem(&connect_table, &skaddr);
-	else if (ref->in_slot)
-		slot_free(&ref->slot);
+	else if (ref->held)
+		slot_free(ref);
 	else
 		bpf_sk_storage_delete(&connect_starts, (struct sock *)sk);
-}
-
-/* Where a new connect's start goes: its socket's slot (a socket connected again after a
- * failed attempt finds its old one), a free one, or socket storage when the bucket is full. */
-static __always_inline struct connect_start *new_start(const struct sock *sk)
-{
-	struct connect_start *kept;
-	struct start_ref ref;
-
-	kept = find_start(sk, &ref, SK_BTF_STORAGE);
-	if (kept)
-		return kept;
-	if (slot_claim(&ref.slot))
-		return bpf_map_lookup_elem(&slot_starts, &ref.slot.index);
-	return bpf_sk_storage_get(&connect_starts, (struct sock *)sk, NULL,
-				  BPF_SK_STORAGE_GET_F_CREATE);
 }
 
 /* CLOSE -> SYN_SENT happens inside connect(), so the current task is the one connecting.
@@ -99,6 +76,8 @@ static __always_inline void start_connect(const struct sock *sk, const int direc
 	struct connect_start start = {}, *kept;
 	__u64 skaddr = (__u64)sk;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct slot_ref ref;
+	int fresh;
 
 	if (settings.pid && pid != settings.pid)
 		return;
@@ -110,7 +89,9 @@ static __always_inline void start_connect(const struct sock *sk, const int direc
 			count_table_full();
 		return;
 	}
-	kept = new_start(sk);
+	/* A socket connected again after a failed attempt finds its old start. */
+	kept = slot_value(&start_slots, &slot_starts, &connect_starts, sk, &settings, 1, &ref,
+			  &fresh);
 	if (kept)
 		*kept = start;
 }
@@ -120,7 +101,7 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 {
 	struct connect_latency ev = {};
 	struct connect_start *start;
-	struct start_ref ref;
+	struct slot_ref ref;
 	__u64 now;
 	__s64 delta;
 	__u16 lport, rport;
@@ -157,7 +138,7 @@ static __always_inline int on_state_change(void *ctx, const struct sock *sk, int
 {
 	__u64 cgroup_id;
 	__u32 netns;
-	struct start_ref ref;
+	struct slot_ref ref;
 	__u16 family;
 	int err;
 
