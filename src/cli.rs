@@ -146,6 +146,8 @@ pub struct ManPage {
     pub tracepoints: &'static str,
     /// Whether events stream to user space (ring buffer or perf buffer), not only maps.
     pub event_stream: bool,
+    /// Whether per-socket state goes to a slot table before socket storage (bpf/slots.bpf.h).
+    pub slot_table: bool,
     /// How the tool differs from bcc's, one item each.
     pub differences: &'static [&'static str],
 }

@@ -208,6 +208,15 @@ fn environment(tool: &Tool) -> Roff {
              Linux 5.10).",
         )]);
     }
+    if tool.man.slot_table {
+        roff.control("TP", []);
+        roff.text([bold(format!("{}=N", crate::attach::SLOT_BITS_ENV))]);
+        roff.text([roman(
+            "Give the slot table that holds per-socket state before socket storage 2^N \
+             buckets of 8 sockets (N from 1 to 20; the tests use 1 to send sockets to socket \
+             storage).",
+        )]);
+    }
     roff
 }
 

@@ -100,8 +100,9 @@ Its own cost and losses are metrics too: tcptools_exporter_bpf_runs_total and \
 tcptools_exporter_bpf_run_seconds_total per program (run-time statistics on for its \
 lifetime only), tcptools_exporter_events_skipped_total (runs the kernel skipped), map fill \
 and group overflow, tcptools_exporter_build_info and process_* CPU and memory.\n\
-State start times live in socket storage on Linux 5.11 or later (tp_btf), else in a fixed \
-table of 16384 sockets (TCPTOOLS_NO_SK_STORAGE=1 forces the table).\n\
+State start times live in a slot table of 65536 sockets and, beyond a full bucket of it, in \
+socket storage on Linux 5.12 or later (tp_btf), else in a fixed table of 16384 sockets \
+(TCPTOOLS_NO_SK_STORAGE=1 forces the table).\n\
 It answers GET (and HEAD) /metrics, gzip-compressed when the client accepts it, and a \
 landing page at /; other paths are 404, other methods 405. Connections are served \
 concurrently, at most 64 at once, each bounded: 10 s for a TLS handshake and for each \
@@ -116,6 +117,7 @@ file means plain HTTP without authentication.\n\
 It runs until SIGINT or SIGTERM.",
     tracepoints: "sock:inet_sock_set_state and tcp:tcp_probe",
     event_stream: false,
+    slot_table: true,
     differences: &[],
 };
 

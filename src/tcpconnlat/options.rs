@@ -154,6 +154,7 @@ microseconds). It is a port of bcc's libbpf-tools tcpconnlat: its columns and me
 bcc's, byte for byte, apart from the differences listed below.",
     tracepoints: "sock:inet_sock_set_state",
     event_stream: true,
+    slot_table: true,
     differences: &[
         "The latency is measured from SYN_SENT (bcc: from the entry of tcp_v4_connect, a few \
 microseconds earlier).",

@@ -286,6 +286,7 @@ histograms are bcc's, byte for byte, apart from the differences listed below.\n\
 are refused with exit status 1.",
     tracepoints: "tcp:tcp_probe",
     event_stream: false,
+    slot_table: false,
     differences: &[
         "-d N without -i prints one N-second interval and exits (bcc never exits).",
         "-e prints [AVG 0] for a count of 0 (bcc dies dividing by zero).",
