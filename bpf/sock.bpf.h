@@ -137,15 +137,15 @@ static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, _
 #define SET_STATE_PROGRAMS(handler)                                                     \
 	NESTED_STATE(set_state);                                                       \
 	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_btf,        \
-			catch_state_btf, SK_BTF_STORAGE,                                \
+			catch_state_btf,                                                \
 			(const struct sock *sk, const int oldstate, const int newstate), \
 			return handler(ctx, sk, oldstate, newstate, SK_BTF_STORAGE))   \
 	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_tbl,        \
-			catch_state_tbl, SK_BTF,                                        \
+			catch_state_tbl,                                                \
 			(const struct sock *sk, const int oldstate, const int newstate), \
 			return handler(ctx, sk, oldstate, newstate, SK_BTF))           \
 	NESTED_PROGRAMS(set_state, "raw_tp/inet_sock_set_state", set_state_raw,        \
-			catch_state_raw, SK_PROBED,                                     \
+			catch_state_raw,                                                \
 			(const struct sock *sk, const int oldstate, const int newstate), \
 			return handler(ctx, sk, oldstate, newstate, SK_PROBED))
 
@@ -155,10 +155,10 @@ static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, _
 #define TCP_PROBE_PROGRAMS(handler)                                                     \
 	NESTED_STATE(tcp_probe);                                                       \
 	NESTED_PROGRAMS(tcp_probe, "tp_btf/tcp_probe", tcp_probe_btf, catch_probe_btf,  \
-			SK_BTF, (const struct sock *sk, const struct sk_buff *skb),    \
+			(const struct sock *sk, const struct sk_buff *skb),    \
 			return handler(sk, SK_BTF))                                    \
 	NESTED_PROGRAMS(tcp_probe, "raw_tp/tcp_probe", tcp_probe_raw, catch_probe_raw,  \
-			SK_PROBED, (const struct sock *sk, const struct sk_buff *skb), \
+			(const struct sock *sk, const struct sk_buff *skb), \
 			return handler(sk, SK_PROBED))
 
 #endif

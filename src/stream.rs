@@ -359,9 +359,9 @@ pub fn catches(counters: &SkipCounters<'_>) -> u64 {
 /// The `catches` of one per-CPU `struct nested_state` map, summed over CPUs; 0 when the
 /// map cannot be read.
 fn nested_catches(map: BorrowedFd<'_>) -> u64 {
-    // struct nested_state: u32 ran[2], u64 catches, u64 where[2]; per-CPU values are
-    // 8-aligned.
-    const VALUE_SIZE: usize = 32;
+    // struct nested_state (bpf/nested.bpf.h) starts with u64 catches; its layout is the
+    // same in every tool's skeleton.
+    const VALUE_SIZE: usize = std::mem::size_of::<crate::skel::tcprtt::types::nested_state>();
     let Ok(cpus) = libbpf_rs::num_possible_cpus() else {
         return 0;
     };
@@ -380,7 +380,7 @@ fn nested_catches(map: BorrowedFd<'_>) -> u64 {
     }
     values
         .chunks_exact(VALUE_SIZE)
-        .filter_map(|v| v[8..16].try_into().ok())
+        .filter_map(|v| v[..8].try_into().ok())
         .map(u64::from_ne_bytes)
         .sum()
 }
