@@ -265,7 +265,8 @@ static __always_inline int count_change(void *ctx, const struct sock *sk, int ol
 	return 0;
 }
 
-static __always_inline int count_rtt(const struct sock *sk, const int direct)
+/* catcher: unused, the counters take atomic adds in either program. */
+static __always_inline int count_rtt(const struct sock *sk, const int direct, const int catcher)
 {
 	__u16 family, lport = 0;
 	__u32 srtt;

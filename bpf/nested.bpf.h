@@ -37,6 +37,14 @@
 #ifndef TCPTOOLS_NESTED_BPF_H
 #define TCPTOOLS_NESTED_BPF_H
 
+extern int LINUX_KERNEL_VERSION __kconfig;
+
+/* Whether the kernel skips a program's nested runs (Linux 6.1+) rather than re-entering it.
+ * Where it does, two runs of one program never interleave on a CPU, and the catcher's
+ * runs of the handler are the ones nested in the main program's: memory that only one of
+ * the two programs writes, per CPU, takes plain adds. */
+#define NESTED_GUARDED (LINUX_KERNEL_VERSION >= KERNEL_VERSION(6, 1, 0))
+
 /* Main program runs whose catcher may still be to come: more than the contexts that can
  * nest (task, softirq, hardirq, NMI). */
 #define NESTED_RAN 4
@@ -96,17 +104,22 @@ static __always_inline int nested_skipped(void *ctx, void *map)
 
 /* A main program `main` and its catcher `catcher` in section `sec`, both with the
  * tracepoint's arguments `args` (parenthesized) and the same body `call` (a statement
- * that returns). The catcher's name starts with `catch_`: user space attaches it last. */
+ * that returns), in which `nested_catcher` is 1 in the catcher and 0 in the main program.
+ * The catcher's name starts with `catch_`: user space attaches it last. */
 #define NESTED_PROGRAMS(pair, sec, main, catcher, args, call)                           \
 	SEC(sec)                                                                         \
 	int BPF_PROG(main, NESTED_UNPAREN args)                                          \
 	{                                                                                \
+		const int nested_catcher = 0;                                            \
+										 \
 		nested_enter(ctx, &nested_##pair);                                       \
 		call;                                                                    \
 	}                                                                                \
 	SEC(sec)                                                                         \
 	int BPF_PROG(catcher, NESTED_UNPAREN args)                                       \
 	{                                                                                \
+		const int nested_catcher = 1;                                            \
+										 \
 		if (!nested_skipped(ctx, &nested_##pair))                                \
 			return 0;                                                        \
 		call;                                                                    \

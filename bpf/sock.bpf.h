@@ -39,19 +39,30 @@
 			bpf_core_read(&(dst), sizeof(dst), &(expr));         \
 	} while (0)
 
+/* The socket retyped for plain loads beyond struct sock, where the verifier stops a tp_btf
+ * program's: bpf_core_cast() (bpf_rdonly_cast, Linux 6.2+: untrusted loads, no helper
+ * call; declared weak, so where the kernel lacks it bpf_ksym_exists() is false and the
+ * verifier drops the branch), else bpf_skc_to_tcp_sock() (a helper call, which costs here
+ * about what a cache miss does; NULL for a socket that is no full TCP socket). The
+ * tracepoints' sockets are full TCP sockets. */
+static __always_inline const struct tcp_sock *sk_tcp(const struct sock *sk)
+{
+	if (bpf_ksym_exists(bpf_rdonly_cast))
+		return bpf_core_cast(sk, struct tcp_sock);
+	return bpf_skc_to_tcp_sock(sk);
+}
+
 /* The local port as the tracepoints report it: ntohs(inet_sport), not skc_num, which
  * the kernel clears before SYN_SENT -> CLOSE of a refused connect. inet_sport lies
- * beyond struct sock, where the verifier stops a tp_btf program's plain loads: a tp_btf
- * program reaches it through bpf_skc_to_tcp_sock() (a plain load after a cheap helper;
- * measured a third of a probe read's cost), a raw_tp program, or a socket that is no
- * full TCP socket, with a probe read. */
+ * beyond struct sock: a tp_btf program reaches it through sk_tcp(), a raw_tp program
+ * (or where sk_tcp() finds no tcp_sock) with a probe read. */
 static __always_inline __u16 sk_lport(const struct sock *sk, const int direct)
 {
 	const struct inet_sock *inet = (const struct inet_sock *)sk;
 	__u16 sport;
 
 	if (direct) {
-		const struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+		const struct tcp_sock *tp = sk_tcp(sk);
 
 		if (tp)
 			return bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
@@ -114,11 +125,11 @@ static __always_inline void *lookup_or_init(void *map, const void *key, const vo
 
 /* Reads the smoothed RTT in us into *srtt (tcp_rtt_estimator keeps srtt_us << 3); 0 if sk
  * is no tcp_sock. srtt_us lies beyond struct sock: a tp_btf program reaches it through
- * bpf_skc_to_tcp_sock(), a raw_tp program with a probe read. */
+ * sk_tcp(), a raw_tp program with a probe read. */
 static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, __u32 *srtt)
 {
 	if (direct) {
-		const struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+		const struct tcp_sock *tp = sk_tcp(sk);
 
 		if (!tp)
 			return 0;
@@ -149,16 +160,16 @@ static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, _
 			(const struct sock *sk, const int oldstate, const int newstate), \
 			return handler(ctx, sk, oldstate, newstate, SK_PROBED))
 
-/* A tool's programs on tcp:tcp_probe, all calling handler(sk, direct): tcp_probe_btf
- * (tp_btf) and tcp_probe_raw (raw_tp), each with its catcher (catch_probe_btf,
- * catch_probe_raw). */
+/* A tool's programs on tcp:tcp_probe, all calling handler(sk, direct, catcher):
+ * tcp_probe_btf (tp_btf) and tcp_probe_raw (raw_tp), each with its catcher
+ * (catch_probe_btf, catch_probe_raw; catcher is 1 in those). */
 #define TCP_PROBE_PROGRAMS(handler)                                                     \
 	NESTED_STATE(tcp_probe);                                                       \
 	NESTED_PROGRAMS(tcp_probe, "tp_btf/tcp_probe", tcp_probe_btf, catch_probe_btf,  \
 			(const struct sock *sk, const struct sk_buff *skb),    \
-			return handler(sk, SK_BTF))                                    \
+			return handler(sk, SK_BTF, nested_catcher))                    \
 	NESTED_PROGRAMS(tcp_probe, "raw_tp/tcp_probe", tcp_probe_raw, catch_probe_raw,  \
 			(const struct sock *sk, const struct sk_buff *skb), \
-			return handler(sk, SK_PROBED))
+			return handler(sk, SK_PROBED, nested_catcher))
 
 #endif

@@ -29,12 +29,13 @@ struct hist_key hist_key_layout = {};
 struct hist hist_layout = {};
 
 /* The histograms are per-CPU: each CPU adds to its own copy, so no cache line bounces
- * between CPUs on every segment; user space sums the copies. The default key's one
- * histogram is at index generation & 1 of an array (no hash, no insert): the current
- * generation's, and the old one user space reads and zeroes. */
+ * between CPUs on every segment; user space sums the copies. The default key's histogram
+ * is at index generation & 1 of an array (no hash, no insert): the current generation's,
+ * and the old one user space reads and zeroes; the catcher has its own pair at 2 and 3,
+ * so that plain adds do (NESTED_GUARDED, bpf/nested.bpf.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, struct hist);
 } hists SEC(".maps");
@@ -85,33 +86,40 @@ static __always_inline int addrs_match(__u16 family, const __u8 *laddr, const __
 }
 
 /* The histogram of key for this run's generation; NULL when the keyed map is full. */
-static __always_inline struct hist *hist_of(struct hist_key *key)
+static __always_inline struct hist *hist_of(struct hist_key *key, const int catcher)
 {
 	__u32 index;
 
 	key->generation = *(volatile __u32 *)&generation;
 	if (settings.key == KEY_ALL) {
-		index = key->generation & 1;
+		index = (key->generation & 1) | (catcher << 1);
 		return bpf_map_lookup_elem(&hists, &index);
 	}
 	return lookup_or_init(&keyed_hists, key, &zero_hist);
 }
 
-/* Atomic although the histogram is this CPU's: the catcher (bpf/nested.bpf.h) can run this
- * in a softirq that interrupted this program on the same CPU. Uncontended, an atomic add
- * costs what a plain one does. */
+/* The keyed histograms are shared by the CPUs: atomic adds. The default key's are this
+ * CPU's and this program's alone: plain ones, where no run of the program can interrupt
+ * another (NESTED_GUARDED). */
 static __always_inline void hist_add(struct hist *hist, __u32 srtt)
 {
 	__u32 slot = log2_u32(srtt);
 
 	if (slot >= MAX_SLOTS)
 		slot = MAX_SLOTS - 1;
+	if (settings.key == KEY_ALL && NESTED_GUARDED) {
+		hist->slots[slot] += 1;
+		hist->latency += srtt;
+		hist->cnt += 1;
+		return;
+	}
 	__sync_fetch_and_add(&hist->slots[slot], 1);
 	__sync_fetch_and_add(&hist->latency, srtt);
 	__sync_fetch_and_add(&hist->cnt, 1);
 }
 
-static __always_inline int record_rtt(const struct sock *sk, const int direct)
+static __always_inline int record_rtt(const struct sock *sk, const int direct,
+				      const int catcher)
 {
 	struct hist_key key = {};
 	__u8 laddr[16] = {}, raddr[16] = {};
@@ -160,7 +168,7 @@ static __always_inline int record_rtt(const struct sock *sk, const int direct)
 	if (settings.millisecond)
 		srtt /= 1000;
 
-	hist = hist_of(&key);
+	hist = hist_of(&key, catcher);
 	if (!hist)
 		return 0; /* map full: dropped, as bcc does */
 	hist_add(hist, srtt);

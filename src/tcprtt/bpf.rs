@@ -147,20 +147,25 @@ pub fn take_interval(
     Ok(hists)
 }
 
-/// Reads the default key's histogram of generation `old` and zeroes it for generation
-/// `old + 2`, which shares its index; None if it counted nothing (as the keyed map has no
-/// key then).
+/// Reads the default key's histograms of generation `old` (the main program's at index
+/// `old & 1`, the catcher's at `old & 1 | 2`) and zeroes them for generation `old + 2`,
+/// which shares their indexes; None if they counted nothing (as the keyed map has no key
+/// then).
 fn take_default(map: &MapMut, old: u32) -> Result<Option<RttHist>> {
-    let index = (old & 1).to_ne_bytes();
-    let values = map
-        .lookup_percpu(&index, MapFlags::ANY)
-        .context("failed to lookup infos")?
-        .unwrap_or_default();
-    let hist = RttHist::sum_cpus(&types::hist_key::default(), &values);
     let cpus = libbpf_rs::num_possible_cpus().context("failed to count the CPUs")?;
     let zeros = vec![vec![0; map.value_size() as usize]; cpus];
-    map.update_percpu(&index, &zeros, MapFlags::ANY)
-        .context("failed to cleanup infos")?;
+    let mut values = Vec::new();
+    for index in [old & 1, old & 1 | 2] {
+        let index = index.to_ne_bytes();
+        values.extend(
+            map.lookup_percpu(&index, MapFlags::ANY)
+                .context("failed to lookup infos")?
+                .unwrap_or_default(),
+        );
+        map.update_percpu(&index, &zeros, MapFlags::ANY)
+            .context("failed to cleanup infos")?;
+    }
+    let hist = RttHist::sum_cpus(&types::hist_key::default(), &values);
     Ok(hist.filter(|hist| hist.count != 0))
 }
 
