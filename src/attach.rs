@@ -47,6 +47,11 @@ const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 /// Set to anything but `0` or empty, skips `tp_btf` (to test the `raw_tp` programs).
 pub const FORCE_RAW_TP_ENV: &str = "TCPTOOLS_RAW_TP";
 
+/// Set to anything but `0` or empty, attaches the catchers without their main programs, so
+/// that every event goes through the catchers (to test their path, which runs only for the
+/// rare events the kernel skips a main program for).
+pub const CATCHERS_ONLY_ENV: &str = "TCPTOOLS_CATCHERS_ONLY";
+
 /// The name prefix of catcher programs (bpf/nested.bpf.h): each runs the handler of the
 /// main program on its tracepoint for the events the kernel skipped that program for.
 const CATCHER_PREFIX: &str = "catch_";
@@ -223,7 +228,12 @@ fn load_with<B: SkelBuilder<'static>>(
         .partition(|prog| prog.name().to_string_lossy().starts_with(CATCHER_PREFIX));
     let mut links = Vec::new();
     let mut names = Vec::new();
-    for prog in mains.iter().chain(&catchers) {
+    let attached_mains = if env_set(CATCHERS_ONLY_ENV) {
+        &[][..]
+    } else {
+        &mains[..]
+    };
+    for prog in attached_mains.iter().chain(&catchers) {
         let name = prog.name().to_string_lossy().into_owned();
         links.push(
             prog.attach()

@@ -195,6 +195,12 @@ fn environment(tool: &Tool) -> Roff {
     roff.control("TP", []);
     roff.text([bold(format!("{}=1", crate::attach::FORCE_RAW_TP_ENV))]);
     roff.text([roman("Attach with raw_tp even where tp_btf works.")]);
+    roff.control("TP", []);
+    roff.text([bold(format!("{}=1", crate::attach::CATCHERS_ONLY_ENV))]);
+    roff.text([roman(
+        "Attach only the catcher programs, which then handle every event (a test of the \
+         path that handles the events the kernel skips a main program for).",
+    )]);
     if tool.man.event_stream {
         roff.control("TP", []);
         roff.text([bold(format!("{}=1", crate::stream::FORCE_PERF_ENV))]);

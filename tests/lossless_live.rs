@@ -25,6 +25,12 @@ const TCPSTATES: &str = env!("CARGO_BIN_EXE_tcpstates");
 const TCPCONNLAT: &str = env!("CARGO_BIN_EXE_tcpconnlat");
 const TCPRTT: &str = env!("CARGO_BIN_EXE_tcprtt");
 
+/// Attaches the catchers alone, so that they handle every event: their path (the
+/// handlers' `catcher` copies) is otherwise taken only by the rare events the kernel skips.
+const CATCHERS_ONLY: (&str, &str) = ("TCPTOOLS_CATCHERS_ONLY", "1");
+/// How the tests name a tool run with `CATCHERS_ONLY`.
+const CATCHERS_ONLY_SUFFIX: &str = "catchers only";
+
 /// Client threads at once: more than the CPUs, so every CPU runs tasks closing sockets
 /// while softirqs deliver the other ends' segments.
 const WORKERS: usize = 4;
@@ -97,10 +103,18 @@ fn skipped(done: &Finished) -> u64 {
 }
 
 /// The tool caught everything the kernel skipped: its report says nothing was skipped or
-/// lost, and bpftool's counts agree (every miss of a main program was caught).
+/// lost, and bpftool's counts agree (every miss of a main program was caught). With its
+/// main programs attached, the catcher caught no more than they missed: an event both ran
+/// the handler for would be printed twice.
 fn assert_nothing_skipped(what: &str, done: &Finished, account: SkipAccount) {
     eprintln!("{what}: {account:?}");
     assert_eq!(account.catchers, 1, "{what}: one catcher attached");
+    if !what.ends_with(CATCHERS_ONLY_SUFFIX) {
+        assert!(
+            account.catches <= account.main_misses,
+            "{what}: caught more than the main programs missed: {account:?}"
+        );
+    }
     assert!(!done.stderr.contains("lost"), "{what}: {}", done.stderr);
     assert_eq!(
         (skipped(done), account.lost()),
@@ -141,8 +155,14 @@ impl FileTool {
             );
             thread::sleep(Duration::from_millis(20));
         }
+        // A main program and its catcher, or the catcher alone.
+        let links = if env.iter().any(|(k, _)| *k == CATCHERS_ONLY.0) {
+            1
+        } else {
+            2
+        };
         assert!(
-            common::wait_for_bpf_links(tool.child.id(), 2),
+            common::wait_for_bpf_links(tool.child.id(), links),
             "{bin} {args:?} did not attach"
         );
         tool
@@ -213,7 +233,7 @@ fn census(done: &Finished, port: &str) -> BTreeMap<String, usize> {
 /// 8,000 connections made and closed one after the other in four threads, then 6,000
 /// opened and closed in a burst: tcpstates prints every one of their state changes (and
 /// the listeners') exactly once, with tp_btf and with raw_tp, and tcpconnlat every
-/// connect; none skipped.
+/// connect; none skipped. The same with the catchers alone, which then handle them all.
 #[test]
 fn every_change_and_connect_of_eight_thousand_closes() {
     const N: usize = 8_000;
@@ -229,6 +249,8 @@ fn every_change_and_connect_of_eight_thousand_closes() {
     let states = FileTool::start(TCPSTATES, &[], &[], "states");
     let raw = FileTool::start(TCPSTATES, &[], &[("TCPTOOLS_RAW_TP", "1")], "raw");
     let connects = FileTool::start(TCPCONNLAT, &[], &[], "connects");
+    let caught = FileTool::start(TCPSTATES, &[], &[CATCHERS_ONLY], "caught");
+    let caught_connects = FileTool::start(TCPCONNLAT, &[], &[CATCHERS_ONLY], "caughtc");
     let started = Instant::now();
     storm(&ns, PORT, N / WORKERS, 0);
     eprintln!("8,000 connections in {:?}", started.elapsed());
@@ -238,6 +260,8 @@ fn every_change_and_connect_of_eight_thousand_closes() {
     let (states_account, states) = states.stop();
     let (raw_account, raw) = raw.stop();
     let (connects_account, connects) = connects.stop();
+    let (caught_account, caught) = caught.stop();
+    let (caught_connects_account, caught_connects) = caught_connects.stop();
     let expected = transitions_of(N, true, WORKERS);
     assert_eq!(
         census(&states, &port),
@@ -251,28 +275,53 @@ fn every_change_and_connect_of_eight_thousand_closes() {
         "raw_tp; stderr: {}",
         raw.stderr
     );
+    assert_eq!(
+        census(&caught, &port),
+        expected,
+        "catchers only; stderr: {}",
+        caught.stderr
+    );
+    let changes: usize = expected.values().sum();
+    assert!(
+        caught_account.catches >= changes as u64,
+        "the catcher handled every change: {caught_account:?}"
+    );
     assert_nothing_skipped("tcpstates tp_btf", &states, states_account);
     assert_nothing_skipped("tcpstates raw_tp", &raw, raw_account);
+    assert_nothing_skipped("tcpstates catchers only", &caught, caught_account);
     // PID COMM IP SADDR DADDR DPORT LAT(ms)
-    let printed = |port: u16| {
-        connects
-            .stdout
+    let printed = |done: &Finished, port: u16| {
+        done.stdout
             .iter()
             .filter(|l| l.split_whitespace().rev().nth(1) == Some(port.to_string().as_str()))
             .count()
     };
-    assert_eq!(
-        (printed(PORT), printed(BURST_PORT)),
-        (N, BURST),
-        "tcpconnlat; stderr: {}",
-        connects.stderr
+    for (what, done, account) in [
+        ("tcpconnlat", &connects, connects_account),
+        (
+            "tcpconnlat catchers only",
+            &caught_connects,
+            caught_connects_account,
+        ),
+    ] {
+        assert_eq!(
+            (printed(done, PORT), printed(done, BURST_PORT)),
+            (N, BURST),
+            "{what}; stderr: {}",
+            done.stderr
+        );
+        assert_nothing_skipped(what, done, account);
+    }
+    assert!(
+        caught_connects_account.catches >= (N + BURST) as u64,
+        "the catcher handled every connect: {caught_connects_account:?}"
     );
-    assert_nothing_skipped("tcpconnlat", &connects, connects_account);
 }
 
 /// 1,000 connections of 20 round trips from four threads: tcprtt's histograms count
 /// every tcp_probe run of their sockets, as the kernel's own trace event counts them
-/// (server side with -p, client side with -P), tp_btf and raw_tp alike; none skipped.
+/// (server side with -p, client side with -P), tp_btf and raw_tp alike, and the catchers
+/// alone; none skipped.
 #[test]
 fn every_tcp_probe_run_of_a_thousand_busy_connections() {
     const N: usize = 1_000;
@@ -292,6 +341,16 @@ fn every_tcp_probe_run_of_a_thousand_busy_connections() {
             "client raw_tp",
             vec!["-P", port.as_str()],
             vec![("TCPTOOLS_RAW_TP", "1")],
+        ),
+        (
+            "server catchers only",
+            vec!["-p", port.as_str()],
+            vec![CATCHERS_ONLY],
+        ),
+        (
+            "client catchers only",
+            vec!["-P", port.as_str()],
+            vec![CATCHERS_ONLY],
         ),
     ];
     let running: Vec<FileTool> = tools
@@ -323,6 +382,11 @@ fn every_tcp_probe_run_of_a_thousand_busy_connections() {
         totals[2] + totals[3],
         probes,
         "raw_tp: server + client samples"
+    );
+    assert_eq!(
+        totals[4] + totals[5],
+        probes,
+        "catchers only: server + client samples"
     );
 }
 

@@ -721,9 +721,10 @@ pub struct SkipAccount {
 }
 
 impl SkipAccount {
-    /// Events neither the main programs nor the catchers ran the handler for.
+    /// Events neither the main programs nor the catchers ran the handler for (none where
+    /// the catchers run alone, and catch everything).
     pub fn lost(&self) -> u64 {
-        self.main_misses - self.catches
+        self.main_misses.saturating_sub(self.catches)
     }
 }
 
