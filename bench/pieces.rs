@@ -37,6 +37,8 @@ fn hold() -> Result<()> {
     let mut rb = RingBufferBuilder::new();
     rb.add(&skel.maps.rb_out, |_| 0)?;
     rb.add(&skel.maps.rb_res, |_| 0)?;
+    rb.add(&skel.maps.rb_cpu0, |_| 0)?;
+    rb.add(&skel.maps.rb_cpu1, |_| 0)?;
     let rb = rb.build()?;
     println!("ready");
     while !signal::stop_requested() {

@@ -118,10 +118,8 @@ PIECES_GROUPS = {
         "p_ktime": "`bpf_ktime_get_ns()`",
         "p_pidtgid": "`bpf_get_current_pid_tgid()`",
         "p_comm": "`bpf_get_current_comm()` into 16 bytes",
-        "p_task_stack": "the catcher's context level before (bpf/nested.bpf.h): "
-                        "`bpf_get_current_task_btf()` twice, `bpf_get_current_task()`",
-        "p_task_stack2": "the catcher's context level after: one task pointer for the "
-                         "distance and the stack base, `bpf_get_current_task()`",
+        "p_nested_note": "what a main program does for its catcher (bpf/nested.bpf.h): "
+                         "its arguments' address into a per-CPU slot",
     },
     "socket reads": {
         "p_direct_fields": "plain BTF loads from `struct sock`: protocol (a bitfield), family, "
@@ -150,6 +148,10 @@ PIECES_GROUPS = {
                        "no wakeup",
         "p_rb_reserve": "`bpf_ringbuf_reserve()` of 120 bytes, zeroed and filled in place, "
                         "submitted, no wakeup",
+        "p_rb_full": "`bpf_ringbuf_output()` into a ring never read, so full: what a record "
+                     "costs before its bytes (the call, the ring's lock)",
+        "p_rb_percpu": "`bpf_ringbuf_output()` of 120 bytes into this CPU's own ring (an "
+                       "array of rings, one per CPU): no lock or line shared by CPUs",
     },
     "counting": {
         "p_percpu_add": "per-CPU array: lookup, `+= 1`",
