@@ -73,12 +73,18 @@ static __always_inline int nested_skipped(void *ctx, void *map)
 {
 	__u32 zero = 0;
 	struct nested_state *st = bpf_map_lookup_elem(map, &zero);
+	__u32 last;
 	int i;
 
 	if (!st)
 		return 0;
 	/* A pointer stored to a map and compared with one: both need the loader's
-	 * CAP_PERFMON, which the tools hold. */
+	 * CAP_PERFMON, which the tools hold. Most often the last slot noted is this event's. */
+	last = (st->next - 1) & (NESTED_RAN - 1);
+	if (st->ran[last] == (__u64)ctx) {
+		st->ran[last] = 0;
+		return 0;
+	}
 #pragma unroll
 	for (i = 0; i < NESTED_RAN; i++) {
 		if (st->ran[i] == (__u64)ctx) {
