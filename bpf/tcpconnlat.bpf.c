@@ -10,6 +10,7 @@
 #include "stream.bpf.h"
 #include "sock.bpf.h"
 #include "container.bpf.h"
+#include "task.bpf.h"
 #include "slots.bpf.h"
 
 #define MAX_CONNECTS 4096
@@ -83,7 +84,7 @@ static __always_inline void start_connect(const struct sock *sk, const int direc
 		return;
 	start.ts_ns = bpf_ktime_get_ns();
 	start.pid = pid;
-	bpf_get_current_comm(&start.comm, sizeof(start.comm));
+	current_comm(start.comm, direct);
 	if (!(direct == SK_BTF_STORAGE && settings.sk_storage)) {
 		if (bpf_map_update_elem(&connect_table, &skaddr, &start, BPF_ANY))
 			count_table_full();
@@ -113,11 +114,14 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	delta = (__s64)(now - start->ts_ns);
 	if (delta < 0)
 		goto forget;
-	ev.delta_us = delta / 1000;
-	if (settings.min_us && ev.delta_us < settings.min_us)
+	/* delta / 1000 < min_us, without the division (settings are constants to the
+	 * verifier: only the compare is left). */
+	if (settings.min_us &&
+	    (settings.min_us > ~0ULL / 1000 || (__u64)delta < settings.min_us * 1000))
 		goto forget;
 
-	ev.ts_us = now / 1000;
+	ev.delta_ns = delta;
+	ev.ts_ns = now;
 	ev.pid = start->pid;
 	__builtin_memcpy(ev.comm, start->comm, sizeof(ev.comm));
 	ev.family = family;

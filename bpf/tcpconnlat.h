@@ -29,8 +29,8 @@ struct connect_start {
 struct connect_latency {
 	__u8 laddr[16];  /* IPv4 in the first 4 bytes, network order */
 	__u8 raddr[16];
-	__u64 delta_us;  /* SYN_SENT until the answer */
-	__u64 ts_us;     /* ktime of the answer */
+	__u64 delta_ns;  /* SYN_SENT until the answer (user space divides: cheaper there) */
+	__u64 ts_ns;     /* ktime of the answer */
 	__u64 cgroup_id; /* with settings.container.record */
 	__u32 netns;
 	__u32 pid;

@@ -10,6 +10,7 @@
 #include "stream.bpf.h"
 #include "sock.bpf.h"
 #include "container.bpf.h"
+#include "task.bpf.h"
 
 #define MAX_SOCKETS 10240
 
@@ -37,10 +38,11 @@ struct {
 	__type(value, __u64);
 } timestamps SEC(".maps");
 
+/* Only tp_btf programs with socket storage keep owners. */
 static __always_inline void set_owner(struct sock_owner *owner)
 {
 	owner->pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(&owner->comm, sizeof(owner->comm));
+	current_comm(owner->comm, SK_BTF_STORAGE);
 	owner->known = 1;
 }
 
@@ -58,11 +60,14 @@ static __always_inline void track_in_storage(struct state_change *ev, const stru
 		ev->delta_ns = ts - st->ts_ns;
 		ev->delta_known = 1;
 	}
-	/* The connect() or listen() caller: inside the syscall, the task on the CPU. */
-	if (ev->oldstate == TCP_CLOSE &&
-	    (ev->newstate == TCP_SYN_SENT || ev->newstate == TCP_LISTEN))
-		set_owner(&st->owner);
-	ev->owner = st->owner;
+	/* The connect() or listen() caller: inside the syscall, the task on the CPU. Kept
+	 * only where records carry it. */
+	if (!settings.short_record) {
+		if (ev->oldstate == TCP_CLOSE &&
+		    (ev->newstate == TCP_SYN_SENT || ev->newstate == TCP_LISTEN))
+			set_owner(&st->owner);
+		ev->owner = st->owner;
+	}
 	st->skaddr = ev->skaddr;
 	/* As the table's entry is deleted: a socket connected again after CLOSE starts anew. */
 	st->ts_ns = ev->newstate == TCP_CLOSE ? 0 : ts;
@@ -111,7 +116,7 @@ static __always_inline int record_change(void *ctx, const struct sock *sk, int o
 
 	ts = bpf_ktime_get_ns();
 	ev.skaddr = (__u64)sk;
-	ev.ts_us = ts / 1000;
+	ev.ts_ns = ts;
 	ev.oldstate = oldstate;
 	ev.newstate = newstate;
 	/* `direct` is a constant: raw_tp programs never see the storage helpers. */
@@ -123,9 +128,9 @@ static __always_inline int record_change(void *ctx, const struct sock *sk, int o
 	ev.family = family;
 	ev.lport = lport;
 	ev.rport = rport;
-	bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
+	current_comm(ev.comm, direct);
 	SK_READ_ADDRS(direct, sk, family, ev.laddr, ev.raddr);
-	emit_event(ctx, &ev, sizeof(ev), ts);
+	emit_event(ctx, &ev, settings.short_record ? STATE_CHANGE_SHORT : sizeof(ev), ts);
 	return 0;
 }
 

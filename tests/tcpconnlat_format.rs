@@ -310,8 +310,8 @@ fn decodes_the_bpf_record() {
     let mut raw = tcptools::skel::tcpconnlat::types::connect_latency {
         laddr: v4([127, 0, 0, 1]),
         raddr: v4([127, 0, 0, 2]),
-        delta_us: 42,
-        ts_us: 7,
+        delta_ns: 42_999,
+        ts_ns: 7_500,
         pid: 99,
         family: AF_INET,
         lport: 40000,

@@ -369,6 +369,75 @@ fn short_records_are_rejected() {
     assert_eq!(StateChange::decode(&[0u8; 10]), None);
 }
 
+/// The BPF record, whole (with the container and the owner) and short (without: what the
+/// program sends where the output shows neither, 96 bytes).
+#[test]
+fn decodes_whole_and_short_bpf_records() {
+    let mut raw = tcptools::skel::tcpstates::types::state_change {
+        laddr: v4([127, 0, 0, 1]),
+        raddr: v4([127, 0, 0, 2]),
+        skaddr: 0xffff_8880_1234_5678,
+        ts_ns: 7_500,
+        delta_ns: 42_999,
+        pid: 99,
+        oldstate: 2,
+        newstate: 1,
+        family: AF_INET,
+        lport: 40000,
+        rport: 42000,
+        delta_known: 1,
+        cgroup_id: 5,
+        netns: 6,
+        ..Default::default()
+    };
+    raw.comm[..4].copy_from_slice(b"curl");
+    raw.owner.pid = 98;
+    raw.owner.comm[..4].copy_from_slice(b"wget");
+    raw.owner.known = 1;
+    // SAFETY: a plain C struct; its bytes are what the BPF program sends.
+    let bytes = unsafe {
+        std::slice::from_raw_parts((&raw as *const _) as *const u8, std::mem::size_of_val(&raw))
+    };
+    assert_eq!(bytes.len(), 136);
+    let whole = StateChange::decode(bytes).unwrap();
+    let expected = StateChange {
+        skaddr: 0xffff_8880_1234_5678,
+        pid: 99,
+        comm: Comm::from_kernel(b"curl"),
+        endpoints: Endpoints {
+            family: AF_INET,
+            laddr: v4([127, 0, 0, 1]),
+            lport: 40000,
+            raddr: v4([127, 0, 0, 2]),
+            rport: 42000,
+        },
+        container: SocketContainer {
+            cgroup_id: 5,
+            netns: 6,
+        },
+        owner: Some(Owner {
+            pid: 98,
+            comm: Comm::from_kernel(b"wget"),
+        }),
+        oldstate: 2,
+        newstate: 1,
+        delta_ns: 42_999,
+        delta_known: true,
+        ts_us: 7,
+    };
+    assert_eq!(whole, expected);
+    let short = StateChange::decode(&bytes[..96]).unwrap();
+    assert_eq!(
+        short,
+        StateChange {
+            container: SocketContainer::default(),
+            owner: None,
+            ..expected
+        }
+    );
+    assert_eq!(StateChange::decode(&bytes[..95]), None);
+}
+
 #[test]
 fn sub_microsecond_durations_are_0_000_in_columns_but_not_in_json() {
     let mut quick = loopback_v4();

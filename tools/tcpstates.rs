@@ -20,7 +20,12 @@ fn trace(config: &Config) -> Result<()> {
     let journal = config.journal.then(Journal::connect).transpose()?;
     let container = config.container.resolve(config.format.needs_container())?;
     let transport = Transport::choose();
-    let bpf = bpf::load(&config.filter, &container, transport)?;
+    let bpf = bpf::load(
+        &config.filter,
+        &container,
+        config.format.needs_owner(),
+        transport,
+    )?;
     if config.format.owner && !bpf.sk_storage {
         bail!("--owner needs socket storage in tp_btf programs (Linux 5.11 or later), and the programs attached without it (-v says why)");
     }

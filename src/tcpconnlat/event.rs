@@ -30,8 +30,8 @@ impl ConnectLatency {
             comm: Comm::from_kernel(&raw.comm),
             endpoints: endpoints!(raw),
             container: socket_container!(raw),
-            delta_us: raw.delta_us,
-            ts_us: raw.ts_us,
+            delta_us: raw.delta_ns / 1000,
+            ts_us: raw.ts_ns / 1000,
         })
     }
 

@@ -37,10 +37,11 @@ impl Filter {
 }
 
 /// Loads and attaches the programs that send every state change `filter` and `container`
-/// let through.
+/// let through; with `owners`, records carry the sockets' owners.
 pub fn load(
     filter: &Filter,
     container: &ContainerFilter,
+    owners: bool,
     transport: Transport,
 ) -> Result<Attached<TcpstatesSkel<'static>>> {
     attach::load(TcpstatesSkelBuilder::default, true, |open, setup| {
@@ -49,6 +50,7 @@ pub fn load(
         rodata.settings = filter.settings();
         rodata.settings.container = container_settings!(types::container_settings, container);
         rodata.settings.sk_storage = u8::from(setup.sk_storage);
+        rodata.settings.short_record = u8::from(!container.record && !owners);
         // With socket storage, the fixed table is not used: it costs no memory.
         attach::unused_map(&mut open.maps.timestamps, setup.sk_storage)
     })

@@ -32,10 +32,18 @@ pub struct StateChange {
 }
 
 impl StateChange {
-    /// Decodes a record of the BPF side's `struct state_change`; None if it is too short.
+    /// Decodes a record of the BPF side's `struct state_change`, whole or short (ending
+    /// before `cgroup_id`: the fields after it read as zero); None if it is shorter still.
     pub fn decode(data: &[u8]) -> Option<StateChange> {
+        const SHORT: usize = std::mem::offset_of!(types::state_change, cgroup_id);
+        let mut bytes = [0u8; std::mem::size_of::<types::state_change>()];
+        let len = data.len().min(bytes.len());
+        if len < SHORT {
+            return None;
+        }
+        bytes[..len].copy_from_slice(&data[..len]);
         let mut raw = types::state_change::default();
-        plain::copy_from_bytes(&mut raw, data).ok()?;
+        plain::copy_from_bytes(&mut raw, &bytes).ok()?;
         Some(StateChange {
             skaddr: raw.skaddr,
             pid: raw.pid,
@@ -50,7 +58,7 @@ impl StateChange {
             newstate: raw.newstate,
             delta_ns: raw.delta_ns,
             delta_known: raw.delta_known != 0,
-            ts_us: raw.ts_us,
+            ts_us: raw.ts_ns / 1000,
         })
     }
 }

@@ -35,6 +35,12 @@ impl Format {
     pub fn needs_container(&self) -> bool {
         self.json || self.cgroup
     }
+
+    /// Whether the records must carry the sockets' owners (`--owner`, or JSON's
+    /// owner_pid and owner_comm).
+    pub fn needs_owner(&self) -> bool {
+        self.json || self.owner
+    }
 }
 
 /// Renders the header and event lines for one run; remembers the first event for `-t`.
