@@ -11,6 +11,7 @@
 #include "sock.bpf.h"
 #include "container.bpf.h"
 #include "task.bpf.h"
+#include "slots.bpf.h"
 
 #define MAX_SOCKETS 10240
 
@@ -21,13 +22,18 @@ struct state_change state_change_layout = {};
 
 /* tp_btf programs from Linux 5.11 (settings.sk_storage): the socket's state start and
  * owner live with the socket, as many as there are sockets. BPF_F_CLONE: an accepted
- * socket starts with its listener's copy. */
+ * socket starts with its listener's copy, which is how it knows its owner. Without owners
+ * to keep (settings.owners 0), the slot table first (bpf/slots.bpf.h: no allocation per
+ * socket), and socket storage for a socket whose bucket is full. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
 	__type(key, int);
 	__type(value, struct socket_state);
 } socket_states SEC(".maps");
+
+SLOT_TABLE(state_slots);
+SLOT_VALUES(slot_states, struct socket_state);
 
 /* Programs that cannot use socket storage (raw_tp, and tp_btf before 5.11): state starts
  * (ktime ns) by socket, in a fixed table; a full table is counted (table_full). */
@@ -38,7 +44,7 @@ struct {
 	__type(value, __u64);
 } timestamps SEC(".maps");
 
-/* Only tp_btf programs with socket storage keep owners. */
+/* Only tp_btf programs with socket storage keep owners (settings.owners). */
 static __always_inline void set_owner(struct sock_owner *owner)
 {
 	owner->pid = bpf_get_current_pid_tgid() >> 32;
@@ -46,23 +52,30 @@ static __always_inline void set_owner(struct sock_owner *owner)
 	owner->known = 1;
 }
 
-/* Socket storage: fills ev's start and owner from the socket's storage and moves it on. */
+/* Socket storage (or a slot): fills ev's start and owner from the socket's state and moves
+ * it on. */
 static __always_inline void track_in_storage(struct state_change *ev, const struct sock *sk,
 					     __u64 ts)
 {
+	struct slot_ref ref = {};
 	struct socket_state *st;
+	int fresh = 0;
 
-	st = bpf_sk_storage_get(&socket_states, (struct sock *)sk, NULL,
-				BPF_SK_STORAGE_GET_F_CREATE);
+	if (settings.owners)
+		st = bpf_sk_storage_get(&socket_states, (struct sock *)sk, NULL,
+					BPF_SK_STORAGE_GET_F_CREATE);
+	else
+		st = slot_value(&state_slots, &slot_states, &socket_states, sk, &settings, 1,
+				&ref, &fresh);
 	if (!st)
 		return;
-	if (st->skaddr == ev->skaddr && st->ts_ns) {
+	/* A freshly claimed slot holds what its last socket left. */
+	if (!fresh && st->skaddr == ev->skaddr && st->ts_ns) {
 		ev->delta_ns = ts - st->ts_ns;
 		ev->delta_known = 1;
 	}
-	/* The connect() or listen() caller: inside the syscall, the task on the CPU. Kept
-	 * only where records carry it. */
-	if (!settings.short_record) {
+	/* The connect() or listen() caller: inside the syscall, the task on the CPU. */
+	if (settings.owners) {
 		if (ev->oldstate == TCP_CLOSE &&
 		    (ev->newstate == TCP_SYN_SENT || ev->newstate == TCP_LISTEN))
 			set_owner(&st->owner);
@@ -71,6 +84,8 @@ static __always_inline void track_in_storage(struct state_change *ev, const stru
 	st->skaddr = ev->skaddr;
 	/* As the table's entry is deleted: a socket connected again after CLOSE starts anew. */
 	st->ts_ns = ev->newstate == TCP_CLOSE ? 0 : ts;
+	if (ev->newstate == TCP_CLOSE)
+		slot_free(&ref);
 }
 
 /* The fixed table: the start only. An entry is inserted once, rewritten in place
@@ -119,8 +134,9 @@ static __always_inline int record_change(void *ctx, const struct sock *sk, int o
 	ev.ts_ns = ts;
 	ev.oldstate = oldstate;
 	ev.newstate = newstate;
-	/* `direct` is a constant: raw_tp programs never see the storage helpers. */
-	if (direct && settings.sk_storage)
+	/* `direct` is a constant: only set_state_btf has the storage helpers and the slot
+	 * table's compare-and-swap, which Linux 5.10's verifier refuses even unreached. */
+	if (direct == SK_BTF_STORAGE && settings.sk_storage)
 		track_in_storage(&ev, sk, ts);
 	else
 		track_in_table(&ev, ts);

@@ -17,7 +17,8 @@ struct tcpstates_settings {
 	__u8 filter_rports;
 	__u8 sk_storage;              /* 1: tp_btf programs keep state in socket storage */
 	__u8 short_record;            /* 1: records end before cgroup_id (STATE_CHANGE_SHORT) */
-	__u8 pad[2];
+	__u8 owners;                  /* 1: keep sockets' owners, and send them */
+	__u8 pad;
 };
 
 /* What tcpstates keeps in each socket's storage (tp_btf programs, Linux 5.11+). */

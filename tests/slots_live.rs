@@ -1,5 +1,5 @@
 //! Per-socket state beyond the slot table (bpf/slots.bpf.h) goes to socket storage, and
-//! nothing of it is lost: tcpconnlat and tcptools-exporter with the table shrunk to 2
+//! nothing of it is lost: tcpconnlat, tcpstates and tcptools-exporter with the table shrunk to 2
 //! buckets of 8 sockets (TCPTOOLS_SLOT_BITS=1) and more sockets than that in flight at
 //! once (needs root).
 
@@ -15,12 +15,14 @@ use common::{bpftool_json, map_named, value_bytes, Netns, Tool};
 use nix::sys::signal::Signal;
 
 const TCPCONNLAT: &str = env!("CARGO_BIN_EXE_tcpconnlat");
+const TCPSTATES: &str = env!("CARGO_BIN_EXE_tcpstates");
 const SLOT_BITS: (&str, &str) = ("TCPTOOLS_SLOT_BITS", "1");
 /// The slots of that table: 2 buckets of 8.
 const SLOTS: usize = 16;
 const CONNECT_PORT: u16 = 43800;
 const SERVER_PORT: u16 = 43801;
 const EXPORTER_PORT: u16 = 43802;
+const STATES_PORT: u16 = 43803;
 
 /// Sockets holding a slot in the slot table `map` (its nonzero keys).
 fn slots_in_use(map: u32) -> usize {
@@ -174,4 +176,61 @@ fn sockets_beyond_the_slot_table_keep_their_state_starts() {
     assert_eq!(wait_for_empty_slots(map), 0, "slots left in use");
     let done = exporter.stop();
     assert_eq!(done.status.code(), Some(0), "stderr: {}", done.stderr);
+}
+
+/// tcpstates without owners to keep holds state starts in the slot table, and what does
+/// not fit in socket storage: 30 client sockets held open at once in a table of 16, each
+/// printed leaving ESTABLISHED after the time it was held.
+#[test]
+fn tcpstates_beyond_the_slot_table_measures_every_state() {
+    const CONNECTIONS: usize = 30;
+    const HOLD: Duration = Duration::from_millis(300);
+    let ns = Netns::new("slotst");
+    let port = STATES_PORT.to_string();
+    // -D: only this test's client sockets are traced, and take slots.
+    let tool = Tool::start(TCPSTATES, &["-D", &port], &[SLOT_BITS], 1);
+    let map = map_named(tool.pid(), "state_slots");
+    let held = ns.run("slotst", move || {
+        let listen = SocketAddr::from(([127, 0, 0, 1], STATES_PORT));
+        let listener = TcpListener::bind(listen).expect("bind");
+        let pairs: Vec<(TcpStream, TcpStream)> = (0..CONNECTIONS)
+            .map(|_| {
+                let client = TcpStream::connect(listen).expect("connect");
+                (client, listener.accept().expect("accept").0)
+            })
+            .collect();
+        let held = slots_in_use(map);
+        thread::sleep(HOLD);
+        for (client, mut server) in pairs {
+            drop(client);
+            server
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            server
+                .read_to_end(&mut Vec::new())
+                .expect("server reads EOF");
+        }
+        held
+    });
+    assert_eq!(held, SLOTS, "slots in use with every connection open");
+    assert_eq!(wait_for_empty_slots(map), 0, "slots left in use");
+    let done = tool.stop_with(Signal::SIGINT);
+    assert_eq!(done.status.code(), Some(0), "stderr: {}", done.stderr);
+    // ... RPORT OLDSTATE -> NEWSTATE MS
+    let held_ms: Vec<f64> = done
+        .stdout
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| {
+            f.len() >= 5 && f[f.len() - 4] == "ESTABLISHED" && f[f.len() - 2] == "FIN_WAIT1"
+        })
+        .map(|f| f[f.len() - 1].parse().expect("MS is a number"))
+        .collect();
+    assert_eq!(held_ms.len(), CONNECTIONS, "{:?}", done.stdout);
+    assert!(
+        held_ms
+            .iter()
+            .all(|&ms| ms >= HOLD.as_millis() as f64 && ms < 10_000.0),
+        "{held_ms:?}"
+    );
 }

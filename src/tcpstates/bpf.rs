@@ -36,6 +36,11 @@ impl Filter {
     }
 }
 
+/// The slot table of sockets' state starts where no owners are kept (bpf/slots.bpf.h):
+/// 2^11 buckets, 16,384 sockets (768 KiB of kernel memory) before sockets go to socket
+/// storage.
+const STATE_SLOT_BITS: u32 = 11;
+
 /// Loads and attaches the programs that send every state change `filter` and `container`
 /// let through; with `owners`, records carry the sockets' owners.
 pub fn load(
@@ -51,6 +56,14 @@ pub fn load(
         rodata.settings.container = container_settings!(types::container_settings, container);
         rodata.settings.sk_storage = u8::from(setup.sk_storage);
         rodata.settings.short_record = u8::from(!container.record && !owners);
+        rodata.settings.owners = u8::from(owners);
+        attach::size_slots(
+            &mut rodata.slot_bucket_bits,
+            &mut open.maps.state_slots,
+            &mut open.maps.slot_states,
+            STATE_SLOT_BITS,
+            setup.sk_storage && !owners,
+        )?;
         // With socket storage, the fixed table is not used: it costs no memory.
         attach::unused_map(&mut open.maps.timestamps, setup.sk_storage)
     })

@@ -149,7 +149,7 @@ for any number of sockets; on older kernels and with raw_tp it is kept in a tabl
 full) rather than printed as a duration of 0.",
     tracepoints: "sock:inet_sock_set_state",
     event_stream: true,
-    slot_table: false,
+    slot_table: true,
     differences: &[
         "Port lists (-L, -D) accept 1 to 65535 only; 0, 65536, negatives, non-numbers, \
 trailing garbage (80abc) and an empty or all-comma list are usage errors (exit 64).",
