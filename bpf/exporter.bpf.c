@@ -28,14 +28,14 @@ struct group_key group_key_layout = {};
  * the group maps (the "other" group). Arrays: no hash and no insert per event. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, COUNTERS);
+	__uint(max_entries, 2 * COUNTERS);
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, HISTS);
+	__uint(max_entries, 2 * HISTS);
 	__type(key, __u32);
 	__type(value, struct exporter_hist);
 } hists SEC(".maps");
@@ -96,40 +96,72 @@ static __always_inline void count_group_overflow(void)
 		__sync_fetch_and_add(count, 1);
 }
 
-/* Adds one to counter `index` of `group`. Atomic: a program on another tracepoint, or
- * the same one nested in a softirq, may add to the same CPU's value. */
-static __always_inline void count(__u64 group, __u32 index)
+/* The arrays' counters and histograms come in two copies, the main programs' and, at
+ * index + COUNTERS (+ HISTS), the catchers' (user space sums both). Each tracepoint has
+ * indexes of its own, so a copy is written by one program alone and, where the kernel
+ * never re-enters a program (NESTED_GUARDED), takes plain adds. The group maps, whose
+ * keys the catchers share, take atomic adds: a catcher may interrupt its main program on
+ * the same CPU. */
+static __always_inline __u64 *counter_of(__u64 group, __u32 index, const int catcher,
+					  int *atomic)
 {
 	__u64 *value = NULL;
 
+	*atomic = 1;
 	if (settings.group_by) {
 		struct group_key key = { .group = group, .index = index };
 
 		value = lookup_or_init(&group_counters, &key, &zero_count);
-		if (!value)
-			count_group_overflow();
+		if (value)
+			return value;
+		count_group_overflow();
 	}
-	if (!value)
-		value = bpf_map_lookup_elem(&counters, &index);
-	if (value)
-		__sync_fetch_and_add(value, 1);
+	*atomic = !NESTED_GUARDED;
+	index += catcher ? COUNTERS : 0;
+	return bpf_map_lookup_elem(&counters, &index);
 }
 
-/* Records `us` microseconds in histogram `index` of `group`. */
-static __always_inline void record(__u64 group, __u32 index, __u64 us)
+/* Adds one to counter `index` of `group`. */
+static __always_inline void count(__u64 group, __u32 index, const int catcher)
+{
+	int atomic;
+	__u64 *value = counter_of(group, index, catcher, &atomic);
+
+	if (!value)
+		return;
+	if (atomic)
+		__sync_fetch_and_add(value, 1);
+	else
+		*value += 1;
+}
+
+/* Histogram `index` of `group`, as counter_of(). */
+static __always_inline struct exporter_hist *hist_of(__u64 group, __u32 index,
+						     const int catcher, int *atomic)
 {
 	struct exporter_hist *hist = NULL;
-	__u64 slot;
 
+	*atomic = 1;
 	if (settings.group_by) {
 		struct group_key key = { .group = group, .index = index };
 
 		hist = lookup_or_init(&group_hists, &key, &zero_hist);
-		if (!hist)
-			count_group_overflow();
+		if (hist)
+			return hist;
+		count_group_overflow();
 	}
-	if (!hist)
-		hist = bpf_map_lookup_elem(&hists, &index);
+	*atomic = !NESTED_GUARDED;
+	index += catcher ? HISTS : 0;
+	return bpf_map_lookup_elem(&hists, &index);
+}
+
+/* Records `us` microseconds in histogram `index` of `group`. */
+static __always_inline void record(__u64 group, __u32 index, __u64 us, const int catcher)
+{
+	int atomic;
+	struct exporter_hist *hist = hist_of(group, index, catcher, &atomic);
+	__u64 slot;
+
 	if (!hist)
 		return;
 	slot = log2_u64(us);
@@ -138,8 +170,13 @@ static __always_inline void record(__u64 group, __u32 index, __u64 us)
 	/* The index must be the register the bound was checked on: older verifiers (6.1)
 	 * do not carry the bound over to a copy clang may use instead. */
 	barrier_var(slot);
-	__sync_fetch_and_add(&hist->slots[slot], 1);
-	__sync_fetch_and_add(&hist->sum_us, us);
+	if (atomic) {
+		__sync_fetch_and_add(&hist->slots[slot], 1);
+		__sync_fetch_and_add(&hist->sum_us, us);
+	} else {
+		hist->slots[slot] += 1;
+		hist->sum_us += us;
+	}
 }
 
 /* 0 for AF_INET, 1 for AF_INET6, -1 for anything else. */
@@ -231,7 +268,7 @@ static __always_inline int ports_pass(const struct sock *sk, __u16 lport, const 
 }
 
 static __always_inline int count_change(void *ctx, const struct sock *sk, int oldstate,
-					int newstate, const int direct)
+					int newstate, const int direct, const int catcher)
 {
 	__u64 group, now, start;
 	__u16 family, lport = 0;
@@ -253,19 +290,20 @@ static __always_inline int count_change(void *ctx, const struct sock *sk, int ol
 	now = bpf_ktime_get_ns();
 	start = swap_start(sk, newstate, now, direct);
 	base = fam * COUNTERS_PER_FAMILY;
-	count(group, base + oldstate * STATES + newstate);
+	count(group, base + oldstate * STATES + newstate, catcher);
 	if (start)
-		record(group, fam * HISTS_PER_FAMILY + HIST_STATE + oldstate, (now - start) / 1000);
+		record(group, fam * HISTS_PER_FAMILY + HIST_STATE + oldstate, (now - start) / 1000,
+		       catcher);
 	if (oldstate != TCP_SYN_SENT)
 		return 0;
 	outcome = connect_outcome(sk, newstate, direct);
-	count(group, base + TRANSITIONS + outcome);
+	count(group, base + TRANSITIONS + outcome, catcher);
 	if (start && outcome <= OUTCOME_REFUSED)
-		record(group, fam * HISTS_PER_FAMILY + HIST_CONNECT + outcome, (now - start) / 1000);
+		record(group, fam * HISTS_PER_FAMILY + HIST_CONNECT + outcome, (now - start) / 1000,
+		       catcher);
 	return 0;
 }
 
-/* catcher: unused, the counters take atomic adds in either program. */
 static __always_inline int count_rtt(const struct sock *sk, const int direct, const int catcher)
 {
 	__u16 family, lport = 0;
@@ -281,7 +319,7 @@ static __always_inline int count_rtt(const struct sock *sk, const int direct, co
 		SK_READ(direct, lport, sk->__sk_common.skc_num);
 	if (!ports_pass(sk, lport, direct) || !sk_srtt_us(sk, direct, &srtt))
 		return 0;
-	record(sk_group(sk), fam * HISTS_PER_FAMILY + HIST_RTT, srtt);
+	record(sk_group(sk), fam * HISTS_PER_FAMILY + HIST_RTT, srtt, catcher);
 	return 0;
 }
 

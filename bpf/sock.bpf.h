@@ -141,24 +141,25 @@ static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, _
 }
 
 /* A tool's programs on sock:inet_sock_set_state, all calling
- * handler(ctx, sk, oldstate, newstate, direct): set_state_btf (tp_btf with socket
+ * handler(ctx, sk, oldstate, newstate, direct, catcher): set_state_btf (tp_btf with socket
  * storage, SK_BTF_STORAGE), set_state_tbl (tp_btf without, SK_BTF) and set_state_raw
  * (raw_tp, SK_PROBED), each with its catcher (catch_state_btf, catch_state_tbl,
- * catch_state_raw: bpf/nested.bpf.h). User space loads one setup's pair (src/attach.rs). */
+ * catch_state_raw: bpf/nested.bpf.h; catcher is 1 in those). User space loads one
+ * setup's pair (src/attach.rs). */
 #define SET_STATE_PROGRAMS(handler)                                                     \
 	NESTED_STATE(set_state);                                                       \
 	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_btf,        \
 			catch_state_btf,                                                \
 			(const struct sock *sk, const int oldstate, const int newstate), \
-			return handler(ctx, sk, oldstate, newstate, SK_BTF_STORAGE))   \
+			return handler(ctx, sk, oldstate, newstate, SK_BTF_STORAGE, nested_catcher))   \
 	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_tbl,        \
 			catch_state_tbl,                                                \
 			(const struct sock *sk, const int oldstate, const int newstate), \
-			return handler(ctx, sk, oldstate, newstate, SK_BTF))           \
+			return handler(ctx, sk, oldstate, newstate, SK_BTF, nested_catcher))           \
 	NESTED_PROGRAMS(set_state, "raw_tp/inet_sock_set_state", set_state_raw,        \
 			catch_state_raw,                                                \
 			(const struct sock *sk, const int oldstate, const int newstate), \
-			return handler(ctx, sk, oldstate, newstate, SK_PROBED))
+			return handler(ctx, sk, oldstate, newstate, SK_PROBED, nested_catcher))
 
 /* A tool's programs on tcp:tcp_probe, all calling handler(sk, direct, catcher):
  * tcp_probe_btf (tp_btf) and tcp_probe_raw (raw_tp), each with its catcher

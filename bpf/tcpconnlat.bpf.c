@@ -138,7 +138,7 @@ forget:
 }
 
 static __always_inline int on_state_change(void *ctx, const struct sock *sk, int oldstate,
-					   int newstate, const int direct)
+					   int newstate, const int direct, const int catcher)
 {
 	__u64 cgroup_id;
 	__u32 netns;

@@ -108,7 +108,7 @@ static __always_inline void track_in_table(struct state_change *ev, __u64 ts)
 }
 
 static __always_inline int record_change(void *ctx, const struct sock *sk, int oldstate,
-					 int newstate, const int direct)
+					 int newstate, const int direct, const int catcher)
 {
 	struct state_change ev = {};
 	__u16 family, lport, rport;

@@ -15,6 +15,7 @@ use common::{connection, Netns};
 const PROMETHEUS_PORT: u16 = 44090;
 const EXPORTER_ALL_PORT: u16 = 44091;
 const EXPORTER_FILTERED_PORT: u16 = 44092;
+const EXPORTER_CATCHERS_PORT: u16 = 44093;
 const SERVER_V4: u16 = 44001;
 const SERVER_V6: u16 = 44002;
 
@@ -46,6 +47,14 @@ fn prometheus_scrapes_exact_counts() {
     // Remote ports: a client elsewhere on the host may get 44001 as its ephemeral local
     // port, but nothing else connects to it.
     let filtered = Exporter::start(&ns, EXPORTER_FILTERED_PORT, &["-D", &ports]);
+    // Its catchers alone (bpf/nested.bpf.h), which then count every event, in their own
+    // copies of the counters: the same counts.
+    let catchers = Exporter::start_env(
+        &ns,
+        EXPORTER_CATCHERS_PORT,
+        &["-D", &ports],
+        &[("TCPTOOLS_CATCHERS_ONLY", "1")],
+    );
     assert_eq!(
         all.ready_line(),
         format!("Serving metrics on http://127.0.0.1:{EXPORTER_ALL_PORT}/metrics")
@@ -139,9 +148,24 @@ fn prometheus_scrapes_exact_counts() {
     assert_eq!(sample(&text, line), Some(V6_CONNECTIONS as f64), "{text}");
     let (status, _) = get(&ns, EXPORTER_FILTERED_PORT, "/nope").expect("/nope");
     assert_eq!(status, 404);
+    let (_, caught) = get(&ns, EXPORTER_CATCHERS_PORT, "/metrics").expect("/metrics");
+    for family in ["ipv4", "ipv6"] {
+        for series in [
+            format!("tcp_state_transitions_total{{family=\"{family}\",old_state=\"SYN_SENT\",new_state=\"ESTABLISHED\"}}"),
+            format!("tcp_connect_latency_seconds_count{{family=\"{family}\",outcome=\"established\"}}"),
+            format!("tcp_state_duration_seconds_count{{family=\"{family}\",state=\"SYN_SENT\"}}"),
+            format!("tcp_rtt_seconds_count{{family=\"{family}\"}}"),
+        ] {
+            assert_eq!(
+                sample(&caught, &series),
+                sample(&text, &series),
+                "{series}: catchers only vs both"
+            );
+        }
+    }
 
     drop(prometheus);
-    for exporter in [all, filtered] {
+    for exporter in [all, filtered, catchers] {
         let done = exporter.stop();
         assert!(done.status.success(), "{:?} {}", done.status, done.stderr);
     }

@@ -168,7 +168,8 @@ fn check_layout(skel: &ExporterSkel<'_>) -> Result<()> {
     let counters = skel.maps.counters.max_entries() as usize;
     let hists = skel.maps.hists.max_entries() as usize;
     let slots = std::mem::size_of::<types::exporter_hist>() / 8 - 1;
-    if (counters, hists, slots) != (COUNTERS, HISTS, HIST_SLOTS) {
+    // Two copies of each array: the main programs' and the catchers'.
+    if (counters, hists, slots) != (2 * COUNTERS, 2 * HISTS, HIST_SLOTS) {
         bail!(
             "bpf/exporter.h and src/exporter/metrics.rs disagree: {counters} counters, \
              {hists} histograms, {slots} slots"
@@ -244,13 +245,18 @@ fn per_cpu_count(map: &MapMut<'_>) -> Result<u64> {
     Ok(sum_counter(&lookup_percpu(map, &0u32.to_ne_bytes())?))
 }
 
+/// The arrays' counts: the main programs' copy at index i and the catchers' at
+/// i + COUNTERS (i + HISTS), summed (bpf/exporter.bpf.c).
 fn read_arrays(counters: &MapMut<'_>, hists: &MapMut<'_>) -> Result<Counts> {
     let mut counts = Counts::default();
+    let key = |i: usize| (i as u32).to_ne_bytes();
     for (i, value) in counts.counters.iter_mut().enumerate() {
-        *value = sum_counter(&lookup_percpu(counters, &(i as u32).to_ne_bytes())?);
+        *value = sum_counter(&lookup_percpu(counters, &key(i))?)
+            .wrapping_add(sum_counter(&lookup_percpu(counters, &key(i + COUNTERS))?));
     }
     for (i, hist) in counts.hists.iter_mut().enumerate() {
-        *hist = sum_hist(&lookup_percpu(hists, &(i as u32).to_ne_bytes())?);
+        *hist = sum_hist(&lookup_percpu(hists, &key(i))?);
+        hist.add(&sum_hist(&lookup_percpu(hists, &key(i + HISTS))?));
     }
     Ok(counts)
 }
