@@ -118,8 +118,10 @@ PIECES_GROUPS = {
         "p_ktime": "`bpf_ktime_get_ns()`",
         "p_pidtgid": "`bpf_get_current_pid_tgid()`",
         "p_comm": "`bpf_get_current_comm()` into 16 bytes",
-        "p_nested_note": "what a main program does for its catcher (bpf/nested.bpf.h): "
-                         "its arguments' address into a per-CPU slot",
+        "p_task_stack": "the catcher's context level before (bpf/nested.bpf.h): "
+                        "`bpf_get_current_task_btf()` twice, `bpf_get_current_task()`",
+        "p_task_stack2": "the catcher's context level (bpf/nested.bpf.h): one task pointer "
+                         "for the distance and the stack base, `bpf_get_current_task()`",
     },
     "socket reads": {
         "p_direct_fields": "plain BTF loads from `struct sock`: protocol (a bitfield), family, "

@@ -7,28 +7,29 @@
  * (src/attach.rs). The catcher calls the same handler only when the main program did not
  * run for this event: the kernel skipped it.
  *
- * How the catcher knows: by the address of the event's arguments, `ctx`. The kernel calls
- * each program attached to a tracepoint from the same frame (one bpf_trace_runN() call per
- * program, each building the argument array at the same place on the stack), so the main
- * program and the catcher of one event see the same ctx. An event nested in another one's
- * programs (a softirq on the interrupt stack, or deeper on the task's stack) has its
- * arguments elsewhere. The main program notes its ctx in one of NESTED_RAN per-CPU slots,
- * round robin; the catcher looks for its own ctx there and clears the slot it finds: found,
- * the main program ran for this event; not found, it was skipped, and the catcher runs the
- * handler. No helper call on either side: a store in the main program, four compares in the
- * catcher.
+ * How the catcher knows: events on one CPU nest by context, never within one context: a
+ * state change in a softirq interrupts one in a task, not the other way round, and neither
+ * interrupts itself. Softirqs run on the CPU's interrupt stack (x86_64 and arm64 from Linux
+ * 5.12), so the context of a run is told by where its arguments lie: on the current task's
+ * stack (level 0) or elsewhere (level 1). (preempt_count would say it too, but it is a
+ * per-CPU variable that kernels without CONFIG_KALLSYMS_ALL do not let BPF programs
+ * address, this machine's among them.) Each level has a per-CPU counter of main program
+ * runs: the main program adds one to its level's at entry, and at level 0 clears level 1's
+ * (left over when a softirq's catcher was skipped: when a task-level main program starts,
+ * no softirq is in progress on its CPU). The catcher takes one from its level's counter
+ * when there is one, else it catches. This holds in the kernel's own prologue and epilogue
+ * around the main program too, where the program is already `active` but has not yet, or
+ * no longer, run any of its code. On a kernel that re-enters programs instead of skipping
+ * them (older kernels lack the per-program counter), every main program run is followed by
+ * its catcher's, the counts pair up and the catcher never catches, even where softirqs run
+ * on the task's stack and both contexts read as level 0.
  *
- * Why it holds. Slots outlive their event only until its catcher runs, and between a main
- * program's run and its catcher's only nested events can come in: one per context above it
- * (softirq, hardirq, NMI), fewer than NESTED_RAN, so no slot is overwritten while its
- * catcher is still to come (that would run an event twice). The kernel's own prologue and
- * epilogue around the main program (already `active`, not yet or no longer running its
- * code) are covered too: an event nested there finds no slot with its ctx. A slot goes
- * stale only when its catcher was itself skipped; a later event at the same address whose
- * main program is skipped can then go uncaught: it is lost, and counted as lost. On a
- * kernel that re-enters programs instead of skipping them, every main program run is
- * followed by its catcher's before the run it interrupted goes on, and the catcher never
- * catches.
+ * Not the arguments' address alone (tried): the main program and catcher of one event
+ * see the same ctx, but a softirq between the two can run any number of other events'
+ * pairs, and a catcher the kernel skipped leaves its main program's note behind; notes
+ * by address then go stale or get overwritten, and an event runs twice or not at all.
+ * Counts per level balance whatever runs in between, and a task-level run clears what
+ * skipped catchers left.
  *
  * What is still lost: an event whose main program and catcher are both skipped (a catcher
  * catching in a softirq interrupted by a hardirq that changes a socket's state, which TCP
@@ -45,57 +46,78 @@ extern int LINUX_KERNEL_VERSION __kconfig;
  * the two programs writes, per CPU, takes plain adds. */
 #define NESTED_GUARDED (LINUX_KERNEL_VERSION >= KERNEL_VERSION(6, 1, 0))
 
-/* Main program runs whose catcher may still be to come: more than the contexts that can
- * nest (task, softirq, hardirq, NMI). */
-#define NESTED_RAN 4
+/* THREAD_SIZE of x86_64 and arm64 kernels (without KASAN). */
+#define NESTED_THREAD_SIZE 16384
 
 /* What one tracepoint's pair of programs shares per CPU. */
 struct nested_state {
-	__u64 catches;          /* events the catcher ran the handler for: runs the kernel skipped */
-	__u64 ran[NESTED_RAN];  /* ctx of the main program's last runs; 0 once its catcher ran */
-	__u32 next;             /* the slot the main program's next run notes its ctx in */
+	__u32 ran[2];    /* main program runs at each level whose catcher has not run yet */
+	__u64 catches;   /* events the catcher ran the handler for: runs the kernel skipped */
+	__u64 where[2];  /* raw_tp scratch, one per program: the arguments' address */
 };
 
-/* The main program's entry: it runs for this event. */
-static __always_inline void nested_enter(void *ctx, void *map)
+/* The context level of this run: 0 when its arguments are on the current task's stack, 1
+ * elsewhere (the interrupt stack). The arguments' address must become a number, and a BPF
+ * program may not turn a pointer into one, except by subtracting another pointer (the
+ * loader holds CAP_PERFMON): the current task's BTF pointer, whose number
+ * bpf_get_current_task() gives (Linux 5.11+). One BTF pointer serves for both the
+ * distance and the stack base: every helper call here is paid on every event. A raw_tp
+ * program writes the pointer to a map and reads it back, in a slot of its own: no other
+ * run of the same program can come in between (on kernels that skip nested runs). */
+static __always_inline __u32 nested_level(void *ctx, struct nested_state *st, int slot,
+					  const int direct)
 {
-	__u32 zero = 0;
+	__u64 where, base;
+
+	if (direct && bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		__u64 offset = (__u64)ctx - (__u64)task;
+
+		/* Keeps clang from folding it into scalar - pointer, which the verifier refuses. */
+		asm volatile("" : "+r"(offset));
+		where = offset + bpf_get_current_task();
+		base = (__u64)task->stack;
+	} else {
+		base = (__u64)BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), stack);
+		st->where[slot] = (__u64)ctx;
+		where = *(volatile __u64 *)&st->where[slot];
+	}
+	return where - base >= NESTED_THREAD_SIZE;
+}
+
+/* The main program's entry: it runs for this event at its level. */
+static __always_inline void nested_enter(void *ctx, void *map, const int direct)
+{
+	__u32 zero = 0, level;
 	struct nested_state *st = bpf_map_lookup_elem(map, &zero);
 
 	if (!st)
 		return;
-	*(void *volatile *)&st->ran[st->next & (NESTED_RAN - 1)] = ctx;
-	st->next += 1;
+	level = nested_level(ctx, st, 0, direct);
+	if (level == 0) {
+		st->ran[0] += 1;
+		st->ran[1] = 0;
+	} else {
+		st->ran[1] += 1;
+	}
 }
 
 /* The catcher: true when the main program did not run for this event (counted as caught). */
-static __always_inline int nested_skipped(void *ctx, void *map)
+static __always_inline int nested_skipped(void *ctx, void *map, const int direct)
 {
-	__u32 zero = 0;
+	__u32 zero = 0, level;
 	struct nested_state *st = bpf_map_lookup_elem(map, &zero);
-	__u32 last;
-	int i;
 
 	if (!st)
 		return 0;
-	/* A pointer stored to a map and compared with one: both need the loader's
-	 * CAP_PERFMON, which the tools hold. Most often the last slot noted is this event's. */
-	last = (st->next - 1) & (NESTED_RAN - 1);
-	if (st->ran[last] == (__u64)ctx) {
-		st->ran[last] = 0;
+	level = nested_level(ctx, st, 1, direct) & 1;
+	if (st->ran[level]) {
+		st->ran[level] -= 1;
 		return 0;
-	}
-#pragma unroll
-	for (i = 0; i < NESTED_RAN; i++) {
-		if (st->ran[i] == (__u64)ctx) {
-			st->ran[i] = 0;
-			return 0;
-		}
 	}
 	st->catches += 1;
 	return 1;
 }
-
 /* The per-CPU state of the pair `pair`: map nested_PAIR, which user space finds by its
  * prefix `nested_` and reads the catches of. */
 #define NESTED_STATE(pair)                                                               \
@@ -110,15 +132,16 @@ static __always_inline int nested_skipped(void *ctx, void *map)
 
 /* A main program `main` and its catcher `catcher` in section `sec`, both with the
  * tracepoint's arguments `args` (parenthesized) and the same body `call` (a statement
- * that returns), in which `nested_catcher` is 1 in the catcher and 0 in the main program.
- * The catcher's name starts with `catch_`: user space attaches it last. */
-#define NESTED_PROGRAMS(pair, sec, main, catcher, args, call)                           \
+ * that returns), in which `nested_catcher` is 1 in the catcher and 0 in the main program;
+ * `direct`: 1 for tp_btf programs (BTF-typed loads), 0 for raw_tp. The catcher's name
+ * starts with `catch_`: user space attaches it last. */
+#define NESTED_PROGRAMS(pair, sec, main, catcher, direct, args, call)                   \
 	SEC(sec)                                                                         \
 	int BPF_PROG(main, NESTED_UNPAREN args)                                          \
 	{                                                                                \
 		const int nested_catcher = 0;                                            \
 										 \
-		nested_enter(ctx, &nested_##pair);                                       \
+		nested_enter(ctx, &nested_##pair, direct);                               \
 		call;                                                                    \
 	}                                                                                \
 	SEC(sec)                                                                         \
@@ -126,7 +149,7 @@ static __always_inline int nested_skipped(void *ctx, void *map)
 	{                                                                                \
 		const int nested_catcher = 1;                                            \
 										 \
-		if (!nested_skipped(ctx, &nested_##pair))                                \
+		if (!nested_skipped(ctx, &nested_##pair, direct))                        \
 			return 0;                                                        \
 		call;                                                                    \
 	}

@@ -8,7 +8,6 @@
 #include "hist.bpf.h"
 #include "container.bpf.h"
 #include "slots.bpf.h"
-#include "nested.bpf.h"
 
 /* Keeps a piece's result alive without a store: a store to a global both CPUs write would
  * add a cache line's trips between them to every piece. */
@@ -32,7 +31,7 @@ struct {
 	__type(key, __u32);
 	__array(values, struct rb_cpu);
 } rb_cpus SEC(".maps") = { .values = { &rb_cpu0, &rb_cpu1 } };
-NESTED_STATE(piece);
+
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -196,15 +195,41 @@ P(p_rb_reserve)
 	return 0;
 }
 
-P(p_nested_note)
+P(p_task_stack)
 {
-	__u32 zero = 0;
-	struct nested_state *st = bpf_map_lookup_elem(&nested_piece, &zero);
+	__u64 off = (__u64)ctx - (__u64)bpf_get_current_task_btf();
+	asm volatile("" : "+r"(off));
+	KEEP(off + bpf_get_current_task() - (__u64)bpf_get_current_task_btf()->stack);
+	return 0;
+}
 
-	if (st) {
-		*(void *volatile *)&st->ran[st->next & (NESTED_RAN - 1)] = ctx;
-		st->next += 1;
-	}
+
+P(p_storage8_get)
+{
+	__u64 *v = bpf_sk_storage_get(&st8, (struct sock *)sk, NULL, 0);
+	if (v)
+		KEEP(*v);
+	return 0;
+}
+
+P(p_div)
+{
+	KEEP((input + newstate) / 1000);
+	return 0;
+}
+
+P(p_log2)
+{
+	KEEP(log2_u64(input + newstate));
+	return 0;
+}
+
+P(p_task_stack2)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u64 off = (__u64)ctx - (__u64)t;
+	asm volatile("" : "+r"(off));
+	KEEP(off + bpf_get_current_task() - (__u64)t->stack);
 	return 0;
 }
 

@@ -149,15 +149,15 @@ static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, _
 #define SET_STATE_PROGRAMS(handler)                                                     \
 	NESTED_STATE(set_state);                                                       \
 	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_btf,        \
-			catch_state_btf,                                                \
+			catch_state_btf, SK_BTF_STORAGE,                                \
 			(const struct sock *sk, const int oldstate, const int newstate), \
 			return handler(ctx, sk, oldstate, newstate, SK_BTF_STORAGE, nested_catcher))   \
 	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_tbl,        \
-			catch_state_tbl,                                                \
+			catch_state_tbl, SK_BTF,                                        \
 			(const struct sock *sk, const int oldstate, const int newstate), \
 			return handler(ctx, sk, oldstate, newstate, SK_BTF, nested_catcher))           \
 	NESTED_PROGRAMS(set_state, "raw_tp/inet_sock_set_state", set_state_raw,        \
-			catch_state_raw,                                                \
+			catch_state_raw, SK_PROBED,                                     \
 			(const struct sock *sk, const int oldstate, const int newstate), \
 			return handler(ctx, sk, oldstate, newstate, SK_PROBED, nested_catcher))
 
@@ -167,10 +167,10 @@ static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, _
 #define TCP_PROBE_PROGRAMS(handler)                                                     \
 	NESTED_STATE(tcp_probe);                                                       \
 	NESTED_PROGRAMS(tcp_probe, "tp_btf/tcp_probe", tcp_probe_btf, catch_probe_btf,  \
-			(const struct sock *sk, const struct sk_buff *skb),    \
+			SK_BTF, (const struct sock *sk, const struct sk_buff *skb),    \
 			return handler(sk, SK_BTF, nested_catcher))                    \
 	NESTED_PROGRAMS(tcp_probe, "raw_tp/tcp_probe", tcp_probe_raw, catch_probe_raw,  \
-			(const struct sock *sk, const struct sk_buff *skb), \
+			SK_PROBED, (const struct sock *sk, const struct sk_buff *skb), \
 			return handler(sk, SK_PROBED, nested_catcher))
 
 #endif

@@ -359,9 +359,10 @@ pub fn catches(counters: &SkipCounters<'_>) -> u64 {
 /// The `catches` of one per-CPU `struct nested_state` map, summed over CPUs; 0 when the
 /// map cannot be read.
 fn nested_catches(map: BorrowedFd<'_>) -> u64 {
-    // struct nested_state (bpf/nested.bpf.h) starts with u64 catches; its layout is the
-    // same in every tool's skeleton.
-    const VALUE_SIZE: usize = std::mem::size_of::<crate::skel::tcprtt::types::nested_state>();
+    // struct nested_state (bpf/nested.bpf.h), the same in every tool's skeleton.
+    type State = crate::skel::tcprtt::types::nested_state;
+    const VALUE_SIZE: usize = std::mem::size_of::<State>();
+    const CATCHES: usize = std::mem::offset_of!(State, catches);
     let Ok(cpus) = libbpf_rs::num_possible_cpus() else {
         return 0;
     };
@@ -380,7 +381,7 @@ fn nested_catches(map: BorrowedFd<'_>) -> u64 {
     }
     values
         .chunks_exact(VALUE_SIZE)
-        .filter_map(|v| v[..8].try_into().ok())
+        .filter_map(|v| v[CATCHES..CATCHES + 8].try_into().ok())
         .map(u64::from_ne_bytes)
         .sum()
 }
