@@ -101,31 +101,32 @@ static __always_inline void count_group_overflow(void)
  * indexes of its own, so a copy is written by one program alone and, where the kernel
  * never re-enters a program (NESTED_GUARDED), takes plain adds. The group maps, whose
  * keys the catchers share, take atomic adds: a catcher may interrupt its main program on
- * the same CPU. */
-static __always_inline __u64 *counter_of(__u64 group, __u32 index, const int catcher,
-					  int *atomic)
+ * the same CPU. The value of `index` of `group`: in `group_map` (created from `zero`), or
+ * in `array`, whose catchers' copy starts at `copy_size`; *atomic says how to add to it. */
+static __always_inline void *value_of(void *group_map, const void *zero, void *array,
+				      __u32 copy_size, __u64 group, __u32 index,
+				      const int catcher, int *atomic)
 {
-	__u64 *value = NULL;
-
 	*atomic = 1;
 	if (settings.group_by) {
 		struct group_key key = { .group = group, .index = index };
+		void *value = lookup_or_init(group_map, &key, zero);
 
-		value = lookup_or_init(&group_counters, &key, &zero_count);
 		if (value)
 			return value;
 		count_group_overflow();
 	}
 	*atomic = !NESTED_GUARDED;
-	index += catcher ? COUNTERS : 0;
-	return bpf_map_lookup_elem(&counters, &index);
+	index += catcher ? copy_size : 0;
+	return bpf_map_lookup_elem(array, &index);
 }
 
 /* Adds one to counter `index` of `group`. */
 static __always_inline void count(__u64 group, __u32 index, const int catcher)
 {
 	int atomic;
-	__u64 *value = counter_of(group, index, catcher, &atomic);
+	__u64 *value = value_of(&group_counters, &zero_count, &counters, COUNTERS, group, index,
+				catcher, &atomic);
 
 	if (!value)
 		return;
@@ -135,31 +136,12 @@ static __always_inline void count(__u64 group, __u32 index, const int catcher)
 		*value += 1;
 }
 
-/* Histogram `index` of `group`, as counter_of(). */
-static __always_inline struct exporter_hist *hist_of(__u64 group, __u32 index,
-						     const int catcher, int *atomic)
-{
-	struct exporter_hist *hist = NULL;
-
-	*atomic = 1;
-	if (settings.group_by) {
-		struct group_key key = { .group = group, .index = index };
-
-		hist = lookup_or_init(&group_hists, &key, &zero_hist);
-		if (hist)
-			return hist;
-		count_group_overflow();
-	}
-	*atomic = !NESTED_GUARDED;
-	index += catcher ? HISTS : 0;
-	return bpf_map_lookup_elem(&hists, &index);
-}
-
 /* Records `us` microseconds in histogram `index` of `group`. */
 static __always_inline void record(__u64 group, __u32 index, __u64 us, const int catcher)
 {
 	int atomic;
-	struct exporter_hist *hist = hist_of(group, index, catcher, &atomic);
+	struct exporter_hist *hist = value_of(&group_hists, &zero_hist, &hists, HISTS, group,
+					      index, catcher, &atomic);
 	__u64 slot;
 
 	if (!hist)

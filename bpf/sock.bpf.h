@@ -147,19 +147,22 @@ static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, _
  * catch_state_raw: bpf/nested.bpf.h; catcher is 1 in those). User space loads one
  * setup's pair (src/attach.rs). */
 #define SET_STATE_PROGRAMS(handler)                                                     \
-	NESTED_STATE(set_state);                                                       \
-	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_btf,        \
+	NESTED_STATE(set_state);                                                        \
+	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_btf,         \
 			catch_state_btf, SK_BTF_STORAGE,                                \
 			(const struct sock *sk, const int oldstate, const int newstate), \
-			return handler(ctx, sk, oldstate, newstate, SK_BTF_STORAGE, nested_catcher))   \
-	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_tbl,        \
+			return handler(ctx, sk, oldstate, newstate, SK_BTF_STORAGE,     \
+				       nested_catcher))                                 \
+	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_tbl,         \
 			catch_state_tbl, SK_BTF,                                        \
 			(const struct sock *sk, const int oldstate, const int newstate), \
-			return handler(ctx, sk, oldstate, newstate, SK_BTF, nested_catcher))           \
-	NESTED_PROGRAMS(set_state, "raw_tp/inet_sock_set_state", set_state_raw,        \
+			return handler(ctx, sk, oldstate, newstate, SK_BTF,             \
+				       nested_catcher))                                 \
+	NESTED_PROGRAMS(set_state, "raw_tp/inet_sock_set_state", set_state_raw,         \
 			catch_state_raw, SK_PROBED,                                     \
 			(const struct sock *sk, const int oldstate, const int newstate), \
-			return handler(ctx, sk, oldstate, newstate, SK_PROBED, nested_catcher))
+			return handler(ctx, sk, oldstate, newstate, SK_PROBED,          \
+				       nested_catcher))
 
 /* A tool's programs on tcp:tcp_probe, all calling handler(sk, direct, catcher):
  * tcp_probe_btf (tp_btf) and tcp_probe_raw (raw_tp), each with its catcher

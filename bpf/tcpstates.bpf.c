@@ -146,7 +146,10 @@ static __always_inline int record_change(void *ctx, const struct sock *sk, int o
 	ev.rport = rport;
 	current_comm(ev.comm, direct);
 	SK_READ_ADDRS(direct, sk, family, ev.laddr, ev.raddr);
-	emit_event(ctx, &ev, settings.short_record ? STATE_CHANGE_SHORT : sizeof(ev), ts);
+	/* The container and the owner only where the output shows them. */
+	emit_event(ctx, &ev,
+		   settings.owners || settings.container.record ? sizeof(ev) : STATE_CHANGE_SHORT,
+		   ts);
 	return 0;
 }
 

@@ -16,9 +16,8 @@ struct tcpstates_settings {
 	__u8 filter_lports;
 	__u8 filter_rports;
 	__u8 sk_storage;              /* 1: tp_btf programs keep state in socket storage */
-	__u8 short_record;            /* 1: records end before cgroup_id (STATE_CHANGE_SHORT) */
 	__u8 owners;                  /* 1: keep sockets' owners, and send them */
-	__u8 pad;
+	__u8 pad[2];
 };
 
 /* What tcpstates keeps in each socket's storage (tp_btf programs, Linux 5.11+). */
@@ -30,7 +29,7 @@ struct socket_state {
 
 /* The record of one state change. A ring buffer record costs about 0.7 ns a byte to
  * write here: where the output shows neither the container nor the owner, the program
- * sends only the fields before cgroup_id (settings.short_record), 96 bytes of 136. */
+ * sends only the fields before cgroup_id (STATE_CHANGE_SHORT), 96 bytes of 136. */
 struct state_change {
 	__u8 laddr[16];  /* IPv4 in the first 4 bytes, network order */
 	__u8 raddr[16];
@@ -46,7 +45,7 @@ struct state_change {
 	__u8 comm[TASK_COMM_LEN];
 	__u8 delta_known; /* 1: delta_ns counts from a state start this program saw */
 	__u8 pad[5];
-	/* Sent only with settings.short_record 0. */
+	/* Sent only with settings.owners or settings.container.record. */
 	__u64 cgroup_id; /* with settings.container.record */
 	__u32 netns;
 	struct sock_owner owner;

@@ -55,7 +55,6 @@ pub fn load(
         rodata.settings = filter.settings();
         rodata.settings.container = container_settings!(types::container_settings, container);
         rodata.settings.sk_storage = u8::from(setup.sk_storage);
-        rodata.settings.short_record = u8::from(!container.record && !owners);
         rodata.settings.owners = u8::from(owners);
         attach::size_slots(
             &mut rodata.slot_bucket_bits,
