@@ -103,6 +103,34 @@ fn connects_beyond_the_slot_table_are_measured() {
     assert!(lat.iter().all(|&ms| ms < 10_000.0), "{lat:?}");
 }
 
+/// Opens `n` connections to 127.0.0.1:`port` in `ns` and holds them for `hold`, then
+/// closes them, clients first (every server read has a timeout); returns the slots of the
+/// table `map` in use while all were open.
+fn hold_connections(ns: &Netns, port: u16, n: usize, map: u32, hold: Duration) -> usize {
+    ns.run("slotheld", move || {
+        let listen = SocketAddr::from(([127, 0, 0, 1], port));
+        let listener = TcpListener::bind(listen).expect("bind");
+        let pairs: Vec<(TcpStream, TcpStream)> = (0..n)
+            .map(|_| {
+                let client = TcpStream::connect(listen).expect("connect");
+                (client, listener.accept().expect("accept").0)
+            })
+            .collect();
+        let held = slots_in_use(map);
+        thread::sleep(hold);
+        for (client, mut server) in pairs {
+            drop(client);
+            server
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            server
+                .read_to_end(&mut Vec::new())
+                .expect("server reads EOF");
+        }
+        held
+    })
+}
+
 /// The exporter's count of `name` with exactly `labels`.
 fn count_of(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     parse_samples(text).into_iter().find_map(|(n, l, v)| {
@@ -122,28 +150,8 @@ fn sockets_beyond_the_slot_table_keep_their_state_starts() {
     // -D: only this test's client sockets are counted, and take slots.
     let exporter = Exporter::start_env(&ns, EXPORTER_PORT, &["-D", &port], &[SLOT_BITS]);
     let map = map_named(exporter.pid(), "start_slots");
-    let held = ns.run("slotexp", move || {
-        let listen = SocketAddr::from(([127, 0, 0, 1], SERVER_PORT));
-        let listener = TcpListener::bind(listen).expect("bind");
-        let pairs: Vec<(TcpStream, TcpStream)> = (0..CONNECTIONS)
-            .map(|_| {
-                let client = TcpStream::connect(listen).expect("connect");
-                (client, listener.accept().expect("accept").0)
-            })
-            .collect();
-        // 30 client sockets ESTABLISHED at once in a table of 16.
-        let held = slots_in_use(map);
-        for (client, mut server) in pairs {
-            drop(client);
-            server
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .expect("timeout");
-            server
-                .read_to_end(&mut Vec::new())
-                .expect("server reads EOF");
-        }
-        held
-    });
+    // 30 client sockets ESTABLISHED at once in a table of 16.
+    let held = hold_connections(&ns, SERVER_PORT, CONNECTIONS, map, Duration::ZERO);
     assert_eq!(held, SLOTS, "slots in use with every connection open");
     // Every client socket left SYN_SENT, ESTABLISHED, FIN_WAIT1 and FIN_WAIT2 from a start
     // the programs kept: in a slot or in socket storage.
@@ -190,28 +198,7 @@ fn tcpstates_beyond_the_slot_table_measures_every_state() {
     // -D: only this test's client sockets are traced, and take slots.
     let tool = Tool::start(TCPSTATES, &["-D", &port], &[SLOT_BITS], 1);
     let map = map_named(tool.pid(), "state_slots");
-    let held = ns.run("slotst", move || {
-        let listen = SocketAddr::from(([127, 0, 0, 1], STATES_PORT));
-        let listener = TcpListener::bind(listen).expect("bind");
-        let pairs: Vec<(TcpStream, TcpStream)> = (0..CONNECTIONS)
-            .map(|_| {
-                let client = TcpStream::connect(listen).expect("connect");
-                (client, listener.accept().expect("accept").0)
-            })
-            .collect();
-        let held = slots_in_use(map);
-        thread::sleep(HOLD);
-        for (client, mut server) in pairs {
-            drop(client);
-            server
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .expect("timeout");
-            server
-                .read_to_end(&mut Vec::new())
-                .expect("server reads EOF");
-        }
-        held
-    });
+    let held = hold_connections(&ns, STATES_PORT, CONNECTIONS, map, HOLD);
     assert_eq!(held, SLOTS, "slots in use with every connection open");
     assert_eq!(wait_for_empty_slots(map), 0, "slots left in use");
     let done = tool.stop_with(Signal::SIGINT);

@@ -3,7 +3,7 @@
 mod common;
 
 use chrono::{Local, TimeZone};
-use common::{v4, v6};
+use common::{record_bytes, v4, v6};
 use tcptools::comm::Comm;
 use tcptools::container::{CgroupPaths, SocketContainer};
 use tcptools::net::{Endpoints, AF_INET, AF_INET6};
@@ -321,10 +321,7 @@ fn decodes_the_bpf_record() {
         ..Default::default()
     };
     raw.comm[..4].copy_from_slice(b"curl");
-    // SAFETY: a plain C struct; its bytes are what the BPF program sends.
-    let bytes = unsafe {
-        std::slice::from_raw_parts((&raw as *const _) as *const u8, std::mem::size_of_val(&raw))
-    };
+    let bytes = record_bytes(&raw);
     assert_eq!(bytes.len(), 88);
     let ev = ConnectLatency::decode(bytes).unwrap();
     assert_eq!(

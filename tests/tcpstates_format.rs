@@ -3,7 +3,7 @@
 mod common;
 
 use chrono::{Local, TimeZone};
-use common::{v4, v6};
+use common::{record_bytes, v4, v6};
 use tcptools::comm::Comm;
 use tcptools::container::{CgroupPaths, SocketContainer};
 use tcptools::net::{Endpoints, AF_INET, AF_INET6};
@@ -394,10 +394,7 @@ fn decodes_whole_and_short_bpf_records() {
     raw.owner.pid = 98;
     raw.owner.comm[..4].copy_from_slice(b"wget");
     raw.owner.known = 1;
-    // SAFETY: a plain C struct; its bytes are what the BPF program sends.
-    let bytes = unsafe {
-        std::slice::from_raw_parts((&raw as *const _) as *const u8, std::mem::size_of_val(&raw))
-    };
+    let bytes = record_bytes(&raw);
     assert_eq!(bytes.len(), 136);
     let whole = StateChange::decode(bytes).unwrap();
     let expected = StateChange {

@@ -352,6 +352,15 @@ pub fn assert_one_line_failure(bin: &str, args: &[&str], code: i32, expected: &s
     done
 }
 
+/// The bytes of a BPF record type from the skeleton, as the program sends them.
+pub fn record_bytes<T: plain::Plain>(record: &T) -> &[u8] {
+    // SAFETY: a Plain type is a C struct of plain integers and byte arrays (src/lib.rs);
+    // the slice covers exactly its bytes and borrows it.
+    unsafe {
+        std::slice::from_raw_parts((record as *const T).cast::<u8>(), std::mem::size_of::<T>())
+    }
+}
+
 /// An IPv4 address as the BPF records hold it: the first 4 of 16 bytes.
 pub fn v4(a: [u8; 4]) -> [u8; 16] {
     let mut addr = [0u8; 16];
