@@ -4,7 +4,8 @@
 #   make build      release build of the three tools
 #   make test       every test, including the live BPF tests and the kernel matrix (root)
 #   make test-kernels  boot Debian's 5.10, 6.1, 6.12 cloud kernels and the running kernel's
-#                   series in qemu, run every tool inside
+#                   series in qemu, run every tool inside (its table: KERNELS_DIR/matrix.md)
+#   make kernels-doc   make test-kernels, and put its table into docs/kernels.md
 #   make run TOOL=tcpstates ARGS=-T
 #   make install    PREFIX=/usr/local DESTDIR=  (binaries in $(PREFIX)/sbin, man pages,
 #                   bash/zsh/fish completions); make uninstall removes exactly those files
@@ -58,7 +59,7 @@ STATIC_LIBDIR := $(abspath $(dir $(shell $(CC) -print-file-name=libelf.a)))
 LIBC_ONLY := ^(linux-vdso\.so\.1|linux-gate\.so\.1|libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|(/[^ ]*/)?ld-linux[^ /]*\.so\.[0-9]+)$$
 
 .PHONY: deb deb-files image image-context
-.PHONY: all deps build test test-kernels run docs install install-files uninstall release static-check ldd-check vmlinux bench clean
+.PHONY: all deps build test test-kernels kernels-doc run docs install install-files uninstall release static-check ldd-check vmlinux bench clean
 
 all: build
 
@@ -100,7 +101,11 @@ test-kernels: release
 	@mkdir -p $(KERNELS_DIR)
 	$(CC) -static -O2 -Wall -o $(KERNELS_DIR)/traffic tests/kernels/traffic.c
 	python3 tests/kernels/matrix.py --bindir $(STATIC_TARGET)/release --traffic $(KERNELS_DIR)/traffic \
-		--work $(KERNELS_DIR) --series "$(KERNEL_SERIES)"
+		--work $(KERNELS_DIR) --series "$(KERNEL_SERIES)" $(if $(KERNELS_DOC),--doc $(KERNELS_DOC))
+
+# The matrix's markdown table, between the marker comments of docs/kernels.md.
+kernels-doc:
+	$(MAKE) --no-print-directory test-kernels KERNELS_DOC=docs/kernels.md
 
 run: build
 	./target/release/$(TOOL) $(ARGS)

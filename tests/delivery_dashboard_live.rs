@@ -4,7 +4,7 @@
 //! data (needs root). Grafana's variables are substituted as a dashboard with "All"
 //! selected would ($__rate_interval: 15s, four scrapes), then once more with $cgroup set to
 //! this test's own cgroup. The panels' series over the run are written to
-//! target/dashboard/ranges.json, which bench/dashboard.py renders (the README's picture);
+//! target/dashboard/ranges.json, which bench/dashboard.py renders (the picture in contrib/README.md);
 //! TCPTOOLS_DASHBOARD_SECONDS makes the run longer for that.
 
 mod common;

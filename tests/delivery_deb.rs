@@ -149,7 +149,7 @@ fn deb_installs_runs_and_purges_cleanly() {
         );
     }
 
-    // lintian: no errors, no warnings (overrides are explained in the file and README).
+    // lintian: no errors, no warnings (overrides are explained in the file and contrib/README.md).
     let lint = run("lintian", &["--pedantic", "-I", &deb_str]);
     eprintln!("lintian:\n{}", lint.stdout);
     for line in lint.stdout.lines() {

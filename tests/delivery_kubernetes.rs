@@ -1,7 +1,7 @@
 //! contrib/kubernetes/: every manifest against the Kubernetes API schemas (PyPI's
 //! kubernetes-validate, strict: unknown fields are errors), the ServiceMonitor against
 //! prometheus-operator's CRD schema (tests/delivery/servicemonitor.py), and the security
-//! settings the README promises. No root; `make deps` installs the validators in target/venv.
+//! settings contrib/README.md promises. No root; `make deps` installs the validators in target/venv.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -128,7 +128,7 @@ fn validators_reject_unknown_fields() {
     assert!(!sm_ok && sm_out.contains("scrapeTimout"), "{sm_out}");
 }
 
-/// The smallest grant the README describes: two capabilities, nothing from the host but
+/// The smallest grant contrib/README.md describes: two capabilities, nothing from the host but
 /// BTF and the cgroup tree, both read-only.
 #[test]
 fn daemonset_asks_for_no_more_than_it_needs() {
