@@ -8,6 +8,7 @@ pub mod container;
 pub mod docs;
 pub mod exporter;
 pub mod hist;
+pub mod identity;
 pub mod net;
 pub mod out;
 pub mod privilege;
