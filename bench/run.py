@@ -100,18 +100,19 @@ PEER_BASELINE = {
 TOOLS = {
     # rounds: request/response round trips per connection; rates: offered conn/s, 0 = max;
     # tracepoint: the floor program to compare with.
-    # pieces: one program per piece of the tools' work (bpf/pieces.bpf.c), the cost breakdown.
+    # pieces: one program per piece of the tools' work (bench/bpf/pieces.bpf.c), the cost
+    # breakdown.
     "tcpstates": {"rounds": 0, "rates": [5000, 20000, 40000, 0], "tracepoint": "set_state",
                   "variants": ["baseline", "ours", "ours-table", "ours-cgroup", "peer", "pieces"]
                   + exporter.variants_beside("tcpstates")},
-    # bcc: what bcc's handler does, on tp_btf (bpf/bench_bcc.bpf.c), the reference.
+    # bcc: what bcc's handler does, on tp_btf (bench/bpf/bench_bcc.bpf.c), the reference.
     "tcpconnlat": {"rounds": 0, "rates": [1000, 10000, 0], "tracepoint": "set_state",
                    "variants": ["baseline", "ours", "ours-table", "bcc"]},
     "tcprtt": {"rounds": 10, "rates": [1000, 5000, 0], "tracepoint": "tcp_probe",
                "variants": ["baseline", "ours", "bcc"]},
 }
 
-# bpf/pieces.bpf.c's programs, grouped as BENCHMARKS.md lists them: what each does alone.
+# bench/bpf/pieces.bpf.c's programs, grouped as BENCHMARKS.md lists them: what each does alone.
 PIECES_GROUPS = {
     "dispatch, clock, task": {
         "p_empty": "nothing, as the floor's program: ≈ 0, a check on the method",
@@ -1041,8 +1042,8 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
         a("")
         a("bcc's tools cannot attach on this kernel (kprobe/fentry only): compared with the "
           "floor and with *bcc (reference)*, bcc's handler rewritten for `tp_btf` "
-          "(`bpf/bench_bcc.bpf.c`), measured in the same trials, and with bcc HEAD's figures "
-          "from peer-baseline.md." + (" `ours-table`: connect starts in the fixed hash table "
+          "(`bench/bpf/bench_bcc.bpf.c`), measured in the same trials, and with bcc HEAD's "
+          "figures from peer-baseline.md." + (" `ours-table`: connect starts in the fixed hash table "
                                       "instead of socket storage, as on Linux 5.10."
                                       if "ours-table" in TOOLS[tool]["variants"] else ""))
         a("")
@@ -1077,8 +1078,8 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
                   f"{fmm(row['x_floor'], 2)} | {PEER_BASELINE[tool][pb_key].get(rate, '–')} | "
                   f"{fmm(row['cpu_us_per_event'], 2)} | {fmm(row['rss_mib'], 1)} |")
         a("")
-        a("Ours / bcc's handler (bpf/bench_bcc.bpf.c on tp_btf), BPF ns per event, medians of "
-          "the same run:")
+        a("Ours / bcc's handler (bench/bpf/bench_bcc.bpf.c on tp_btf), BPF ns per event, "
+          "medians of the same run:")
         a("")
         a("| offered | ours | bcc | ours / bcc | ours × floor | bcc × floor |")
         a("|---|---|---|---|---|---|")
@@ -1134,7 +1135,7 @@ def pieces_section(pieces: dict) -> str:
     floor, so a reader can see where a tool's ns over the floor go."""
     rates = TOOLS["tcpstates"]["rates"]
     at = rate_label(PIECES_FLOOR_RATE)
-    L = ["### What each piece costs (bpf/pieces.bpf.c, tcpstates storms)", ""]
+    L = ["### What each piece costs (bench/bpf/pieces.bpf.c, tcpstates storms)", ""]
     a = L.append
     a("`bench/pieces.rs` attaches one `tp_btf` program per piece of the work the tools do on "
       "`inet_sock_set_state`, each doing that piece alone, side by side in the tcpstates "
