@@ -547,10 +547,11 @@ def variant_kind(variant: str) -> str:
     return "reference" if variant in ("bcc", "pieces") else "ours"
 
 
-# Our tools' variants beyond the default: "ours-table" keeps per-socket state in the fixed
-# table (what Linux 5.10 runs) instead of socket storage; "ours-cgroup" adds the -c filter
-# on the root of the cgroup v2 hierarchy, which every socket passes (the filter's own cost).
-VARIANT_ENV = {"ours-table": {"TCPTOOLS_NO_SK_STORAGE": "1"}}
+# Our tools' variants beyond the default: "ours-table" runs the raw_tp programs, which keep
+# per-socket state in the fixed table instead of socket storage (what Linux 5.10 runs);
+# "ours-cgroup" adds the -c filter on the root of the cgroup v2 hierarchy, which every
+# socket passes (the filter's own cost).
+VARIANT_ENV = {"ours-table": {"TCPTOOLS_RAW_TP": "1"}}
 
 
 def cgroup2_root() -> str:
@@ -1108,9 +1109,9 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
           f"{fmt(ratio(med(o, 'rss_mib'), med(p, 'rss_mib')), 2)} |")
     a("")
     a("Per-socket state and the container filter, ratios to `ours` (medians of BPF ns/run): "
-      "`ours-table` keeps state in the fixed 10,240-socket table, as on Linux 5.10 (socket "
-      "storage needs 5.11); `ours-cgroup` adds `-c` on the hierarchy's root, so every socket "
-      "is read for its cgroup and passes.")
+      "`ours-table` runs the `raw_tp` programs (`TCPTOOLS_RAW_TP=1`), which keep state in the "
+      "fixed 10,240-socket table: what Linux 5.10 runs; `ours-cgroup` adds `-c` on the "
+      "hierarchy's root, so every socket is read for its cgroup and passes.")
     a("")
     a("| offered | ours BPF ns/run | ours-table | table / ours | ours-cgroup | cgroup / ours |")
     a("|---|---|---|---|---|---|")
@@ -1139,8 +1140,10 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
         a("bcc's tools cannot attach on this kernel (kprobe/fentry only): compared with the "
           "floor and with *bcc (reference)*, bcc's handler rewritten for `tp_btf` "
           "(`bench/bpf/bench_bcc.bpf.c`), measured in the same trials, and with bcc HEAD's "
-          "figures from peer-baseline.md." + (" `ours-table`: connect starts in the fixed hash table "
-                                      "instead of socket storage, as on Linux 5.10."
+          "figures from peer-baseline.md." + (" `ours-table`: the `raw_tp` program "
+                                      "(`TCPTOOLS_RAW_TP=1`), whose connect starts live in "
+                                      "the fixed hash table instead of socket storage, as on "
+                                      "Linux 5.10."
                                       if "ours-table" in TOOLS[tool]["variants"] else ""))
         a("")
         a("| offered | variant | achieved conn/s | slowdown / rate | events expected | printed | "
