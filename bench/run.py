@@ -564,7 +564,7 @@ def cgroup2_root() -> str:
 
 def add_before_variants() -> None:
     """Runs the earlier binaries (--before) in every storm of BEFORE_AFTER's tools, each
-    right after today's in the rotation."""
+    listed after today's, so the rotation mostly runs the two back to back."""
     for _, tool, after, before, _ in BEFORE_AFTER:
         variants = TOOLS[tool]["variants"]
         if before not in variants:
@@ -1237,12 +1237,11 @@ def before_after_section(meta: dict, rows: dict) -> str:
     a = L.append
     a(f"*Before*: the release binaries of `{before.get('commit', '?')}` (`--before "
       f"{before.get('dir', '?')}`); *after*: this tree's. Both ran as variants of the same "
-      "storms: same repetitions, rates and rotation, the earlier binary right after today's "
-      "in each repetition's order, each trial with the floor loaded (variants `before` and "
-      f"`{exporter.BEFORE}` in the JSON). *ns/event over the floor*: a tool's BPF ns per "
-      "event (all its programs, as in its section; the exporter's set_state program and "
-      "catcher per state change, as in its section) minus the floor's empty program's ns/run "
-      "in the same trial. *after / before*: of the medians; in brackets the range of the "
+      "storms: same repetitions, rates, rotation (the earlier binary listed after today's) "
+      f"and floor (variants `before` and `{exporter.BEFORE}` in the JSON). *ns/event over "
+      "the floor*: a tool's BPF ns per event (all its programs, as in its section; the "
+      "exporter's set_state program and catcher per state change, as in its section) minus "
+      "the floor's empty program's ns/run in the same trial. *after / before*: of the medians; in brackets the range of the "
       "ratios within each repetition. *noise*: (max − min) / median of the repetitions, the "
       "larger of before's and after's; a difference is *beyond noise* when after / before "
       "is further from 1 than that.")
