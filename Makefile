@@ -169,7 +169,7 @@ BEFORE_TARGET := target/before
 bench-before: deps
 	@test -n "$(REV)" || { echo "bench-before: name the commit, e.g. make bench-before REV=413d847" >&2; exit 1; }
 	if [ -e $(BEFORE_SRC)/.git ]; then \
-		git -C $(BEFORE_SRC) checkout -q --detach $(REV); \
+		git -C $(BEFORE_SRC) checkout -q -f --detach $(REV); \
 	else \
 		git worktree add -f --detach $(BEFORE_SRC) $(REV); \
 	fi
