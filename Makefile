@@ -14,6 +14,9 @@
 #   make static-check  make release, then ldd: fail on any library but the libc family
 #   make vmlinux    regenerate vmlinux/<arch>/vmlinux.h from the running kernel's BTF
 #   make bench      regenerate BENCHMARKS.md
+#   make bench-before REV=<commit>  that commit's release binaries in target/before/release;
+#                   then make bench BEFORE=target/before/release sets them beside today's
+#                   in the same storms (BENCHMARKS.md's "Before and after")
 #   make deb        target/tcptools_VERSION_ARCH.deb from the static release build
 #   make image      the container image (Containerfile, FROM scratch) with podman
 
@@ -59,7 +62,7 @@ STATIC_LIBDIR := $(abspath $(dir $(shell $(CC) -print-file-name=libelf.a)))
 LIBC_ONLY := ^(linux-vdso\.so\.1|linux-gate\.so\.1|libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|(/[^ ]*/)?ld-linux[^ /]*\.so\.[0-9]+)$$
 
 .PHONY: deb deb-files image image-context
-.PHONY: all deps build test test-kernels kernels-doc run docs install install-files uninstall release static-check ldd-check vmlinux bench clean
+.PHONY: all deps build test test-kernels kernels-doc run docs install install-files uninstall release static-check ldd-check vmlinux bench bench-before clean
 
 all: build
 
@@ -156,9 +159,30 @@ vmlinux: deps
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/$(ARCH)/vmlinux.h.tmp
 	mv vmlinux/$(ARCH)/vmlinux.h.tmp vmlinux/$(ARCH)/vmlinux.h
 
+BEFORE ?=
 bench: build
 	$(CARGO) build --release --examples
-	python3 bench/run.py $(BENCH_ARGS)
+	python3 bench/run.py $(if $(BEFORE),--before $(BEFORE)) $(BENCH_ARGS)
+
+# The release binaries of commit REV (the code before a refactor) for `make bench
+# BEFORE=$(BEFORE_TARGET)/release`: REV checked out in a detached git worktree under target/,
+# built with a target directory of its own (today's binaries stay where they are). COMMIT
+# beside them names the commit for BENCHMARKS.md.
+REV           ?=
+BEFORE_SRC    := target/before-src
+BEFORE_TARGET := target/before
+bench-before: deps
+	@test -n "$(REV)" || { echo "bench-before: name the commit, e.g. make bench-before REV=413d847" >&2; exit 1; }
+	if [ -e $(BEFORE_SRC)/.git ]; then \
+		git -C $(BEFORE_SRC) checkout -q -f --detach $(REV); \
+	else \
+		git worktree add -f --detach $(BEFORE_SRC) $(REV); \
+	fi
+	$(CARGO) build --release --bins --manifest-path $(BEFORE_SRC)/Cargo.toml \
+		--target-dir $(abspath $(BEFORE_TARGET))
+	git -C $(BEFORE_SRC) log -1 --format=%h > $(BEFORE_TARGET)/release/COMMIT
+	@echo "bench-before: the tools of $$(cat $(BEFORE_TARGET)/release/COMMIT) are in $(BEFORE_TARGET)/release;" \
+		"now make bench BEFORE=$(BEFORE_TARGET)/release"
 
 # The Debian package, from the static build; the man pages and completions come from the
 # gendocs example built in the same target directory (no second build of the library).

@@ -26,6 +26,10 @@ import run
 # Variants of the tcpstates storms: the exporter as deployed (no filter, no groups), and
 # with --group-by cgroup, the heavier configuration.
 VARIANTS = ["exporter", "exporter-cgroup"]
+# With `run.py --before DIR`: the exporter built from the commit before a refactor, as
+# deployed (no filter, no groups), in the same storms; BENCHMARKS.md shows it only in its
+# "Before and after" section.
+BEFORE = "exporter-before"
 BINARY = "tcptools-exporter"
 
 # The storm's sockets for the exporter-cgroup variant and the soak live in this child of
@@ -56,10 +60,15 @@ def variants_beside(tool: str) -> list[str]:
     return VARIANTS if tool == "tcpstates" else []
 
 
+def is_exporter(variant: str) -> bool:
+    """Whether a variant runs the exporter (today's or, with --before, the earlier one)."""
+    return variant in VARIANTS or variant == BEFORE
+
+
 # ---------------------------------------------------------------- the process and its scrape
 
-def binary() -> Path:
-    return run.RELEASE / BINARY
+def binary(release: Path | None = None) -> Path:
+    return (release or run.RELEASE) / BINARY
 
 
 def free_port() -> int:
@@ -69,7 +78,8 @@ def free_port() -> int:
 
 
 def argv(variant: str, extra: tuple[str, ...] = ()) -> list[str]:
-    args = [str(binary()), "-l", f"127.0.0.1:{free_port()}", *extra]
+    args = [str(binary(run.BEFORE if variant == BEFORE else None)), "-l",
+            f"127.0.0.1:{free_port()}", *extra]
     return args + (["--group-by", "cgroup"] if variant == "exporter-cgroup" else [])
 
 
@@ -251,7 +261,7 @@ def derive(trials: list[dict]) -> None:
     ours = {(t["rep"], t["rate"]): t for t in trials
             if t["tool"] == "tcpstates" and t["variant"] == "ours"}
     for t in trials:
-        if t["variant"] not in VARIANTS or "progs" not in t:
+        if not is_exporter(t["variant"]) or "progs" not in t:
             continue
         state, probe = prog_sum(t["progs"], "set_state"), prog_sum(t["progs"], "tcp_probe")
         # The catchers (bpf/nested.bpf.h) run for every event too, as tcpstates' does.
@@ -305,7 +315,7 @@ KEYS = ["achieved", "slowdown", "state_changes", "set_state_ns", "all_ns",
 def summarize(trials: list[dict], soak: dict | None) -> dict:
     rows: dict = {}
     for t in trials:
-        if t["variant"] in VARIANTS:
+        if is_exporter(t["variant"]):
             rows.setdefault(str(t["rate"]), {}).setdefault(t["variant"], []).append(t)
     out: dict = {"storms": {}}
     for rate, by_variant in rows.items():
@@ -506,6 +516,12 @@ def rows_at(summary: dict, rate: int) -> dict:
     return summary.get("exporter", {}).get("storms", {}).get(str(rate), {})
 
 
+def measured_rows(summary: dict, rate: int) -> list[dict]:
+    """The rows of today's exporter variants at a rate (not the --before one)."""
+    rows = rows_at(summary, rate)
+    return [rows[v] for v in VARIANTS if v in rows]
+
+
 def report_section(summary: dict) -> str:
     fmm, med, rl = run.fmm, run.med, run.rate_label
     st = summary.get("tcpstates", {})
@@ -599,7 +615,7 @@ def report_section(summary: dict) -> str:
               f"{pct(med(o, 'slowdown'))} → {pct(med(r, 'slowdown'))} |")
     a("")
     agree = [abs(med(r, "self_reported_ns") / med(r, "fdinfo_ns_since_load") - 1)
-             for rate in run.TOOLS["tcpstates"]["rates"] for r in rows_at(summary, rate).values()
+             for rate in run.TOOLS["tcpstates"]["rates"] for r in measured_rows(summary, rate)
              if med(r, "self_reported_ns") and med(r, "fdinfo_ns_since_load")]
     if agree:
         a("Its own `tcptools_exporter_bpf_run_seconds_total / _bpf_runs_total` for set_state "
@@ -719,7 +735,7 @@ def targets(summary: dict) -> list[tuple[str, str, bool | None]]:
         if cells:
             out.append((f"exporter: {label} ≤ {bound}× tcpstates'",
                         ", ".join(cells) + "; --group-by cgroup in brackets", all(oks)))
-    rows = [r for rate in rates for r in rows_at(summary, rate).values()]
+    rows = [r for rate in rates for r in measured_rows(summary, rate)]
     if rows:
         worst = max((r["unreported"]["max"] for r in rows if r["unreported"]), default=None)
         complete = all(r["unreported"] and r["unreported"]["n"] == len(r["held"]) for r in rows)

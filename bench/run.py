@@ -13,6 +13,10 @@ the variants rotates between repetitions). Each traced trial also loads the floo
 tp_btf programs on the same tracepoints) so that both ns/run figures come from identical
 load. Tracers run without port filters and write to a file; only the storm's own ports
 are counted against the expected events.
+
+With `--before DIR` (release binaries of an earlier commit, `make bench-before REV=...`),
+the earlier tools and exporter run as variants of the same storms, and BENCHMARKS.md sets
+their BPF ns per event over the floor beside today's ("Before and after").
 """
 
 from __future__ import annotations
@@ -46,6 +50,14 @@ PIECES = RELEASE / "examples" / "pieces"
 PEER_TCPSTATES = Path("/usr/sbin/tcpstates")
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 REPORT = ROOT / "BENCHMARKS.md"
+# --before DIR: release binaries built from the commit before a refactor (`make
+# bench-before REV=...`). They run as the variants "before" (each tool) and
+# exporter.BEFORE in the same storms as today's binaries, for BENCHMARKS.md's "Before and
+# after"; the other sections leave them out.
+BEFORE: Path | None = None
+BEFORE_VARIANT = "before"
+# File the Makefile writes beside the before binaries: the commit they were built from.
+BEFORE_COMMIT_FILE = "COMMIT"
 
 # The storm's ports: blocks of PORTS_PER_TRIAL inside 45000-45099, rotated per trial.
 PORT_LOW, PORT_HIGH = 45000, 45099
@@ -100,18 +112,19 @@ PEER_BASELINE = {
 TOOLS = {
     # rounds: request/response round trips per connection; rates: offered conn/s, 0 = max;
     # tracepoint: the floor program to compare with.
-    # pieces: one program per piece of the tools' work (bpf/pieces.bpf.c), the cost breakdown.
+    # pieces: one program per piece of the tools' work (bench/bpf/pieces.bpf.c), the cost
+    # breakdown.
     "tcpstates": {"rounds": 0, "rates": [5000, 20000, 40000, 0], "tracepoint": "set_state",
                   "variants": ["baseline", "ours", "ours-table", "ours-cgroup", "peer", "pieces"]
                   + exporter.variants_beside("tcpstates")},
-    # bcc: what bcc's handler does, on tp_btf (bpf/bench_bcc.bpf.c), the reference.
+    # bcc: what bcc's handler does, on tp_btf (bench/bpf/bench_bcc.bpf.c), the reference.
     "tcpconnlat": {"rounds": 0, "rates": [1000, 10000, 0], "tracepoint": "set_state",
                    "variants": ["baseline", "ours", "ours-table", "bcc"]},
     "tcprtt": {"rounds": 10, "rates": [1000, 5000, 0], "tracepoint": "tcp_probe",
                "variants": ["baseline", "ours", "bcc"]},
 }
 
-# bpf/pieces.bpf.c's programs, grouped as BENCHMARKS.md lists them: what each does alone.
+# bench/bpf/pieces.bpf.c's programs, grouped as BENCHMARKS.md lists them: what each does alone.
 PIECES_GROUPS = {
     "dispatch, clock, task": {
         "p_empty": "nothing, as the floor's program: ≈ 0, a check on the method",
@@ -164,6 +177,16 @@ PIECES_GROUPS = {
     },
 }
 PIECES_LIST = [name for group in PIECES_GROUPS.values() for name in group]
+
+# What "Before and after" compares: (row label, the tool whose storms, today's variant, the
+# earlier binary's variant, the BPF ns per event it takes from a trial). The exporter's is
+# its set_state program and catcher per state change, as its own section reports it.
+BEFORE_AFTER = [
+    ("tcpstates", "tcpstates", "ours", BEFORE_VARIANT, "bpf_ns_per_event"),
+    ("tcptools-exporter", "tcpstates", "exporter", exporter.BEFORE, "set_state_ns"),
+    ("tcpconnlat", "tcpconnlat", "ours", BEFORE_VARIANT, "bpf_ns_per_event"),
+    ("tcprtt", "tcprtt", "ours", BEFORE_VARIANT, "bpf_ns_per_event"),
+]
 # The rate whose net cost BENCHMARKS.md also gives in floors.
 PIECES_FLOOR_RATE = 0
 
@@ -524,10 +547,11 @@ def variant_kind(variant: str) -> str:
     return "reference" if variant in ("bcc", "pieces") else "ours"
 
 
-# Our tools' variants beyond the default: "ours-table" keeps per-socket state in the fixed
-# table (what Linux 5.10 runs) instead of socket storage; "ours-cgroup" adds the -c filter
-# on the root of the cgroup v2 hierarchy, which every socket passes (the filter's own cost).
-VARIANT_ENV = {"ours-table": {"TCPTOOLS_NO_SK_STORAGE": "1"}}
+# Our tools' variants beyond the default: "ours-table" runs the raw_tp programs, which keep
+# per-socket state in the fixed table instead of socket storage (what Linux 5.10 runs);
+# "ours-cgroup" adds the -c filter on the root of the cgroup v2 hierarchy, which every
+# socket passes (the filter's own cost).
+VARIANT_ENV = {"ours-table": {"TCPTOOLS_RAW_TP": "1"}}
 
 
 def cgroup2_root() -> str:
@@ -538,7 +562,31 @@ def cgroup2_root() -> str:
     raise SystemExit("bench: no cgroup v2 hierarchy mounted (needed by the ours-cgroup variant)")
 
 
+def add_before_variants() -> None:
+    """Runs the earlier binaries (--before) in every storm of BEFORE_AFTER's tools, each
+    listed after today's, so the rotation mostly runs the two back to back."""
+    for _, tool, after, before, _ in BEFORE_AFTER:
+        variants = TOOLS[tool]["variants"]
+        if before not in variants:
+            variants.insert(variants.index(after) + 1, before)
+
+
+def is_before(variant: str) -> bool:
+    return variant in (BEFORE_VARIANT, exporter.BEFORE)
+
+
+def before_commit(directory: Path) -> str:
+    """The commit the before binaries were built from, as the Makefile noted it, else
+    the directory."""
+    try:
+        return (directory / BEFORE_COMMIT_FILE).read_text().strip()
+    except OSError:
+        return str(directory)
+
+
 def tracer_argv(tool: str, variant: str, startup: bool = False) -> tuple[list[str], str]:
+    if variant == BEFORE_VARIANT:
+        return [str(BEFORE / tool)], "line"
     if variant == "bcc":
         return [str(FLOOR), f"bcc-{tool}"], "line"
     if variant == "pieces":
@@ -549,7 +597,7 @@ def tracer_argv(tool: str, variant: str, startup: bool = False) -> tuple[list[st
         return [str(PEER_TCPSTATES)], "epoll"
     if variant == "ours-cgroup":
         return [str(RELEASE / tool), "-c", cgroup2_root()], "line"
-    if variant in exporter.VARIANTS:
+    if exporter.is_exporter(variant):
         return exporter.argv(variant), "line"
     return [str(RELEASE / tool)], "line"
 
@@ -630,7 +678,7 @@ def trial(tool: str, variant: str, rate: int, ports: Ports, tmp: Path, seconds: 
         wait_quiet(tracer.pid)
         cpu1, sched1 = cpu_ticks(tracer.pid), cpu_ns(tracer.pid)
         progs1, floor1 = bpf_progs(tracer.pid), bpf_progs(floor.pid)
-        if variant in exporter.VARIANTS:
+        if exporter.is_exporter(variant):
             rec["exporter"] = exporter.after_storm(tracer)
         hwm = vm_hwm_kib(tracer.pid)
         rec["stopped_on_sigint"] = tracer.stop()
@@ -825,7 +873,54 @@ def summarize(trials: list[dict], probes: list[dict], soak: dict | None = None) 
         }
     summary["exporter"] = exporter.summarize(trials, soak)
     summary["pieces"] = summarize_pieces(trials)
+    summary["before_after"] = summarize_before_after(trials)
     return summary
+
+
+def over_floor(t: dict, key: str) -> float | None:
+    """A trial's BPF ns per event minus the floor's empty program's ns/run in that trial."""
+    ns, floor = t.get(key), t.get("floor_ns_per_run")
+    return ns - floor if ns is not None and floor is not None else None
+
+
+def spread(s: dict | None) -> float | None:
+    """(max - min) / median over the repetitions: the noise of one figure in this run."""
+    if not s or s["n"] < 2 or not s["median"]:
+        return None
+    return (s["max"] - s["min"]) / abs(s["median"])
+
+
+def summarize_before_after(trials: list[dict]) -> dict:
+    """Per BEFORE_AFTER row and rate: BPF ns per event over the floor, before and after, over
+    the repetitions; after / before (of the medians, and per repetition, where both ran the
+    same repetition's storms); the noise, the larger spread of the two; and the
+    workload's figures beside them."""
+    out: dict = {}
+    for label, tool, after, before, key in BEFORE_AFTER:
+        for rate in TOOLS[tool]["rates"]:
+            by_rep = {v: {t["rep"]: t for t in trials
+                          if (t["tool"], t["rate"], t["variant"]) == (tool, rate, v)}
+                      for v in (after, before)}
+            if not by_rep[before] or not by_rep[after]:
+                continue
+            row: dict = {}
+            for side, variant in (("before", before), ("after", after)):
+                sel = by_rep[variant].values()
+                row[side] = {"net_ns": mmm(over_floor(t, key) for t in sel),
+                             "ns_per_event": mmm(t.get(key) for t in sel),
+                             "floor_ns_per_run": mmm(t.get("floor_ns_per_run") for t in sel),
+                             "slowdown": mmm(t.get("slowdown") for t in sel),
+                             "cpu_us_per_event": mmm(t.get("cpu_us_per_event") for t in sel),
+                             "rss_mib": mmm(t.get("rss_mib") for t in sel)}
+            row["ratio"] = ratio(med(row["after"], "net_ns"), med(row["before"], "net_ns"))
+            row["ratio_per_rep"] = mmm(
+                ratio(over_floor(t, key), over_floor(by_rep[before][rep], key))
+                for rep, t in by_rep[after].items() if rep in by_rep[before])
+            noise = [x for x in (spread(row["before"]["net_ns"]), spread(row["after"]["net_ns"]))
+                     if x is not None]
+            row["noise"] = max(noise) if noise else None
+            out.setdefault(label, {})[str(rate)] = row
+    return out
 
 
 PIECE_KEYS = ("ns_per_run", "net_ns", "x_floor")
@@ -963,6 +1058,8 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
       f"{foreign}.")
     a(f"- Load average at the end: {meta.get('loadavg', '?')}.")
     a("")
+    if summary.get("before_after"):
+        a(before_after_section(meta, summary["before_after"]))
     st = summary.get("tcpstates", {})
     a("## tcpstates (Debian libbpf-tools 0.26 as the peer, same storms)")
     a("")
@@ -973,7 +1070,8 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
     for rate in TOOLS["tcpstates"]["rates"]:
         for variant in TOOLS["tcpstates"]["variants"]:
             row = st.get(str(rate), {}).get(variant)
-            if not row or variant in exporter.VARIANTS or variant_kind(variant) == "reference":
+            if not row or exporter.is_exporter(variant) or is_before(variant) \
+                    or variant_kind(variant) == "reference":
                 continue
             slow = held_text(row) if rate else fmm(row["slowdown"], 1, pct=True)
             if rate and variant != "baseline":
@@ -1011,9 +1109,9 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
           f"{fmt(ratio(med(o, 'rss_mib'), med(p, 'rss_mib')), 2)} |")
     a("")
     a("Per-socket state and the container filter, ratios to `ours` (medians of BPF ns/run): "
-      "`ours-table` keeps state in the fixed 10,240-socket table, as on Linux 5.10 (socket "
-      "storage needs 5.11); `ours-cgroup` adds `-c` on the hierarchy's root, so every socket "
-      "is read for its cgroup and passes.")
+      "`ours-table` runs the `raw_tp` programs (`TCPTOOLS_RAW_TP=1`), which keep state in the "
+      "fixed 10,240-socket table: what Linux 5.10 runs; `ours-cgroup` adds `-c` on the "
+      "hierarchy's root, so every socket is read for its cgroup and passes.")
     a("")
     a("| offered | ours BPF ns/run | ours-table | table / ours | ours-cgroup | cgroup / ours |")
     a("|---|---|---|---|---|---|")
@@ -1041,9 +1139,11 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
         a("")
         a("bcc's tools cannot attach on this kernel (kprobe/fentry only): compared with the "
           "floor and with *bcc (reference)*, bcc's handler rewritten for `tp_btf` "
-          "(`bpf/bench_bcc.bpf.c`), measured in the same trials, and with bcc HEAD's figures "
-          "from peer-baseline.md." + (" `ours-table`: connect starts in the fixed hash table "
-                                      "instead of socket storage, as on Linux 5.10."
+          "(`bench/bpf/bench_bcc.bpf.c`), measured in the same trials, and with bcc HEAD's "
+          "figures from peer-baseline.md." + (" `ours-table`: the `raw_tp` program "
+                                      "(`TCPTOOLS_RAW_TP=1`), whose connect starts live in "
+                                      "the fixed hash table instead of socket storage, as on "
+                                      "Linux 5.10."
                                       if "ours-table" in TOOLS[tool]["variants"] else ""))
         a("")
         a("| offered | variant | achieved conn/s | slowdown / rate | events expected | printed | "
@@ -1054,7 +1154,7 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
         for rate in TOOLS[tool]["rates"]:
             for variant in TOOLS[tool]["variants"]:
                 row = s.get(str(rate), {}).get(variant)
-                if not row:
+                if not row or is_before(variant):
                     continue
                 if variant == "baseline":
                     a(f"| {rate_label(rate)} | baseline | {fmm(row['achieved'])} | "
@@ -1077,8 +1177,8 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
                   f"{fmm(row['x_floor'], 2)} | {PEER_BASELINE[tool][pb_key].get(rate, '–')} | "
                   f"{fmm(row['cpu_us_per_event'], 2)} | {fmm(row['rss_mib'], 1)} |")
         a("")
-        a("Ours / bcc's handler (bpf/bench_bcc.bpf.c on tp_btf), BPF ns per event, medians of "
-          "the same run:")
+        a("Ours / bcc's handler (bench/bpf/bench_bcc.bpf.c on tp_btf), BPF ns per event, "
+          "medians of the same run:")
         a("")
         a("| offered | ours | bcc | ours / bcc | ours × floor | bcc × floor |")
         a("|---|---|---|---|---|---|")
@@ -1129,12 +1229,68 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
     return "\n".join(L)
 
 
+def before_after_section(meta: dict, rows: dict) -> str:
+    """The earlier binaries (--before) against today's, in the same storms: BPF ns per event
+    over the floor, and whether their difference is beyond this run's noise."""
+    before = meta.get("before", {})
+    L = ["## Before and after", ""]
+    a = L.append
+    a(f"*Before*: the release binaries of `{before.get('commit', '?')}` (`--before "
+      f"{before.get('dir', '?')}`); *after*: this tree's. Both ran as variants of the same "
+      "storms: same repetitions, rates, rotation (the earlier binary listed after today's) "
+      f"and floor (variants `before` and `{exporter.BEFORE}` in the JSON). *ns/event over "
+      "the floor*: a tool's BPF ns per event (all its programs, as in its section; the "
+      "exporter's set_state program and catcher per state change, as in its section) minus "
+      "the floor's empty program's ns/run in the same trial. *after / before*: of the medians; in brackets the range of the "
+      "ratios within each repetition. *noise*: (max − min) / median of the repetitions, the "
+      "larger of before's and after's; a difference is *beyond noise* when after / before "
+      "is further from 1 than that.")
+    a("")
+    a("| tool | offered | before ns/event over floor | after | after / before | noise | |")
+    a("|---|---|---|---|---|---|---|")
+    for label, by_rate in rows.items():
+        for rate, row in by_rate.items():
+            r, noise = row["ratio"], row["noise"]
+            per_rep = row["ratio_per_rep"]
+            rng = f" [{per_rep['min']:.2f}–{per_rep['max']:.2f}]" \
+                if per_rep and per_rep["n"] > 1 else ""
+            a(f"| {label} | {rate_label(int(rate))} | {fmm(row['before']['net_ns'])} | "
+              f"{fmm(row['after']['net_ns'])} | "
+              f"{'–' if r is None else f'**{r:.2f}**'}{rng} | "
+              f"{'–' if noise is None else f'{noise * 100:.0f}%'} | "
+              f"{change_verdict(r, noise)} |")
+    a("")
+    a("The same trials' workload figures, medians before → after: slowdown of the storm, "
+      "tracer CPU per event (the exporter: per state change) and peak RSS.")
+    a("")
+    a("| tool | offered | slowdown | CPU µs/event | peak RSS MiB |")
+    a("|---|---|---|---|---|")
+    pct = exporter.pct
+    for label, by_rate in rows.items():
+        for rate, row in by_rate.items():
+            b, f = row["before"], row["after"]
+            a(f"| {label} | {rate_label(int(rate))} | "
+              f"{pct(med(b, 'slowdown'))} → {pct(med(f, 'slowdown'))} | "
+              f"{fmt(med(b, 'cpu_us_per_event'), 2)} → {fmt(med(f, 'cpu_us_per_event'), 2)} | "
+              f"{fmt(med(b, 'rss_mib'), 1)} → {fmt(med(f, 'rss_mib'), 1)} |")
+    a("")
+    return "\n".join(L)
+
+
+def change_verdict(r: float | None, noise: float | None) -> str:
+    if r is None or noise is None:
+        return "–"
+    if abs(r - 1) <= noise:
+        return "within noise"
+    return "worse beyond noise" if r > 1 else "better beyond noise"
+
+
 def pieces_section(pieces: dict) -> str:
     """The cost breakdown: what each piece of the tools' work costs alone, net of the
     floor, so a reader can see where a tool's ns over the floor go."""
     rates = TOOLS["tcpstates"]["rates"]
     at = rate_label(PIECES_FLOOR_RATE)
-    L = ["### What each piece costs (bpf/pieces.bpf.c, tcpstates storms)", ""]
+    L = ["### What each piece costs (bench/bpf/pieces.bpf.c, tcpstates storms)", ""]
     a = L.append
     a("`bench/pieces.rs` attaches one `tp_btf` program per piece of the work the tools do on "
       "`inet_sock_set_state`, each doing that piece alone, side by side in the tcpstates "
@@ -1286,9 +1442,14 @@ def machine_meta() -> dict:
             "kernel": platform.release()}
 
 
-def check_inputs(need_peer: bool) -> None:
+def check_inputs(need_peer: bool, tools: list[str]) -> None:
     missing = [str(p) for p in [LOADGEN, FLOOR, PIECES, exporter.binary()]
                + [RELEASE / t for t in TOOLS] if not p.exists()]
+    if BEFORE is not None:
+        wanted = tools + ([exporter.BINARY] if "tcpstates" in tools else [])
+        gone = [str(BEFORE / b) for b in wanted if not (BEFORE / b).exists()]
+        if gone:
+            sys.exit("bench: missing: " + ", ".join(gone) + " (run `make bench-before REV=...`)")
     if need_peer and not PEER_TCPSTATES.exists():
         missing.append(f"{PEER_TCPSTATES} (apt-get install libbpf-tools)")
     if need_peer and not shutil.which("stdbuf"):
@@ -1301,6 +1462,7 @@ def check_inputs(need_peer: bool) -> None:
 
 
 def main() -> int:
+    global BEFORE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="1 repetition, short storms (development)")
@@ -1313,6 +1475,9 @@ def main() -> int:
                     "runs; 0: none)")
     ap.add_argument("--soak-rate", type=int, default=exporter.SOAK_RATE,
                     help=f"the soak storm's paced conn/s (default {exporter.SOAK_RATE})")
+    ap.add_argument("--before", type=Path, metavar="DIR",
+                    help="release binaries built from the commit before a refactor (`make "
+                    "bench-before REV=...`), run beside today's in the same storms")
     ap.add_argument("--no-report", action="store_true",
                     help="write only bench/results/latest.json, not BENCHMARKS.md")
     ap.add_argument("--report-only", action="store_true",
@@ -1320,6 +1485,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.report_only:
         data = json.loads(RESULTS.read_text())
+        if "before" in data["meta"]:
+            add_before_variants()
         derive(data["trials"])
         summary = summarize(data["trials"], data["startup_probes"], data.get("soak"))
         REPORT.write_text(report(data["meta"], summary, "--quick" in data["meta"]["command"]))
@@ -1333,14 +1500,20 @@ def main() -> int:
     for t in tools:
         if t not in TOOLS:
             sys.exit(f"bench: unknown tool {t!r}")
-    check_inputs(need_peer="tcpstates" in tools)
+    if args.before:
+        BEFORE = args.before.resolve()
+        add_before_variants()
+    check_inputs(need_peer="tcpstates" in tools, tools=tools)
 
     started = time.monotonic()
     meta = machine_meta() | {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python3 bench/run.py" + (" --quick" if args.quick else ""),
+        "command": "python3 bench/run.py" + (" --quick" if args.quick else "")
+        + (f" --before {args.before}" if args.before else ""),
         "reps": reps, "seconds": seconds, "startups": startups,
     }
+    if BEFORE is not None:
+        meta["before"] = {"dir": str(args.before), "commit": before_commit(BEFORE)}
     system = System()
     trials: list[dict] = []
     probes: list[dict] = []
