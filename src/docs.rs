@@ -10,7 +10,7 @@ use clap_complete::Shell;
 use clap_mangen::Man;
 use roff::{bold, italic, roman, Roff};
 
-use crate::cli::ManPage;
+use crate::cli::{self, IntoConfig, ManPage};
 
 /// One documented tool: its clap command, `--help` examples and man page prose.
 pub struct Tool {
@@ -20,25 +20,25 @@ pub struct Tool {
     pub man: &'static ManPage,
 }
 
-/// A tool whose options module (`crate::MODULE::options`) holds `command`, `EXAMPLES`
-/// and `MAN`.
+/// The tool whose command line is `crate::MODULE::Options`.
 macro_rules! tool {
-    ($name:literal, $module:ident) => {
+    ($module:ident) => {{
+        const MAN: &ManPage = <crate::$module::Options as IntoConfig>::MAN;
         Tool {
-            name: $name,
-            command: crate::$module::options::command,
-            examples: crate::$module::options::EXAMPLES,
-            man: &crate::$module::options::MAN,
+            name: MAN.name,
+            command: cli::command::<crate::$module::Options>,
+            examples: MAN.examples,
+            man: MAN,
         }
-    };
+    }};
 }
 
 /// Every tool that gets a man page and completions.
 pub const TOOLS: &[Tool] = &[
-    tool!("tcpstates", tcpstates),
-    tool!("tcprtt", tcprtt),
-    tool!("tcpconnlat", tcpconnlat),
-    tool!("tcptools-exporter", exporter),
+    tool!(tcpstates),
+    tool!(tcprtt),
+    tool!(tcpconnlat),
+    tool!(exporter),
 ];
 
 /// The shells completions are generated for.
@@ -103,6 +103,14 @@ pub fn man_page(tool: &Tool) -> io::Result<Vec<u8>> {
     man.render_synopsis_section(&mut page)?;
     description(tool, &cmd).to_writer(&mut page)?;
     man.render_options_section(&mut page)?;
+    let json = "With --json, one object per line with these fields:";
+    tagged_list("JSON FIELDS", json, tool.man.json_fields.iter().copied()).to_writer(&mut page)?;
+    let metrics = tool.man.metrics.map(|served| served()).unwrap_or_default();
+    let served = "Served at GET /metrics, each with this HELP line:";
+    let metrics = metrics
+        .iter()
+        .map(|(name, help)| (name.as_str(), help.as_str()));
+    tagged_list("METRICS", served, metrics).to_writer(&mut page)?;
     examples(tool).to_writer(&mut page)?;
     requirements(tool).to_writer(&mut page)?;
     environment(tool).to_writer(&mut page)?;
@@ -132,6 +140,27 @@ fn description(tool: &Tool, cmd: &Command) -> Roff {
             roff.control("PP", []);
         }
         roff.text([roman(paragraph)]);
+    }
+    roff
+}
+
+/// A section of terms, each with what it means; nothing when there are none.
+fn tagged_list<'a>(
+    title: &str,
+    intro: &str,
+    items: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Roff {
+    let mut roff = Roff::new();
+    let mut items = items.into_iter().peekable();
+    if items.peek().is_none() {
+        return roff;
+    }
+    roff.control("SH", [title]);
+    roff.text([roman(intro)]);
+    for (term, meaning) in items {
+        roff.control("TP", []);
+        roff.text([bold(term)]);
+        roff.text([roman(meaning)]);
     }
     roff
 }

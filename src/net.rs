@@ -165,15 +165,6 @@ pub struct PortFilter {
     pub remote: Option<PortList>,
 }
 
-impl PortFilter {
-    pub fn allows(&self, socket: &Endpoints) -> bool {
-        let has = |list: &Option<PortList>, port: u16| {
-            list.as_ref().is_none_or(|l| l.ports().contains(&port))
-        };
-        has(&self.local, socket.lport) && has(&self.remote, socket.rport)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,6 +107,28 @@ fn lat_ms(ev: &ConnectLatency) -> f64 {
     ev.delta_us as f64 / 1000.0
 }
 
+/// The fields of a `--json` object and what each holds (the man page's JSON FIELDS).
+pub const JSON_FIELDS: &[(&str, &str)] = &[
+    (
+        "time",
+        "The wall-clock time the event was printed, RFC 3339 with microseconds.",
+    ),
+    ("pid", "The process (tgid) that called connect()."),
+    ("comm", "Its name at connect() time."),
+    ("ip", "4 for an AF_INET socket, else 6."),
+    ("saddr", "The local address."),
+    ("lport", "The local port (with or without -L)."),
+    ("daddr", "The remote address."),
+    ("dport", "The remote port."),
+    ("lat_ms", "The latency in milliseconds, to the microsecond."),
+    (
+        "seconds",
+        "With -t only: seconds since the first printed event.",
+    ),
+    ("netns", "The socket's network namespace inode."),
+    ("cgroup", "The socket's cgroup v2 path (/ for the root)."),
+];
+
 /// `--json`: one object per connect.
 fn json_line(
     ev: &ConnectLatency,

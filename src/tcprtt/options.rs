@@ -3,12 +3,12 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use clap::{ArgAction, CommandFactory, Parser};
+use clap::Parser;
 
 use super::bpf::{AddrFilter, Filter};
-use super::print::{Format, KeyKind};
-use crate::cli::{FamilyFlags, IntoConfig, ManPage, UsageError};
-use crate::container::{ContainerArgs, ContainerFlags};
+use super::print::{Format, KeyKind, JSON_FIELDS};
+use crate::cli::{IntoConfig, ManPage, TraceFlags, UsageError};
+use crate::container::ContainerArgs;
 
 /// bcc's examples, shown by `--help` and in the man page.
 pub const EXAMPLES: &str = "EXAMPLES:
@@ -28,96 +28,66 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcprtt -c /sys/fs/cgroup/unified/pod   # only sockets of that cgroup v2 and below";
 
 #[derive(Parser)]
-#[command(
-    name = "tcprtt",
-    version,
-    about = "Summarize TCP RTT as a histogram.",
-    override_usage = "tcprtt [-bBemTv46] [-a LADDR] [-A RADDR] [-d DURATION] [-i INTERVAL] [-p LPORT] [-P RPORT] [--json] [-c PATH] [--netns NS] [--bycgroup]",
-    after_help = EXAMPLES,
-    disable_help_flag = true,
-    infer_long_args = true,
-    args_override_self = true
-)]
 pub struct Options {
-    #[command(flatten)]
-    pub family: FamilyFlags,
     /// filter for local address
-    #[arg(
-        short = 'a',
-        long = "laddr",
-        value_name = "LADDR",
-        allow_hyphen_values = true
-    )]
+    ///
+    /// Only sockets with this local address, IPv4 (dotted quad) or IPv6; 0.0.0.0 and :: mean
+    /// no filter, as in bcc.
+    #[arg(short = 'a', long, allow_hyphen_values = true)]
     pub laddr: Option<String>,
     /// filter for remote address
-    #[arg(
-        short = 'A',
-        long = "raddr",
-        value_name = "RADDR",
-        allow_hyphen_values = true
-    )]
+    ///
+    /// Only sockets with this remote address, likewise. An IPv4 and an IPv6 address filter
+    /// together are refused with exit status 1.
+    #[arg(short = 'A', long, allow_hyphen_values = true)]
     pub raddr: Option<String>,
     /// show sockets histogram by local address
-    #[arg(short = 'b', long = "byladdr")]
+    #[arg(short = 'b', long)]
     pub byladdr: bool,
     /// show sockets histogram by remote address
-    #[arg(short = 'B', long = "byraddr")]
+    #[arg(short = 'B', long)]
     pub byraddr: bool,
     /// total duration of trace, seconds
-    #[arg(
-        short = 'd',
-        long = "duration",
-        value_name = "DURATION",
-        allow_hyphen_values = true
-    )]
+    ///
+    /// End after this many seconds; without -i, print one interval of the whole duration.
+    #[arg(short = 'd', long, allow_hyphen_values = true)]
     pub duration: Option<String>,
     /// show extension summary(average)
-    #[arg(short = 'e', long = "extension")]
+    ///
+    /// [AVG n] after each section header: the sum of the samples divided by their count, in
+    /// integer division (0 for no samples).
+    #[arg(short = 'e', long)]
     pub extension: bool,
     /// summary interval, seconds
-    #[arg(
-        short = 'i',
-        long = "interval",
-        value_name = "INTERVAL",
-        allow_hyphen_values = true
-    )]
+    ///
+    /// Print the histograms every this many seconds (without -i: when the tool ends).
+    #[arg(short = 'i', long, allow_hyphen_values = true)]
     pub interval: Option<String>,
-    /// One JSON object per histogram per interval
-    #[arg(long = "json")]
-    pub json: bool,
     /// millisecond histogram
-    #[arg(short = 'm', long = "millisecond")]
+    #[arg(short = 'm', long)]
     pub millisecond: bool,
     /// filter for local port
-    #[arg(
-        short = 'p',
-        long = "lport",
-        value_name = "LPORT",
-        allow_hyphen_values = true
-    )]
+    ///
+    /// Only sockets with this local port, 1 to 65535.
+    #[arg(short = 'p', long, allow_hyphen_values = true)]
     pub lport: Option<String>,
     /// filter for remote port
-    #[arg(
-        short = 'P',
-        long = "rport",
-        value_name = "RPORT",
-        allow_hyphen_values = true
-    )]
+    ///
+    /// Only sockets with this remote port, 1 to 65535.
+    #[arg(short = 'P', long, allow_hyphen_values = true)]
     pub rport: Option<String>,
     /// include timestamp on output
-    #[arg(short = 'T', long = "timestamp")]
+    ///
+    /// An HH:MM:SS line at the top of each interval.
+    #[arg(short = 'T', long)]
     pub timestamp: bool,
-    /// Verbose debug output
-    #[arg(short = 'v', long = "verbose")]
-    pub verbose: bool,
-    #[command(flatten)]
-    pub container: ContainerFlags,
     /// show sockets histogram by cgroup v2
-    #[arg(long = "bycgroup", conflicts_with_all = ["byladdr", "byraddr"])]
+    ///
+    /// One histogram per cgroup v2 of the sockets, headed Cgroup = PATH.
+    #[arg(long, conflicts_with_all = ["byladdr", "byraddr"])]
     pub bycgroup: bool,
-    /// Give this help list
-    #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
-    help: Option<bool>,
+    #[command(flatten)]
+    pub shared: TraceFlags,
 }
 
 /// What to trace and how to print it, validated.
@@ -130,18 +100,18 @@ pub struct Config {
     pub filter: Filter,
     pub container: ContainerArgs,
     pub format: Format,
-    pub verbose: bool,
 }
 
 impl IntoConfig for Options {
     type Config = Config;
+    const MAN: &'static ManPage = &MAN;
 
     fn into_config(self) -> Result<Config, UsageError> {
         let format = self.format();
         let interval = seconds(self.interval, "interval")?;
         let duration = seconds(self.duration, "duration")?;
         let filter = Filter {
-            family: self.family.family(),
+            family: self.shared.family.family(),
             // bcc's order of checks: addresses, then ports.
             laddr: addr(self.laddr, "local")?,
             raddr: addr(self.raddr, "remote")?,
@@ -160,14 +130,9 @@ impl IntoConfig for Options {
             interval: interval.or(duration),
             duration,
             filter,
-            container: self.container.into_args()?,
+            container: self.shared.container.into_args()?,
             format,
-            verbose: self.verbose,
         })
-    }
-
-    fn verbose(config: &Config) -> bool {
-        config.verbose
     }
 }
 
@@ -187,7 +152,7 @@ impl Options {
             extension: self.extension,
             timestamp: self.timestamp,
             millisecond: self.millisecond,
-            json: self.json,
+            json: self.shared.json,
         }
     }
 }
@@ -268,13 +233,15 @@ fn parse_addr(arg: &str) -> Result<Option<AddrFilter>, ()> {
     Ok((!zero).then_some(filter))
 }
 
-/// The command line as clap sees it (for the man page and completions).
-pub fn command() -> clap::Command {
-    Options::command()
-}
-
 /// The man page's prose.
 pub const MAN: ManPage = ManPage {
+    name: "tcprtt",
+    about: "Summarize TCP RTT as a histogram.",
+    long_about: None,
+    usage: "tcprtt [-bBemTv46] [-a LADDR] [-A RADDR] [-d DURATION] [-i INTERVAL] [-p LPORT] [-P RPORT] [--json] [-c PATH] [--netns NS] [--bycgroup]",
+    examples: EXAMPLES,
+    json_fields: JSON_FIELDS,
+    metrics: None,
     description: "tcprtt summarizes the smoothed round-trip time (srtt) that TCP holds for \
 each segment an ESTABLISHED socket receives, as power-of-two histograms in microseconds (or \
 milliseconds with -m): one for all sockets, or one per local (-b) or remote (-B) address. \
@@ -318,10 +285,7 @@ mod tests {
     use super::*;
 
     fn config(args: &[&str]) -> Result<Config, UsageError> {
-        let argv = std::iter::once("tcprtt").chain(args.iter().copied());
-        Options::try_parse_from(argv)
-            .expect("clap accepts")
-            .into_config()
+        crate::cli::config_of::<Options>(args)
     }
 
     #[test]

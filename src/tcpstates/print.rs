@@ -215,6 +215,53 @@ fn shown_process(ev: &StateChange, f: Format) -> Option<(u32, &Comm)> {
     }
 }
 
+/// The fields of a `--json` object and what each holds (the man page's JSON FIELDS).
+pub const JSON_FIELDS: &[(&str, &str)] = &[
+    (
+        "time",
+        "The wall-clock time the event was printed, RFC 3339 with microseconds.",
+    ),
+    ("skaddr", "The kernel's socket address, lowercase hex."),
+    (
+        "pid",
+        "The PID of the task on the CPU when the state changed (also with --owner).",
+    ),
+    ("comm", "That task's name."),
+    ("ip", "4 for AF_INET, else 6."),
+    ("laddr", "The local address."),
+    ("lport", "The local port."),
+    ("raddr", "The remote address."),
+    ("rport", "The remote port."),
+    (
+        "oldstate",
+        "The state left, named as in the columns (a state with no name: its number as text).",
+    ),
+    ("newstate", "The state entered, named likewise."),
+    (
+        "ms",
+        "Milliseconds spent in oldstate, to the nanosecond (the MS column truncates to the \
+microsecond, as bcc does); 0 when its start was not seen.",
+    ),
+    (
+        "seconds",
+        "With -t only: seconds since the first printed event.",
+    ),
+    (
+        "netns",
+        "The socket's network namespace inode (as lsns and stat -L /proc/PID/ns/net print it).",
+    ),
+    (
+        "cgroup",
+        "The socket's cgroup v2 path from the hierarchy's root (/ for the root); its id as \
+text if no directory has it any more.",
+    ),
+    (
+        "owner_pid",
+        "The socket's owner's PID, only where the owner is known (see --owner).",
+    ),
+    ("owner_comm", "The socket's owner's name, likewise."),
+];
+
 /// `--json`: one object per change; `pid`/`comm` are always the task on the CPU.
 fn json_line(
     ev: &StateChange,
