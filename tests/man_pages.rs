@@ -186,7 +186,7 @@ fn tcpstates_json_fields_are_the_printed_ones() {
     let mut clock = WallClock::fixed(Local.timestamp_opt(0, 0).unwrap());
     let mut out = Vec::new();
     printer.line(&change, &mut clock, &mut out).expect("print");
-    assert_eq!(keys(&out), documented(&tcpstates::options::MAN.json_fields));
+    assert_eq!(keys(&out), documented(tcpstates::options::MAN.json_fields));
 }
 
 #[test]
