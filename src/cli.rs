@@ -61,10 +61,15 @@ pub trait IntoConfig: Parser {
 
 /// The tool's command line as it parses and as its man page and completions show it: its
 /// clap definition, named and described from its [`ManPage`], with bcc's conventions (argp's
-/// own `-h`/`-?`, unambiguous long prefixes, a repeated option keeps its last value).
+/// own `-h`/`-?`, unambiguous long prefixes, a repeated option keeps its last value, and an
+/// option's value is the next word whatever it starts with: `-L -1` is a bad port list).
 pub fn command<O: IntoConfig>() -> Command {
     let man = O::MAN;
     O::command()
+        .mut_args(|arg| {
+            let option = !arg.is_positional() && arg.get_action().takes_values();
+            arg.allow_hyphen_values(option)
+        })
         .name(man.name)
         .version(env!("CARGO_PKG_VERSION"))
         .about(man.about)
@@ -231,23 +236,15 @@ pub struct PortFlags {
     ///
     /// Only sockets whose remote port is in this comma-separated list (each 1 to 65535);
     /// with -L, both must match.
-    #[arg(
-        short = 'D',
-        long = "remoteport",
-        allow_hyphen_values = true,
-        verbatim_doc_comment
-    )]
+    #[arg(short = 'D', long = "remoteport")]
+    #[arg(verbatim_doc_comment)]
     pub dport: Option<String>,
     /// Comma-separated list of local ports to trace.
     ///
     /// Only sockets whose local port is in this comma-separated list (each 1 to 65535);
     /// with -D, both must match.
-    #[arg(
-        short = 'L',
-        long = "localport",
-        allow_hyphen_values = true,
-        verbatim_doc_comment
-    )]
+    #[arg(short = 'L', long = "localport")]
+    #[arg(verbatim_doc_comment)]
     pub lport: Option<String>,
 }
 
@@ -299,6 +296,46 @@ pub struct ManPage {
     pub event_stream: bool,
     /// Whether per-socket state goes to a slot table before socket storage (bpf/slots.bpf.h).
     pub slot_table: bool,
-    /// How the tool differs from bcc's, one item each.
+    /// How the tool differs from bcc's, one item each, before those it shares with the
+    /// other tools ([`ManPage::all_differences`]).
     pub differences: &'static [&'static str],
+}
+
+impl ManPage {
+    /// How the tool differs from bcc's: its own differences, then those of every bcc tool
+    /// here (the container filters, the catchers) and of every tool that prints events.
+    pub fn all_differences(&self) -> Vec<&'static str> {
+        let mut all = self.differences.to_vec();
+        if all.is_empty() {
+            return all;
+        }
+        all.push(differences::CONTAINER_FILTERS);
+        if self.event_stream {
+            all.extend([differences::FLUSHED, differences::SAFE_COMM]);
+        }
+        all.push(differences::KERNEL_SKIPS);
+        all
+    }
+}
+
+/// What several tools do otherwise than bcc, in the same words on each one's man page.
+pub mod differences {
+    /// -c and --netns.
+    pub const CONTAINER_FILTERS: &str =
+        "Added: -c/--cgroup PATH and --netns NS filter in the kernel on the socket's own \
+cgroup v2 (PATH or any cgroup below it) and network namespace (a path such as \
+/run/netns/NAME or /proc/PID/ns/net, or an inode number), not on the task on the CPU, so \
+they hold in softirq context and for accepted sockets.";
+    /// Flushing (src/out.rs).
+    pub const FLUSHED: &str =
+        "Output is flushed after each batch of events, so a pipe or the journal sees it at \
+once.";
+    /// Process names (src/comm.rs).
+    pub const SAFE_COMM: &str = "Control characters in process names are printed as ?.";
+    /// The catchers (bpf/nested.bpf.h).
+    pub const KERNEL_SKIPS: &str =
+        "The kernel does not run a BPF program on a CPU where it is already running (a \
+softirq that interrupts it): a second program on the same tracepoint runs the same code for \
+those events. Events neither could run for are reported on standard error (kernel skipped N \
+events). With -v the tool names its programs when they are attached.";
 }

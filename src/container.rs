@@ -25,16 +25,11 @@ const MAX_CGROUPS: usize = 100_000;
 #[derive(Args, Clone, Debug, Default)]
 pub struct ContainerFlags {
     /// Trace only sockets in this cgroup v2 directory or below it
-    #[arg(
-        short = 'c',
-        long = "cgroup",
-        value_name = "PATH",
-        allow_hyphen_values = true
-    )]
+    #[arg(short = 'c', long = "cgroup", value_name = "PATH")]
     pub cgroup: Option<String>,
     /// Trace only sockets in this network namespace: a path such as /run/netns/NAME or
     /// /proc/PID/ns/net, or an inode number as lsns prints it
-    #[arg(long = "netns", value_name = "NS", allow_hyphen_values = true)]
+    #[arg(long = "netns", value_name = "NS")]
     pub netns: Option<String>,
 }
 

@@ -282,7 +282,8 @@ fn exit_status() -> Roff {
 /// Empty for a tool bcc does not have.
 fn differences(tool: &Tool) -> Roff {
     let mut roff = Roff::new();
-    if tool.man.differences.is_empty() {
+    let differences = tool.man.all_differences();
+    if differences.is_empty() {
         return roff;
     }
     roff.control("SH", ["DIFFERENCES FROM BCC"]);
@@ -290,9 +291,9 @@ fn differences(tool: &Tool) -> Roff {
         "Output is byte-identical to bcc's libbpf-tools {}, except:",
         tool.name
     ))]);
-    for item in tool.man.differences {
+    for item in differences {
         roff.control("IP", ["\\(bu", "2"]);
-        roff.text([roman(*item)]);
+        roff.text([roman(item)]);
     }
     roff
 }

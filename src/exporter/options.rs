@@ -48,7 +48,7 @@ pub struct Options {
     /// With --group-by: at most N groups get a label of their own (default 100, at most
     /// 10000), the busiest at the scrape that first sees them, for the exporter's lifetime;
     /// the rest are summed into cgroup="other" or netns="other".
-    #[arg(long = "max-groups", value_name = "N", allow_hyphen_values = true)]
+    #[arg(long = "max-groups", value_name = "N")]
     pub max_groups: Option<String>,
     #[command(flatten)]
     pub common: CommonFlags,
@@ -191,27 +191,30 @@ impl IntoConfig for Options {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(args: &[&str]) -> Result<Config, UsageError> {
-        crate::cli::config_of::<Options>(args)
-    }
+    use crate::cli::config_of;
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(config(&[]).unwrap().listen.to_string(), "127.0.0.1:9435");
         assert_eq!(
-            config(&["-l", "[::1]:80"]).unwrap().listen.to_string(),
+            config_of::<Options>(&[]).unwrap().listen.to_string(),
+            "127.0.0.1:9435"
+        );
+        assert_eq!(
+            config_of::<Options>(&["-l", "[::1]:80"])
+                .unwrap()
+                .listen
+                .to_string(),
             "[::1]:80"
         );
         assert_eq!(
-            config(&["--web.listen-address", "0.0.0.0:9100"])
+            config_of::<Options>(&["--web.listen-address", "0.0.0.0:9100"])
                 .unwrap()
                 .listen
                 .to_string(),
             "0.0.0.0:9100"
         );
         for bad in ["localhost:80", "127.0.0.1", "1.2.3.4:99999", ""] {
-            let err = config(&["-l", bad]).unwrap_err();
+            let err = config_of::<Options>(&["-l", bad]).unwrap_err();
             assert_eq!(
                 err,
                 UsageError::new(format!("invalid listen address: {bad}"))
@@ -251,39 +254,40 @@ mod tests {
 
     #[test]
     fn web_config_file() {
-        assert_eq!(config(&[]).unwrap().web_config_file, None);
-        let c = config(&["--web.config.file", "/etc/web.yml"]).unwrap();
+        assert_eq!(config_of::<Options>(&[]).unwrap().web_config_file, None);
+        let c = config_of::<Options>(&["--web.config.file", "/etc/web.yml"]).unwrap();
         assert_eq!(c.web_config_file, Some(PathBuf::from("/etc/web.yml")));
     }
 
     #[test]
     fn port_lists() {
-        let c = config(&["-L", "80,443", "-D", "5432"]).unwrap();
+        let c = config_of::<Options>(&["-L", "80,443", "-D", "5432"]).unwrap();
         let ports = |list: Option<crate::net::PortList>| list.map(|l| l.ports().to_vec());
         assert_eq!(ports(c.ports.local), Some(vec![80, 443]));
         assert_eq!(ports(c.ports.remote), Some(vec![5432]));
-        let err = config(&["-D", "x"]).unwrap_err();
+        let err = config_of::<Options>(&["-D", "x"]).unwrap_err();
         assert_eq!(err, UsageError::new("Invalid ports: x"));
     }
 
     #[test]
     fn groups() {
-        let c = config(&[]).unwrap();
+        let c = config_of::<Options>(&[]).unwrap();
         assert_eq!(
             (c.group_by, c.max_groups),
             (GroupBy::None, DEFAULT_MAX_GROUPS)
         );
-        let c = config(&["--group-by", "cgroup", "--max-groups", "3"]).unwrap();
+        let c = config_of::<Options>(&["--group-by", "cgroup", "--max-groups", "3"]).unwrap();
         assert_eq!((c.group_by, c.max_groups), (GroupBy::Cgroup, 3));
-        let c = config(&["--group-by", "netns"]).unwrap();
+        let c = config_of::<Options>(&["--group-by", "netns"]).unwrap();
         assert_eq!(
             (c.group_by, c.max_groups),
             (GroupBy::Netns, DEFAULT_MAX_GROUPS)
         );
-        let err = config(&["--max-groups", "3"]).unwrap_err();
+        let err = config_of::<Options>(&["--max-groups", "3"]).unwrap_err();
         assert_eq!(err, UsageError::new("--max-groups needs --group-by"));
         for bad in ["0", "x", "-1", "10001"] {
-            let err = config(&["--group-by", "cgroup", "--max-groups", bad]).unwrap_err();
+            let err =
+                config_of::<Options>(&["--group-by", "cgroup", "--max-groups", bad]).unwrap_err();
             let want = format!("invalid --max-groups: {bad} (1 to 10000)");
             assert_eq!(err, UsageError::new(want));
         }

@@ -22,6 +22,8 @@ pub const EXAMPLES: &str = "EXAMPLES:
 
 #[derive(Parser)]
 pub struct Options {
+    #[command(flatten)]
+    pub shared: TraceFlags,
     /// Include LPORT on output
     ///
     /// An LPORT column: the client socket's local port.
@@ -30,7 +32,7 @@ pub struct Options {
     /// Trace this PID only
     ///
     /// Only connects made by this process (its tgid), 1 to 2147483647.
-    #[arg(short = 'p', long, allow_hyphen_values = true)]
+    #[arg(short = 'p', long)]
     pub pid: Option<String>,
     /// Include timestamp on output
     ///
@@ -47,16 +49,6 @@ pub struct Options {
     /// truncated to whole microseconds, which must leave at least 1.
     #[arg(value_name = "MIN_MS")]
     pub min_ms: Vec<String>,
-    #[command(flatten)]
-    pub shared: TraceFlags,
-}
-
-/// What to trace and how to print it, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    pub filter: Filter,
-    pub container: ContainerArgs,
-    pub format: Format,
 }
 
 impl IntoConfig for Options {
@@ -96,6 +88,14 @@ impl IntoConfig for Options {
             },
         })
     }
+}
+
+/// What to trace and how to print it, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub filter: Filter,
+    pub container: ContainerArgs,
+    pub format: Format,
 }
 
 /// The minimum latency in whole microseconds, as bcc truncates it; None unless it is a
@@ -146,18 +146,7 @@ plain decimal number (negatives, NaN, infinities, 1abc and 0x10 are refused).",
         "A failure to set up the event buffer exits 1 (bcc exits 0).",
         "Added: -4/-6 family filters (the last one given wins) and --json (one JSON object \
 per connect, times in RFC 3339, with the socket's netns inode and cgroup path).",
-        "Added: -c/--cgroup PATH and --netns NS filter in the kernel on the socket's own \
-cgroup v2 (PATH or any cgroup below it) and network namespace (a path such as \
-/run/netns/NAME or /proc/PID/ns/net, or an inode number), not on the task on the CPU, so \
-they hold in softirq context and for accepted sockets.",
         "Added: --show-cgroup adds a CGROUP column with the socket's cgroup v2 path.",
-        "Output is flushed after each batch of events, so a pipe or the journal sees it at \
-once.",
-        "Control characters in process names are printed as ?.",
-        "The kernel does not run a BPF program on a CPU where it is already running (a \
-softirq that interrupts it): a second program on the same tracepoint runs the same code for \
-those events. Events neither could run for are reported on standard error (kernel skipped N \
-events). With -v the tool names its programs when they are attached.",
     ],
 };
 
@@ -167,10 +156,9 @@ mod tests {
 
     #[test]
     fn minimum_latency_is_truncated_to_whole_microseconds() {
-        assert_eq!(parse_min_us("1"), Some(1000));
-        assert_eq!(parse_min_us("0.1"), Some(100));
-        assert_eq!(parse_min_us("0.0015"), Some(1));
-        assert_eq!(parse_min_us("1e3"), Some(1_000_000));
+        for (arg, us) in [("1", 1000), ("0.1", 100), ("0.0015", 1), ("1e3", 1_000_000)] {
+            assert_eq!(parse_min_us(arg), Some(us), "{arg:?}");
+        }
         for bad in ["0", "0.0001", "-1", "NaN", "inf", "1abc", "0x10", ""] {
             assert_eq!(parse_min_us(bad), None, "{bad:?}");
         }

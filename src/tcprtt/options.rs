@@ -29,17 +29,19 @@ pub const EXAMPLES: &str = "EXAMPLES:
 
 #[derive(Parser)]
 pub struct Options {
+    #[command(flatten)]
+    pub shared: TraceFlags,
     /// filter for local address
     ///
     /// Only sockets with this local address, IPv4 (dotted quad) or IPv6; 0.0.0.0 and :: mean
     /// no filter, as in bcc.
-    #[arg(short = 'a', long, allow_hyphen_values = true)]
+    #[arg(short = 'a', long)]
     pub laddr: Option<String>,
     /// filter for remote address
     ///
     /// Only sockets with this remote address, likewise. An IPv4 and an IPv6 address filter
     /// together are refused with exit status 1.
-    #[arg(short = 'A', long, allow_hyphen_values = true)]
+    #[arg(short = 'A', long)]
     pub raddr: Option<String>,
     /// show sockets histogram by local address
     #[arg(short = 'b', long)]
@@ -50,7 +52,7 @@ pub struct Options {
     /// total duration of trace, seconds
     ///
     /// End after this many seconds; without -i, print one interval of the whole duration.
-    #[arg(short = 'd', long, allow_hyphen_values = true)]
+    #[arg(short = 'd', long)]
     pub duration: Option<String>,
     /// show extension summary(average)
     ///
@@ -61,7 +63,7 @@ pub struct Options {
     /// summary interval, seconds
     ///
     /// Print the histograms every this many seconds (without -i: when the tool ends).
-    #[arg(short = 'i', long, allow_hyphen_values = true)]
+    #[arg(short = 'i', long)]
     pub interval: Option<String>,
     /// millisecond histogram
     #[arg(short = 'm', long)]
@@ -69,12 +71,12 @@ pub struct Options {
     /// filter for local port
     ///
     /// Only sockets with this local port, 1 to 65535.
-    #[arg(short = 'p', long, allow_hyphen_values = true)]
+    #[arg(short = 'p', long)]
     pub lport: Option<String>,
     /// filter for remote port
     ///
     /// Only sockets with this remote port, 1 to 65535.
-    #[arg(short = 'P', long, allow_hyphen_values = true)]
+    #[arg(short = 'P', long)]
     pub rport: Option<String>,
     /// include timestamp on output
     ///
@@ -86,20 +88,6 @@ pub struct Options {
     /// One histogram per cgroup v2 of the sockets, headed Cgroup = PATH.
     #[arg(long, conflicts_with_all = ["byladdr", "byraddr"])]
     pub bycgroup: bool,
-    #[command(flatten)]
-    pub shared: TraceFlags,
-}
-
-/// What to trace and how to print it, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// Seconds between intervals; None: until Ctrl-C.
-    pub interval: Option<u64>,
-    /// `-d`: seconds until the tool ends.
-    pub duration: Option<u64>,
-    pub filter: Filter,
-    pub container: ContainerArgs,
-    pub format: Format,
 }
 
 impl IntoConfig for Options {
@@ -134,6 +122,18 @@ impl IntoConfig for Options {
             format,
         })
     }
+}
+
+/// What to trace and how to print it, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Seconds between intervals; None: until Ctrl-C.
+    pub interval: Option<u64>,
+    /// `-d`: seconds until the tool ends.
+    pub duration: Option<u64>,
+    pub filter: Filter,
+    pub container: ContainerArgs,
+    pub format: Format,
 }
 
 impl Options {
@@ -267,33 +267,27 @@ order).",
 above about 107 million samples in one slot).",
         "Added: -4/-6 family filters (the last one given wins) and --json (one JSON object \
 per histogram per interval, times in RFC 3339).",
-        "Added: -c/--cgroup PATH and --netns NS filter in the kernel on the socket's own \
-cgroup v2 (PATH or any cgroup below it) and network namespace (a path such as \
-/run/netns/NAME or /proc/PID/ns/net, or an inode number), not on the task on the CPU, so \
-they hold in softirq context and for accepted sockets.",
         "Added: --bycgroup prints one histogram per cgroup v2 (section header Cgroup = PATH; \
 in JSON \"key\": \"cgroup\" and the path as \"cgroup\").",
-        "The kernel does not run a BPF program on a CPU where it is already running (a \
-softirq that interrupts it): a second program on the same tracepoint runs the same code for \
-those events. Samples neither could run for are reported on standard error (kernel skipped N \
-events). With -v the tool names its programs when they are attached.",
     ],
 };
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(args: &[&str]) -> Result<Config, UsageError> {
-        crate::cli::config_of::<Options>(args)
-    }
+    use crate::cli::config_of;
 
     #[test]
     fn seconds_follow_strtol() {
-        assert_eq!(parse_seconds("5"), Some(5));
-        assert_eq!(parse_seconds(" +7"), Some(7));
-        assert_eq!(parse_seconds("1abc"), Some(1));
-        assert_eq!(parse_seconds("9223372036854775807"), Some(i64::MAX as u64));
+        let max = i64::MAX as u64;
+        for (arg, secs) in [
+            ("5", 5),
+            (" +7", 7),
+            ("1abc", 1),
+            ("9223372036854775807", max),
+        ] {
+            assert_eq!(parse_seconds(arg), Some(secs), "{arg:?}");
+        }
         for bad in ["", "0", "-1", "abc", "9223372036854775808", " "] {
             assert_eq!(parse_seconds(bad), None, "{bad:?}");
         }
@@ -326,7 +320,7 @@ mod tests {
 
     #[test]
     fn refusals_carry_bcc_messages_and_status() {
-        let refused = |args: &[&str]| config(args).unwrap_err();
+        let refused = |args: &[&str]| config_of::<Options>(args).unwrap_err();
         assert_eq!(
             refused(&["-i", "0"]),
             UsageError::new("invalid interval: 0")
@@ -357,9 +351,9 @@ mod tests {
 
     #[test]
     fn duration_alone_is_one_interval() {
-        let c = config(&["-d", "3"]).unwrap();
+        let c = config_of::<Options>(&["-d", "3"]).unwrap();
         assert_eq!((c.interval, c.duration), (Some(3), Some(3)));
-        let c = config(&["-i", "1", "-d", "3", "-b"]).unwrap();
+        let c = config_of::<Options>(&["-i", "1", "-d", "3", "-b"]).unwrap();
         assert_eq!((c.interval, c.duration), (Some(1), Some(3)));
         assert_eq!(c.format.key, KeyKind::Local);
     }

@@ -24,6 +24,8 @@ pub const EXAMPLES: &str = "EXAMPLES:
 #[derive(Parser)]
 pub struct Options {
     #[command(flatten)]
+    pub shared: TraceFlags,
+    #[command(flatten)]
     pub ports: PortFlags,
     /// Include timestamp on output
     ///
@@ -63,18 +65,6 @@ pub struct Options {
     /// Add a CGROUP column: the socket's cgroup v2 path
     #[arg(long = "show-cgroup")]
     pub show_cgroup: bool,
-    #[command(flatten)]
-    pub shared: TraceFlags,
-}
-
-/// What to trace and how to print it, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    pub filter: Filter,
-    pub container: ContainerArgs,
-    pub format: Format,
-    /// `-Y`: also send each change to the systemd journal.
-    pub journal: bool,
 }
 
 impl IntoConfig for Options {
@@ -103,6 +93,16 @@ impl IntoConfig for Options {
             journal: self.journal,
         })
     }
+}
+
+/// What to trace and how to print it, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub filter: Filter,
+    pub container: ContainerArgs,
+    pub format: Format,
+    /// `-Y`: also send each change to the systemd journal.
+    pub journal: bool,
 }
 
 /// The man page's prose.
@@ -140,21 +140,10 @@ says) and -Y/--journal (each event also goes to the systemd journal with its fie
         "Added: -4/-6 family filters (the last one given wins) and --json (one JSON object \
 per event, times in RFC 3339, with the socket's netns inode and cgroup path, and \
 owner_pid/owner_comm where the owner is known).",
-        "Added: -c/--cgroup PATH and --netns NS filter in the kernel on the socket's own \
-cgroup v2 (PATH or any cgroup below it) and network namespace (a path such as \
-/run/netns/NAME or /proc/PID/ns/net, or an inode number), not on the task on the CPU, so \
-they hold in softirq context and for accepted sockets.",
         "Added: --owner prints the socket's owner as PID and COMM (the process that called \
 connect() or listen() on it, or on the listener it was accepted from; - where it is not \
 known: sockets opened before the tool started, or kernels before 5.11, where --owner \
 exits 1), and --show-cgroup adds a CGROUP column with the socket's cgroup v2 path.",
-        "Output is flushed after each batch of events, so a pipe or the journal sees it at \
-once.",
-        "Control characters in process names are printed as ?.",
-        "The kernel does not run a BPF program on a CPU where it is already running (a \
-softirq that interrupts it): a second program on the same tracepoint runs the same code for \
-those events. Events neither could run for are reported on standard error (kernel skipped N \
-events). With -v the tool names its programs when they are attached.",
     ],
 };
 
