@@ -76,7 +76,8 @@ pub struct Server {
     scrapes: Receiver<Reply>,
     stop: Option<oneshot::Sender<()>>,
     thread: JoinHandle<Result<()>>,
-    tls: bool,
+    /// `https` with TLS, else `http`.
+    scheme: &'static str,
 }
 
 /// Starts serving `listener` with `web` on a thread of its own, until a stop is requested
@@ -95,7 +96,7 @@ pub fn spawn(listener: TcpListener, web: WebConfig) -> Result<Server> {
         .context("cannot start the HTTP runtime")?;
     let (requests, scrapes) = mpsc::channel();
     let (stop, stopped) = oneshot::channel();
-    let tls = web.tls.is_some();
+    let scheme = if web.tls.is_some() { "https" } else { "http" };
     let thread = thread::Builder::new()
         .name("http".into())
         .spawn(move || {
@@ -109,18 +110,14 @@ pub fn spawn(listener: TcpListener, web: WebConfig) -> Result<Server> {
         scrapes,
         stop: Some(stop),
         thread,
-        tls,
+        scheme,
     })
 }
 
 impl Server {
     /// `https` with TLS, else `http`.
     pub fn scheme(&self) -> &'static str {
-        if self.tls {
-            "https"
-        } else {
-            "http"
-        }
+        self.scheme
     }
 
     /// Waits up to `wait` for a scrape, then answers every scrape waiting, all with one call

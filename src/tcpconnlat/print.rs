@@ -6,9 +6,9 @@ use chrono::{DateTime, Local};
 use serde_json::json;
 
 use super::event::ConnectLatency;
-use crate::container::{CgroupColumn, CgroupPaths};
+use crate::container::{AddedColumns, CgroupPaths};
 use crate::net::format_addr;
-use crate::time::{rfc3339, SinceFirst};
+use crate::time::rfc3339;
 
 /// How lines are laid out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,8 +33,7 @@ impl Format {
 /// Renders the header and event lines of one run.
 pub struct Printer {
     format: Format,
-    since_first: SinceFirst,
-    cgroups: CgroupColumn,
+    added: AddedColumns,
 }
 
 impl Printer {
@@ -43,8 +42,7 @@ impl Printer {
     pub fn new(format: Format, cgroups: CgroupPaths) -> Self {
         Printer {
             format,
-            since_first: SinceFirst::default(),
-            cgroups: CgroupColumn::new(format.needs_container(), cgroups),
+            added: AddedColumns::new(format.needs_container(), cgroups),
         }
     }
 
@@ -76,8 +74,7 @@ impl Printer {
         at: DateTime<Local>,
         w: &mut dyn Write,
     ) -> io::Result<()> {
-        let seconds = self.since_first.seconds(ev.ts_us);
-        let cgroup = self.cgroups.path(&ev.container);
+        let (seconds, cgroup) = self.added.of(ev.ts_us, &ev.container);
         if self.format.json {
             let seconds = self.format.seconds.then_some(seconds);
             return json_line(ev, &cgroup, at, seconds, w);
