@@ -597,8 +597,9 @@ mod tests {
     }
 
     /// The server in this process, answered by a thread standing in for the main loop.
-    #[test]
-    fn serves_plain_http() {
+    /// A plain HTTP server on a free port, answering `up N` to its Nth scrape, until the
+    /// returned function stops it.
+    fn plain_server() -> (std::net::SocketAddr, impl FnOnce()) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = spawn(listener, WebConfig::default()).unwrap();
@@ -616,6 +617,16 @@ mod tests {
             }
             server.join().unwrap();
         });
+        let stop = move || {
+            done.send(()).unwrap();
+            main.join().unwrap();
+        };
+        (addr, stop)
+    }
+
+    #[test]
+    fn serves_plain_http() {
+        let (addr, stop) = plain_server();
         let close = "Connection: close\r\n\r\n";
         let metrics = get(
             addr,
@@ -663,7 +674,6 @@ mod tests {
             big.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
             "{big}"
         );
-        done.send(()).unwrap();
-        main.join().unwrap();
+        stop();
     }
 }

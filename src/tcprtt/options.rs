@@ -31,6 +31,19 @@ pub const EXAMPLES: &str = "EXAMPLES:
 pub struct Options {
     #[command(flatten)]
     pub shared: TraceFlags,
+    // What the histograms are keyed by.
+    /// show sockets histogram by local address
+    #[arg(short = 'b', long)]
+    pub byladdr: bool,
+    /// show sockets histogram by remote address
+    #[arg(short = 'B', long)]
+    pub byraddr: bool,
+    /// show sockets histogram by cgroup v2
+    ///
+    /// One histogram per cgroup v2 of the sockets, headed Cgroup = PATH.
+    #[arg(long, conflicts_with_all = ["byladdr", "byraddr"])]
+    pub bycgroup: bool,
+    // Which sockets are counted.
     /// filter for local address
     ///
     /// Only sockets with this local address, IPv4 (dotted quad) or IPv6; 0.0.0.0 and :: mean
@@ -43,31 +56,6 @@ pub struct Options {
     /// together are refused with exit status 1.
     #[arg(short = 'A', long)]
     pub raddr: Option<String>,
-    /// show sockets histogram by local address
-    #[arg(short = 'b', long)]
-    pub byladdr: bool,
-    /// show sockets histogram by remote address
-    #[arg(short = 'B', long)]
-    pub byraddr: bool,
-    /// total duration of trace, seconds
-    ///
-    /// End after this many seconds; without -i, print one interval of the whole duration.
-    #[arg(short = 'd', long)]
-    pub duration: Option<String>,
-    /// show extension summary(average)
-    ///
-    /// [AVG n] after each section header: the sum of the samples divided by their count, in
-    /// integer division (0 for no samples).
-    #[arg(short = 'e', long)]
-    pub extension: bool,
-    /// summary interval, seconds
-    ///
-    /// Print the histograms every this many seconds (without -i: when the tool ends).
-    #[arg(short = 'i', long)]
-    pub interval: Option<String>,
-    /// millisecond histogram
-    #[arg(short = 'm', long)]
-    pub millisecond: bool,
     /// filter for local port
     ///
     /// Only sockets with this local port, 1 to 65535.
@@ -78,16 +66,32 @@ pub struct Options {
     /// Only sockets with this remote port, 1 to 65535.
     #[arg(short = 'P', long)]
     pub rport: Option<String>,
+    // How the histograms are printed.
+    /// show extension summary(average)
+    ///
+    /// [AVG n] after each section header: the sum of the samples divided by their count, in
+    /// integer division (0 for no samples).
+    #[arg(short = 'e', long)]
+    pub extension: bool,
+    /// millisecond histogram
+    #[arg(short = 'm', long)]
+    pub millisecond: bool,
     /// include timestamp on output
     ///
     /// An HH:MM:SS line at the top of each interval.
     #[arg(short = 'T', long)]
     pub timestamp: bool,
-    /// show sockets histogram by cgroup v2
+    // When.
+    /// summary interval, seconds
     ///
-    /// One histogram per cgroup v2 of the sockets, headed Cgroup = PATH.
-    #[arg(long, conflicts_with_all = ["byladdr", "byraddr"])]
-    pub bycgroup: bool,
+    /// Print the histograms every this many seconds (without -i: when the tool ends).
+    #[arg(short = 'i', long)]
+    pub interval: Option<String>,
+    /// total duration of trace, seconds
+    ///
+    /// End after this many seconds; without -i, print one interval of the whole duration.
+    #[arg(short = 'd', long)]
+    pub duration: Option<String>,
 }
 
 impl IntoConfig for Options {
@@ -321,28 +325,17 @@ mod tests {
     #[test]
     fn refusals_carry_bcc_messages_and_status() {
         let refused = |args: &[&str]| config_of::<Options>(args).unwrap_err();
-        assert_eq!(
-            refused(&["-i", "0"]),
-            UsageError::new("invalid interval: 0")
-        );
-        assert_eq!(
-            refused(&["-d", "x"]),
-            UsageError::new("invalid duration: x")
-        );
-        assert_eq!(refused(&["-p", "0"]), UsageError::new("invalid lport: 0"));
-        assert_eq!(refused(&["-P", "x"]), UsageError::new("invalid rport: x"));
-        assert_eq!(
-            refused(&["-a", "1.2"]),
-            UsageError::new("invalid local address: 1.2")
-        );
-        assert_eq!(
-            refused(&["-a", "::g"]),
-            UsageError::new("invalid local IPv6 address: ::g")
-        );
-        assert_eq!(
-            refused(&["-A", "::g"]),
-            UsageError::new("invalid remote address: ::g")
-        );
+        for (args, message) in [
+            (&["-i", "0"][..], "invalid interval: 0"),
+            (&["-d", "x"], "invalid duration: x"),
+            (&["-p", "0"], "invalid lport: 0"),
+            (&["-P", "x"], "invalid rport: x"),
+            (&["-a", "1.2"], "invalid local address: 1.2"),
+            (&["-a", "::g"], "invalid local IPv6 address: ::g"),
+            (&["-A", "::g"], "invalid remote address: ::g"),
+        ] {
+            assert_eq!(refused(args), UsageError::new(message), "{args:?}");
+        }
         assert_eq!(
             refused(&["-a", "127.0.0.1", "-A", "::1"]),
             UsageError::runtime("It is not permitted to filter by both IPv4 and IPv6")
