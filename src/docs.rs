@@ -103,10 +103,14 @@ pub fn man_page(tool: &Tool) -> io::Result<Vec<u8>> {
     man.render_synopsis_section(&mut page)?;
     description(tool, &cmd).to_writer(&mut page)?;
     man.render_options_section(&mut page)?;
+    command_line().to_writer(&mut page)?;
     let json = "With --json, one object per line with these fields:";
     tagged_list("JSON FIELDS", json, tool.man.json_fields.iter().copied()).to_writer(&mut page)?;
     let metrics = tool.man.metrics.map(|served| served()).unwrap_or_default();
-    let served = "Served at GET /metrics, each with this HELP line:";
+    let served = "Served at GET /metrics with these HELP lines, beside the process_* metrics \
+        of the exporter's CPU, memory, file descriptors and threads. family is ipv4 or ipv6 \
+        and states are named as by tcpstates; with --group-by every tcp_* family also has the \
+        label cgroup or netns.";
     let metrics = metrics
         .iter()
         .map(|(name, help)| (name.as_str(), help.as_str()));
@@ -115,6 +119,7 @@ pub fn man_page(tool: &Tool) -> io::Result<Vec<u8>> {
     requirements(tool).to_writer(&mut page)?;
     environment(tool).to_writer(&mut page)?;
     exit_status().to_writer(&mut page)?;
+    diagnostics(tool).to_writer(&mut page)?;
     differences(tool).to_writer(&mut page)?;
     see_also(tool).to_writer(&mut page)?;
     man.render_version_section(&mut page)?;
@@ -253,6 +258,50 @@ fn environment(tool: &Tool) -> Roff {
         )]);
     }
     roff
+}
+
+/// bcc's (argp's) ways with a command line, which `cli::command` gives every tool.
+fn command_line() -> Roff {
+    let mut roff = Roff::new();
+    roff.control("PP", []);
+    roff.text([roman(
+        "As with bcc's tools, short flags may be grouped, an option's value may be attached \
+         (-xVALUE, --name=VALUE) and may begin with -, a long name may be shortened to any \
+         unambiguous prefix, and a repeated option keeps its last value.",
+    )]);
+    roff
+}
+
+/// What a tool reports on standard error while it runs (src/stream.rs); nothing for the
+/// exporter, whose metrics say it.
+fn diagnostics(tool: &Tool) -> Roff {
+    let mut items = Vec::new();
+    if tool.man.event_stream {
+        items.extend([
+            (
+                "lost N events on CPU #C",
+                "The perf buffer of CPU C had no room for N events (bcc's words).",
+            ),
+            ("lost N events", "The ring buffer had no room for N events."),
+            (
+                "socket table full: N sockets not tracked (their next change has no start)",
+                "Without socket storage (raw_tp, Linux 5.10), the fixed table of sockets was \
+                 full.",
+            ),
+            (
+                "Error: packet too small",
+                "A record shorter than the tool's (bcc's words); it is not printed.",
+            ),
+        ]);
+    }
+    if !tool.man.differences.is_empty() {
+        items.push((
+            "kernel skipped N events",
+            "Events the kernel ran neither a tool's program nor its catcher for.",
+        ));
+    }
+    let intro = "Reported on standard error as they happen:";
+    tagged_list("DIAGNOSTICS", intro, items)
 }
 
 fn exit_status() -> Roff {

@@ -78,26 +78,50 @@ pub fn render(series: &[Series<'_>], own: &Own) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Every metric family the exporter can serve but the process_* ones, each as its name and
-/// type, and its HELP line: the man page's METRICS.
+/// Every metric family the exporter can serve but the process_* ones, each as its name,
+/// type and label names, and its HELP line: the man page's METRICS.
 pub fn families_served() -> Vec<crate::cli::Term> {
-    let counts = Counts::default();
+    // Something counted everywhere, so that every family has series to take labels from.
+    let mut counts = Counts::default();
+    counts.counters.fill(1);
+    counts.hists.iter_mut().for_each(|hist| hist.slots[0] = 1);
     let own = Own {
+        programs: vec![(String::new(), ProgramStats::default())],
         stats_enabled: true,
+        maps: vec![MapFill {
+            name: "",
+            entries: 0,
+            capacity: 0,
+        }],
         groups: Some((0, 0)),
         ..Own::default()
     };
-    let mut families = tcp_families(&[Series {
+    let series = Series {
         group: None,
         counts: &counts,
-    }]);
+    };
+    let mut families = tcp_families(&[series]);
     families.extend(own_families(&own));
-    let kind = |f: &MetricFamily| format!("{:?}", f.get_field_type()).to_lowercase();
-    let served = families.iter().map(|f| {
-        let term = format!("{} ({})", f.name(), kind(f));
-        (term, f.help().to_owned())
-    });
-    served.collect()
+    families.iter().map(documented).collect()
+}
+
+/// `name (type; labels: a, b)` and the HELP line.
+fn documented(family: &MetricFamily) -> crate::cli::Term {
+    let mut labels: Vec<&str> = Vec::new();
+    for metric in family.get_metric() {
+        for pair in metric.get_label() {
+            if !labels.contains(&pair.name()) {
+                labels.push(pair.name());
+            }
+        }
+    }
+    let kind = format!("{:?}", family.get_field_type()).to_lowercase();
+    let term = if labels.is_empty() {
+        format!("{} ({kind})", family.name())
+    } else {
+        format!("{} ({kind}; labels: {})", family.name(), labels.join(", "))
+    };
+    (term, family.help().to_owned())
 }
 
 fn tcp_families(series: &[Series<'_>]) -> Vec<MetricFamily> {
