@@ -1,4 +1,5 @@
-//! Command-line conventions shared by the tools: bcc's exit codes, one-line errors, help.
+//! Command-line conventions shared by the tools: the flags they share, bcc's parsing, exit
+//! codes and one-line errors, and what `--help` and the man pages say beyond the arguments.
 
 use std::fmt::{self, Display};
 use std::process;
@@ -203,9 +204,14 @@ pub struct TraceFlags {
 #[derive(Args, Clone, Copy, Debug, Default)]
 pub struct FamilyFlags {
     /// Trace IPv4 family only
+    ///
+    /// Only AF_INET sockets (an IPv4-mapped address on an IPv6 socket is IPv6); of -4 and
+    /// -6, the last one given wins.
     #[arg(short = '4', long = "ipv4", overrides_with = "ipv6")]
     pub ipv4: bool,
     /// Trace IPv6 family only
+    ///
+    /// Only AF_INET6 sockets; of -4 and -6, the last one given wins.
     #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
     pub ipv6: bool,
 }

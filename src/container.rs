@@ -22,10 +22,14 @@ const RESCAN_EVERY: Duration = Duration::from_secs(1);
 /// Bound on the directories one walk of the hierarchy visits.
 const MAX_CGROUPS: usize = 100_000;
 
-/// `-c` and `--netns`, which every tool has.
+/// `-c` and `--netns`, which the three tracing tools have.
 #[derive(Args, Clone, Debug, Default)]
 pub struct ContainerFlags {
     /// Trace only sockets in this cgroup v2 directory or below it
+    ///
+    /// Only sockets whose own cgroup v2 (where they were created) is PATH or below it,
+    /// whichever task is on the CPU when they change: the filter holds in softirq context
+    /// and for accepted sockets.
     #[arg(short = 'c', long = "cgroup", value_name = "PATH")]
     pub cgroup: Option<String>,
     /// Trace only sockets in this network namespace: a path such as /run/netns/NAME or
