@@ -29,11 +29,16 @@ pub struct ContainerFlags {
     ///
     /// Only sockets whose own cgroup v2 (where they were created) is PATH or below it,
     /// whichever task is on the CPU when they change: the filter holds in softirq context
-    /// and for accepted sockets.
+    /// and for accepted sockets. PATH must be a directory of the cgroup v2 hierarchy (found
+    /// in /proc/mounts; on hybrid systems /sys/fs/cgroup/unified), else the tool exits 1;
+    /// an empty PATH exits 64.
     #[arg(short = 'c', long = "cgroup", value_name = "PATH")]
     pub cgroup: Option<String>,
     /// Trace only sockets in this network namespace: a path such as /run/netns/NAME or
     /// /proc/PID/ns/net, or an inode number as lsns prints it
+    ///
+    /// A path that is not a network namespace exits 1; a number that is not a positive
+    /// 32-bit inode exits 64.
     #[arg(long = "netns", value_name = "NS")]
     pub netns: Option<String>,
 }

@@ -40,7 +40,8 @@ pub struct Options {
     pub byraddr: bool,
     /// show sockets histogram by cgroup v2
     ///
-    /// One histogram per cgroup v2 of the sockets, headed Cgroup = PATH.
+    /// One histogram per cgroup v2 of the sockets, headed Cgroup = PATH (with -e, [AVG n]
+    /// after it).
     #[arg(long, conflicts_with_all = ["byladdr", "byraddr"])]
     pub bycgroup: bool,
     // Which sockets are counted.

@@ -57,12 +57,16 @@ pub struct Options {
     pub wide: bool,
     /// Show the socket's owner (the process that connected or listened) as PID and COMM
     ///
-    /// PID and COMM show the socket's owner: the process that called connect() or listen()
-    /// on it, or on the listener it was accepted from; - where it is not known. Needs socket
+    /// PID and COMM show the socket's owner: the process that called connect() (at CLOSE ->
+    /// SYN_SENT) or listen() (at CLOSE -> LISTEN) on it, or on the listener it was accepted
+    /// from; - where it is not known (sockets opened before the tool started). Needs socket
     /// storage (Linux 5.11 or later, tp_btf): elsewhere the tool exits 1.
     #[arg(long = "owner")]
     pub owner: bool,
     /// Add a CGROUP column: the socket's cgroup v2 path
+    ///
+    /// A trailing CGROUP column (with -s, a trailing field): the socket's cgroup v2 path from
+    /// the hierarchy's root, or its id where the cgroup is gone.
     #[arg(long = "show-cgroup")]
     pub show_cgroup: bool,
 }
