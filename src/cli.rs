@@ -7,7 +7,7 @@ use std::process;
 use std::ffi::OsString;
 
 use clap::error::ErrorKind;
-use clap::{ArgAction, Args, Command, FromArgMatches, Parser};
+use clap::{ArgAction, Args, Command, FromArgMatches};
 
 use crate::container::ContainerFlags;
 use crate::net::{PortFilter, PortList, AF_INET, AF_INET6};
@@ -53,7 +53,7 @@ impl Display for UsageError {
 
 /// A tool's clap options, validated into what the tool runs with. The derive holds only the
 /// tool's own arguments and flattened shared flags; [`command`] adds the rest from `MAN`.
-pub trait IntoConfig: Parser {
+pub trait IntoConfig: Args {
     type Config;
     /// The tool's name, usage, examples and man page prose.
     const MAN: &'static ManPage;
@@ -66,12 +66,11 @@ pub trait IntoConfig: Parser {
 /// option's value is the next word whatever it starts with: `-L -1` is a bad port list).
 pub fn command<O: IntoConfig>() -> Command {
     let man = O::MAN;
-    O::command()
+    O::augment_args(Command::new(man.name))
         .mut_args(|arg| {
             let option = !arg.is_positional() && arg.get_action().takes_values();
             arg.allow_hyphen_values(option)
         })
-        .name(man.name)
         .version(env!("CARGO_PKG_VERSION"))
         .about(man.about)
         .long_about(man.long_about)

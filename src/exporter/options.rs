@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::Args;
 
 use crate::cli::{CommonFlags, IntoConfig, ManPage, PortFlags, UsageError};
 use crate::net::PortFilter;
@@ -18,7 +18,7 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcptools-exporter --group-by netns --max-groups 20 # 20 namespaces labeled, the rest \"other\"
     tcptools-exporter --web.config.file web.yml # TLS and basic auth (exporter-toolkit format)";
 
-#[derive(Parser)]
+#[derive(Args)]
 pub struct Options {
     /// Address and port to serve /metrics on
     ///

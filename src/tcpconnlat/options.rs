@@ -1,7 +1,7 @@
 //! tcpconnlat's command line, validated into a Config, and the prose of its man page: the
 //! one definition that the tool parses with and that the man page and completions come from.
 
-use clap::Parser;
+use clap::Args;
 
 use super::bpf::Filter;
 use super::print::{Format, JSON_FIELDS};
@@ -20,7 +20,7 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcpconnlat --json       # one JSON object per connect
     tcpconnlat -c /sys/fs/cgroup/unified/pod --show-cgroup   # connects of that cgroup v2";
 
-#[derive(Parser)]
+#[derive(Args)]
 pub struct Options {
     #[command(flatten)]
     pub shared: TraceFlags,

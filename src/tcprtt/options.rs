@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use clap::Parser;
+use clap::Args;
 
 use super::bpf::{AddrFilter, Filter};
 use super::print::{Format, KeyKind, JSON_FIELDS};
@@ -27,7 +27,7 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcprtt --bycgroup # one histogram per cgroup v2
     tcprtt -c /sys/fs/cgroup/unified/pod   # only sockets of that cgroup v2 and below";
 
-#[derive(Parser)]
+#[derive(Args)]
 pub struct Options {
     #[command(flatten)]
     pub shared: TraceFlags,

@@ -1,7 +1,7 @@
 //! tcpstates' command line, validated into a Config, and the prose of its man page: the one
 //! definition that the tool parses with and that the man page and completions come from.
 
-use clap::Parser;
+use clap::Args;
 
 use super::bpf::Filter;
 use super::print::{Format, JSON_FIELDS};
@@ -21,7 +21,7 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcpstates --netns /run/netns/blue         # only sockets of that network namespace
     tcpstates --owner --show-cgroup           # the socket's owner, and its cgroup";
 
-#[derive(Parser)]
+#[derive(Args)]
 pub struct Options {
     #[command(flatten)]
     pub shared: TraceFlags,
