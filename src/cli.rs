@@ -101,6 +101,15 @@ pub enum Refusal {
     Usage(UsageError),
 }
 
+impl Refusal {
+    fn into_usage_error(self, tool: &str) -> UsageError {
+        match self {
+            Refusal::Clap(err) => UsageError::new(format!("{tool}: {}", clap_message(&err))),
+            Refusal::Usage(refused) => refused,
+        }
+    }
+}
+
 /// Parses and validates a command line (`argv[0]` first) as the tool does.
 pub fn try_parse_from<O: IntoConfig, T: Into<OsString> + Clone>(
     argv: impl IntoIterator<Item = T>,
@@ -121,15 +130,6 @@ pub fn config_of<O: IntoConfig>(args: &[&str]) -> Result<O::Config, UsageError> 
     match try_parse_from::<O, _>(argv) {
         Ok((config, _)) => Ok(config),
         Err(refusal) => Err(refusal.into_usage_error(O::MAN.name)),
-    }
-}
-
-impl Refusal {
-    fn into_usage_error(self, tool: &str) -> UsageError {
-        match self {
-            Refusal::Clap(err) => UsageError::new(format!("{tool}: {}", clap_message(&err))),
-            Refusal::Usage(refused) => refused,
-        }
     }
 }
 

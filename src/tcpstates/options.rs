@@ -136,7 +136,8 @@ full) rather than printed as a duration of 0.",
     differences: &[
         "Port lists (-L, -D) accept 1 to 65535 only; 0, 65536, negatives, non-numbers, \
 trailing garbage (80abc) and an empty or all-comma list are usage errors (exit 64).",
-        "IPv6 addresses of any length are printed in full.",
+        "IPv6 addresses of any length are printed in full; the -w address columns are 39 \
+wide, as in bcc at HEAD (Debian's libbpf-tools 0.26: 26).",
         "A TCP state number with no name prints as its decimal number, not (null).",
         "Added from bcc's Python tool: -t/--seconds (seconds since the first printed event), \
 -s/--csv (its CSV header and rows; a field holding a comma or quote is quoted as RFC 4180 \
