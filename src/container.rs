@@ -12,6 +12,7 @@ use clap::Args;
 use nix::sys::statfs::{statfs, FsType};
 
 use crate::cli::UsageError;
+use crate::time::SinceFirst;
 
 /// statfs(2)'s f_type of a cgroup v2 hierarchy and of a namespace file.
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -21,20 +22,24 @@ const RESCAN_EVERY: Duration = Duration::from_secs(1);
 /// Bound on the directories one walk of the hierarchy visits.
 const MAX_CGROUPS: usize = 100_000;
 
-/// `-c` and `--netns`, which every tool has.
+/// `-c` and `--netns`, which the three tracing tools have.
 #[derive(Args, Clone, Debug, Default)]
 pub struct ContainerFlags {
     /// Trace only sockets in this cgroup v2 directory or below it
-    #[arg(
-        short = 'c',
-        long = "cgroup",
-        value_name = "PATH",
-        allow_hyphen_values = true
-    )]
+    ///
+    /// Only sockets whose own cgroup v2 (where they were created) is PATH or below it,
+    /// whichever task is on the CPU when they change: the filter holds in softirq context
+    /// and for accepted sockets. PATH must be a directory of the cgroup v2 hierarchy (found
+    /// in /proc/mounts; on hybrid systems /sys/fs/cgroup/unified), else the tool exits 1;
+    /// an empty PATH exits 64.
+    #[arg(short = 'c', long = "cgroup", value_name = "PATH")]
     pub cgroup: Option<String>,
     /// Trace only sockets in this network namespace: a path such as /run/netns/NAME or
     /// /proc/PID/ns/net, or an inode number as lsns prints it
-    #[arg(long = "netns", value_name = "NS", allow_hyphen_values = true)]
+    ///
+    /// A path that is not a network namespace exits 1; a number that is not a positive
+    /// 32-bit inode exits 64.
+    #[arg(long = "netns", value_name = "NS")]
     pub netns: Option<String>,
 }
 
@@ -176,10 +181,7 @@ pub struct SocketContainer {
 #[macro_export]
 macro_rules! socket_container {
     ($raw:expr) => {
-        $crate::container::SocketContainer {
-            cgroup_id: $raw.cgroup_id,
-            netns: $raw.netns,
-        }
+        $crate::same_fields!($crate::container::SocketContainer, $raw, cgroup_id, netns)
     };
 }
 
@@ -200,25 +202,32 @@ macro_rules! container_settings {
     }};
 }
 
-/// The cgroup column of a printer: each record's cgroup path where the format shows it
-/// (JSON, `--show-cgroup`), nothing otherwise.
-pub struct CgroupColumn {
-    shown: bool,
+/// The columns the event tools add to bcc's, for each record: its seconds since the first
+/// one (`-t`; JSON's `seconds`) and its socket's cgroup path where the format shows it (JSON,
+/// `--show-cgroup`).
+pub struct AddedColumns {
+    since_first: SinceFirst,
+    cgroup_shown: bool,
     paths: CgroupPaths,
 }
 
-impl CgroupColumn {
-    pub fn new(shown: bool, paths: CgroupPaths) -> CgroupColumn {
-        CgroupColumn { shown, paths }
+impl AddedColumns {
+    pub fn new(cgroup_shown: bool, paths: CgroupPaths) -> AddedColumns {
+        AddedColumns {
+            since_first: SinceFirst::default(),
+            cgroup_shown,
+            paths,
+        }
     }
 
-    /// The path of `container`'s cgroup, or empty when not shown.
-    pub fn path(&mut self, container: &SocketContainer) -> String {
-        if self.shown {
-            self.paths.path(container.cgroup_id)
-        } else {
-            String::new()
+    /// The seconds since the first record of the one at kernel time `ts_us`, and the path of
+    /// its socket's cgroup (empty when not shown).
+    pub fn of(&mut self, ts_us: u64, container: &SocketContainer) -> (f64, String) {
+        let seconds = self.since_first.seconds(ts_us);
+        if !self.cgroup_shown {
+            return (seconds, String::new());
         }
+        (seconds, self.paths.path(container.cgroup_id))
     }
 }
 

@@ -10,7 +10,7 @@ use clap_complete::Shell;
 use clap_mangen::Man;
 use roff::{bold, italic, roman, Roff};
 
-use crate::cli::ManPage;
+use crate::cli::{self, IntoConfig, ManPage};
 
 /// One documented tool: its clap command, `--help` examples and man page prose.
 pub struct Tool {
@@ -20,25 +20,25 @@ pub struct Tool {
     pub man: &'static ManPage,
 }
 
-/// A tool whose options module (`crate::MODULE::options`) holds `command`, `EXAMPLES`
-/// and `MAN`.
+/// The tool whose command line is `crate::MODULE::Options`.
 macro_rules! tool {
-    ($name:literal, $module:ident) => {
+    ($module:ident) => {{
+        const MAN: &ManPage = <crate::$module::Options as IntoConfig>::MAN;
         Tool {
-            name: $name,
-            command: crate::$module::options::command,
-            examples: crate::$module::options::EXAMPLES,
-            man: &crate::$module::options::MAN,
+            name: MAN.name,
+            command: cli::command::<crate::$module::Options>,
+            examples: MAN.examples,
+            man: MAN,
         }
-    };
+    }};
 }
 
 /// Every tool that gets a man page and completions.
 pub const TOOLS: &[Tool] = &[
-    tool!("tcpstates", tcpstates),
-    tool!("tcprtt", tcprtt),
-    tool!("tcpconnlat", tcpconnlat),
-    tool!("tcptools-exporter", exporter),
+    tool!(tcpstates),
+    tool!(tcprtt),
+    tool!(tcpconnlat),
+    tool!(exporter),
 ];
 
 /// The shells completions are generated for.
@@ -103,10 +103,23 @@ pub fn man_page(tool: &Tool) -> io::Result<Vec<u8>> {
     man.render_synopsis_section(&mut page)?;
     description(tool, &cmd).to_writer(&mut page)?;
     man.render_options_section(&mut page)?;
+    command_line().to_writer(&mut page)?;
+    let json = "With --json, one object per line with these fields:";
+    tagged_list("JSON FIELDS", json, tool.man.json_fields.iter().copied()).to_writer(&mut page)?;
+    let metrics = tool.man.metrics.map(|served| served()).unwrap_or_default();
+    let served = "Served at GET /metrics with these HELP lines, beside the process_* metrics \
+        of the exporter's CPU, memory, file descriptors and threads. family is ipv4 or ipv6 \
+        and states are named as by tcpstates; with --group-by every tcp_* family also has the \
+        label cgroup or netns.";
+    let metrics = metrics
+        .iter()
+        .map(|(name, help)| (name.as_str(), help.as_str()));
+    tagged_list("METRICS", served, metrics).to_writer(&mut page)?;
     examples(tool).to_writer(&mut page)?;
     requirements(tool).to_writer(&mut page)?;
     environment(tool).to_writer(&mut page)?;
     exit_status().to_writer(&mut page)?;
+    diagnostics(tool).to_writer(&mut page)?;
     differences(tool).to_writer(&mut page)?;
     see_also(tool).to_writer(&mut page)?;
     man.render_version_section(&mut page)?;
@@ -132,6 +145,27 @@ fn description(tool: &Tool, cmd: &Command) -> Roff {
             roff.control("PP", []);
         }
         roff.text([roman(paragraph)]);
+    }
+    roff
+}
+
+/// A section of terms, each with what it means; nothing when there are none.
+fn tagged_list<'a>(
+    title: &str,
+    intro: &str,
+    items: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Roff {
+    let mut roff = Roff::new();
+    let mut items = items.into_iter().peekable();
+    if items.peek().is_none() {
+        return roff;
+    }
+    roff.control("SH", [title]);
+    roff.text([roman(intro)]);
+    for (term, meaning) in items {
+        roff.control("TP", []);
+        roff.text([bold(term)]);
+        roff.text([roman(meaning)]);
     }
     roff
 }
@@ -226,6 +260,50 @@ fn environment(tool: &Tool) -> Roff {
     roff
 }
 
+/// bcc's (argp's) ways with a command line, which `cli::command` gives every tool.
+fn command_line() -> Roff {
+    let mut roff = Roff::new();
+    roff.control("PP", []);
+    roff.text([roman(
+        "As with bcc's tools, short flags may be grouped, an option's value may be attached \
+         (-xVALUE, --name=VALUE) and may begin with -, a long name may be shortened to any \
+         unambiguous prefix, and a repeated option keeps its last value.",
+    )]);
+    roff
+}
+
+/// What a tool reports on standard error while it runs (src/stream.rs); nothing for the
+/// exporter, whose metrics say it.
+fn diagnostics(tool: &Tool) -> Roff {
+    let mut items = Vec::new();
+    if tool.man.event_stream {
+        items.extend([
+            (
+                "lost N events on CPU #C",
+                "The perf buffer of CPU C had no room for N events (bcc's words).",
+            ),
+            ("lost N events", "The ring buffer had no room for N events."),
+            (
+                "socket table full: N sockets not tracked (their next change has no start)",
+                "Without socket storage (raw_tp, Linux 5.10), the fixed table of sockets was \
+                 full.",
+            ),
+            (
+                "Error: packet too small",
+                "A record shorter than the tool's (bcc's words); it is not printed.",
+            ),
+        ]);
+    }
+    if !tool.man.differences.is_empty() {
+        items.push((
+            "kernel skipped N events",
+            "Events the kernel ran neither a tool's program nor its catcher for.",
+        ));
+    }
+    let intro = "Reported on standard error as they happen:";
+    tagged_list("DIAGNOSTICS", intro, items)
+}
+
 fn exit_status() -> Roff {
     let mut roff = Roff::new();
     roff.control("SH", ["EXIT STATUS"]);
@@ -253,7 +331,8 @@ fn exit_status() -> Roff {
 /// Empty for a tool bcc does not have.
 fn differences(tool: &Tool) -> Roff {
     let mut roff = Roff::new();
-    if tool.man.differences.is_empty() {
+    let differences = tool.man.all_differences();
+    if differences.is_empty() {
         return roff;
     }
     roff.control("SH", ["DIFFERENCES FROM BCC"]);
@@ -261,9 +340,9 @@ fn differences(tool: &Tool) -> Roff {
         "Output is byte-identical to bcc's libbpf-tools {}, except:",
         tool.name
     ))]);
-    for item in tool.man.differences {
+    for item in differences {
         roff.control("IP", ["\\(bu", "2"]);
-        roff.text([roman(*item)]);
+        roff.text([roman(item)]);
     }
     roff
 }

@@ -69,11 +69,3 @@ fn write_stars(w: &mut dyn Write, val: u32, val_max: u32, width: usize) -> io::R
     };
     write!(w, "{:*<stars$}{:width2$}", "", "", width2 = width - stars)
 }
-
-/// The histogram as text, for tests and callers that want a `String`.
-pub fn log2_hist_string(slots: &[u32], val_type: &str) -> String {
-    let mut buf = Vec::new();
-    // Writing to a Vec cannot fail.
-    let _ = write_log2_hist(&mut buf, slots, val_type);
-    String::from_utf8_lossy(&buf).into_owned()
-}

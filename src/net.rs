@@ -17,21 +17,6 @@ pub struct Endpoints {
     pub rport: u16,
 }
 
-/// The [`Endpoints`] of a BPF record with the fields `family`, `laddr`, `lport`, `raddr`
-/// and `rport` (every record of bpf/*.h that describes a socket).
-#[macro_export]
-macro_rules! endpoints {
-    ($raw:expr) => {
-        $crate::net::Endpoints {
-            family: $raw.family,
-            laddr: $raw.laddr,
-            lport: $raw.lport,
-            raddr: $raw.raddr,
-            rport: $raw.rport,
-        }
-    };
-}
-
 impl Endpoints {
     /// `4` or `6`, as bcc prints the IP column: anything but AF_INET is IPv6.
     pub fn ip_version(&self) -> u8 {
@@ -41,6 +26,33 @@ impl Endpoints {
             6
         }
     }
+}
+
+/// The [`Endpoints`] of a BPF record with the fields `family`, `laddr`, `lport`, `raddr`
+/// and `rport` (every record of bpf/*.h that describes a socket).
+#[macro_export]
+macro_rules! endpoints {
+    ($raw:expr) => {
+        $crate::same_fields!(
+            $crate::net::Endpoints,
+            $raw,
+            family,
+            laddr,
+            lport,
+            raddr,
+            rport
+        )
+    };
+}
+
+/// A `$ty` whose fields are copies of the same-named fields of `$raw`, a record of a tool's
+/// skeleton: how what several tools' records share is taken out of their generated types.
+#[macro_export]
+macro_rules! same_fields {
+    ($ty:path, $raw:expr, $($field:ident),+) => {{
+        let raw = &$raw;
+        $ty { $($field: raw.$field),+ }
+    }};
 }
 
 /// Formats an address as glibc's `inet_ntop` does: IPv4 from the first 4 bytes when
@@ -163,15 +175,6 @@ impl PortList {
 pub struct PortFilter {
     pub local: Option<PortList>,
     pub remote: Option<PortList>,
-}
-
-impl PortFilter {
-    pub fn allows(&self, socket: &Endpoints) -> bool {
-        let has = |list: &Option<PortList>, port: u16| {
-            list.as_ref().is_none_or(|l| l.ports().contains(&port))
-        };
-        has(&self.local, socket.lport) && has(&self.remote, socket.rport)
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -107,15 +106,11 @@ macro_rules! event_source {
 pub struct EventStream<'a> {
     buffer: Buffer<'a>,
     losses: Losses<'a>,
-    /// Records the perf buffer reported lost, all CPUs together.
-    perf_lost: Rc<Cell<u64>>,
 }
 
 impl<'a> EventStream<'a> {
     /// Opens the stream over a loaded tool's event buffer.
     pub fn open(source: EventSource<'a>, mut on_event: impl FnMut(&[u8]) + 'a) -> Result<Self> {
-        let perf_lost = Rc::new(Cell::new(0u64));
-        let lost_counter = Rc::clone(&perf_lost);
         let events = source.events;
         let buffer = match source.transport {
             Transport::RingBuffer => {
@@ -130,10 +125,7 @@ impl<'a> EventStream<'a> {
                 PerfBufferBuilder::new(events)
                     .pages(PERF_PAGES_PER_CPU)
                     .sample_cb(move |_cpu: i32, data: &[u8]| on_event(data))
-                    .lost_cb(move |cpu: i32, count: u64| {
-                        lost_counter.set(lost_counter.get().saturating_add(count));
-                        eprintln!("lost {count} events on CPU #{cpu}");
-                    })
+                    .lost_cb(|cpu: i32, count: u64| eprintln!("lost {count} events on CPU #{cpu}"))
                     .build()
                     .context("failed to open perf buffer")?,
             ),
@@ -141,7 +133,6 @@ impl<'a> EventStream<'a> {
         Ok(EventStream {
             buffer,
             losses: Losses::new(&source),
-            perf_lost,
         })
     }
 
@@ -175,18 +166,6 @@ impl<'a> EventStream<'a> {
         after_batch();
         self.losses.report();
         Ok(())
-    }
-
-    pub fn losses(&self) -> &Losses<'a> {
-        &self.losses
-    }
-
-    /// Every event that never reached the callback so far: ring buffer drops plus the
-    /// perf buffer's reported losses (kernel skips not included).
-    pub fn lost_total(&self) -> u64 {
-        self.losses
-            .ringbuf_drops()
-            .saturating_add(self.perf_lost.get())
     }
 }
 
@@ -265,7 +244,7 @@ impl<'a> Losses<'a> {
     /// Prints the events lost or skipped since the last report.
     pub fn report(&self) {
         self.last_check.set(Instant::now());
-        let drops = self.ringbuf_drops();
+        let drops = per_cpu_sum(self.ringbuf_drops);
         if drops > self.reported_drops.get() {
             eprintln!("lost {} events", drops - self.reported_drops.get());
             self.reported_drops.set(drops);
@@ -279,11 +258,6 @@ impl<'a> Losses<'a> {
             self.reported_untracked.set(untracked);
         }
         self.skips.report(&self.skip_counters);
-    }
-
-    /// Records the ring buffer had no room for, summed over CPUs.
-    pub fn ringbuf_drops(&self) -> u64 {
-        per_cpu_sum(self.ringbuf_drops)
     }
 }
 

@@ -2,7 +2,14 @@
 //! expected text is the output of bcc's trace_helpers.c printer compiled in a harness
 //! (the first case is the example in bcc's tcprtt documentation).
 
-use tcptools::hist::{log2_hist_string, slot_range};
+use tcptools::hist::{slot_range, write_log2_hist};
+
+/// The histogram as `write_log2_hist` prints it.
+fn log2_hist_string(slots: &[u32], val_type: &str) -> String {
+    let mut buf = Vec::new();
+    write_log2_hist(&mut buf, slots, val_type).expect("writing to a Vec");
+    String::from_utf8(buf).expect("UTF-8")
+}
 
 fn slots(n: usize, set: &[(usize, u32)]) -> Vec<u32> {
     let mut v = vec![0u32; n];

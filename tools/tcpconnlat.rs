@@ -9,10 +9,8 @@ use tcptools::event_source;
 use tcptools::stream::{self, Transport};
 use tcptools::tcpconnlat::{bpf, Config, ConnectLatency, Options, Printer};
 
-const TOOL: &str = "tcpconnlat";
-
 fn main() {
-    cli::main::<Options>(TOOL, trace)
+    cli::main::<Options>(trace)
 }
 
 fn trace(config: &Config) -> Result<()> {

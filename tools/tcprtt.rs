@@ -11,13 +11,11 @@ use tcptools::stream::Skips;
 use tcptools::tcprtt::{banner, bpf, write_interval, Config, KeyKind, Options};
 use tcptools::{cli, signal};
 
-const TOOL: &str = "tcprtt";
-
 /// Longest single sleep: bcc's `sleep()` takes an unsigned int of seconds.
 const MAX_SLEEP: Duration = Duration::from_secs(u32::MAX as u64);
 
 fn main() {
-    cli::main::<Options>(TOOL, trace)
+    cli::main::<Options>(trace)
 }
 
 fn trace(config: &Config) -> Result<()> {

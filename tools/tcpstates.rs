@@ -10,10 +10,8 @@ use tcptools::tcpstates::journal::Journal;
 use tcptools::tcpstates::{bpf, Config, Options, Printer, StateChange};
 use tcptools::time::WallClock;
 
-const TOOL: &str = "tcpstates";
-
 fn main() {
-    cli::main::<Options>(TOOL, trace)
+    cli::main::<Options>(trace)
 }
 
 fn trace(config: &Config) -> Result<()> {

@@ -11,13 +11,11 @@ use tcptools::exporter::scrape::Collector;
 use tcptools::exporter::{http, web_config, Config, Options};
 use tcptools::{cli, signal};
 
-const TOOL: &str = "tcptools-exporter";
-
 /// How long the main thread waits for a scrape request before it looks at signals again.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 fn main() {
-    cli::main::<Options>(TOOL, run)
+    cli::main::<Options>(run)
 }
 
 fn run(config: &Config) -> Result<()> {

@@ -78,6 +78,52 @@ pub fn render(series: &[Series<'_>], own: &Own) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Every metric family the exporter can serve but the process_* ones, each as its name,
+/// type and label names, and its HELP line: the man page's METRICS.
+pub fn families_served() -> Vec<crate::cli::Term> {
+    // Something counted everywhere, so that every family has series to take labels from.
+    let mut counts = Counts::default();
+    counts.counters.fill(1);
+    counts.hists.iter_mut().for_each(|hist| hist.slots[0] = 1);
+    let own = Own {
+        programs: vec![(String::new(), ProgramStats::default())],
+        stats_enabled: true,
+        maps: vec![MapFill {
+            name: "",
+            entries: 0,
+            capacity: 0,
+        }],
+        groups: Some((0, 0)),
+        ..Own::default()
+    };
+    let series = Series {
+        group: None,
+        counts: &counts,
+    };
+    let mut families = tcp_families(&[series]);
+    families.extend(own_families(&own));
+    families.iter().map(documented).collect()
+}
+
+/// `name (type; labels: a, b)` and the HELP line.
+fn documented(family: &MetricFamily) -> crate::cli::Term {
+    let mut labels: Vec<&str> = Vec::new();
+    for metric in family.get_metric() {
+        for pair in metric.get_label() {
+            if !labels.contains(&pair.name()) {
+                labels.push(pair.name());
+            }
+        }
+    }
+    let kind = format!("{:?}", family.get_field_type()).to_lowercase();
+    let term = if labels.is_empty() {
+        format!("{} ({kind})", family.name())
+    } else {
+        format!("{} ({kind}; labels: {})", family.name(), labels.join(", "))
+    };
+    (term, family.help().to_owned())
+}
+
 fn tcp_families(series: &[Series<'_>]) -> Vec<MetricFamily> {
     vec![
         family(
@@ -202,7 +248,8 @@ fn transition_series(series: &[Series<'_>]) -> Vec<Metric> {
 fn own_families(own: &Own) -> Vec<MetricFamily> {
     let by_program = |value: fn(&ProgramStats) -> f64| -> Vec<Metric> {
         let metrics = own.programs.iter().map(|(name, stats)| {
-            counter_f64(vec![label(("program", name.as_str()))], value(stats))
+            let labels = vec![label(("program", name.as_str()))];
+            sample(MetricType::COUNTER, labels, value(stats))
         });
         metrics.collect()
     };
@@ -321,22 +368,25 @@ fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> Met
 }
 
 fn counter(labels: Vec<LabelPair>, value: u64) -> Metric {
-    counter_f64(labels, value as f64)
-}
-
-fn counter_f64(labels: Vec<LabelPair>, value: f64) -> Metric {
-    let mut c = Counter::default();
-    c.set_value(value);
-    let mut metric = Metric::from_label(labels);
-    metric.set_counter(c);
-    metric
+    sample(MetricType::COUNTER, labels, value as f64)
 }
 
 fn gauge(labels: Vec<LabelPair>, value: f64) -> Metric {
-    let mut g = Gauge::default();
-    g.set_value(value);
-    let mut metric = Metric::from_gauge(g);
-    metric.set_label(labels);
+    sample(MetricType::GAUGE, labels, value)
+}
+
+/// A counter's or a gauge's one value.
+fn sample(kind: MetricType, labels: Vec<LabelPair>, value: f64) -> Metric {
+    let mut metric = Metric::from_label(labels);
+    if kind == MetricType::GAUGE {
+        let mut gauge = Gauge::default();
+        gauge.set_value(value);
+        metric.set_gauge(gauge);
+    } else {
+        let mut counter = Counter::default();
+        counter.set_value(value);
+        metric.set_counter(counter);
+    }
     metric
 }
 

@@ -76,7 +76,8 @@ pub struct Server {
     scrapes: Receiver<Reply>,
     stop: Option<oneshot::Sender<()>>,
     thread: JoinHandle<Result<()>>,
-    tls: bool,
+    /// `https` with TLS, else `http`.
+    scheme: &'static str,
 }
 
 /// Starts serving `listener` with `web` on a thread of its own, until a stop is requested
@@ -95,7 +96,7 @@ pub fn spawn(listener: TcpListener, web: WebConfig) -> Result<Server> {
         .context("cannot start the HTTP runtime")?;
     let (requests, scrapes) = mpsc::channel();
     let (stop, stopped) = oneshot::channel();
-    let tls = web.tls.is_some();
+    let scheme = if web.tls.is_some() { "https" } else { "http" };
     let thread = thread::Builder::new()
         .name("http".into())
         .spawn(move || {
@@ -109,18 +110,14 @@ pub fn spawn(listener: TcpListener, web: WebConfig) -> Result<Server> {
         scrapes,
         stop: Some(stop),
         thread,
-        tls,
+        scheme,
     })
 }
 
 impl Server {
     /// `https` with TLS, else `http`.
     pub fn scheme(&self) -> &'static str {
-        if self.tls {
-            "https"
-        } else {
-            "http"
-        }
+        self.scheme
     }
 
     /// Waits up to `wait` for a scrape, then answers every scrape waiting, all with one call
@@ -600,8 +597,9 @@ mod tests {
     }
 
     /// The server in this process, answered by a thread standing in for the main loop.
-    #[test]
-    fn serves_plain_http() {
+    /// A plain HTTP server on a free port, answering `up N` to its Nth scrape, until the
+    /// returned function stops it.
+    fn plain_server() -> (std::net::SocketAddr, impl FnOnce()) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = spawn(listener, WebConfig::default()).unwrap();
@@ -619,6 +617,16 @@ mod tests {
             }
             server.join().unwrap();
         });
+        let stop = move || {
+            done.send(()).unwrap();
+            main.join().unwrap();
+        };
+        (addr, stop)
+    }
+
+    #[test]
+    fn serves_plain_http() {
+        let (addr, stop) = plain_server();
         let close = "Connection: close\r\n\r\n";
         let metrics = get(
             addr,
@@ -666,7 +674,6 @@ mod tests {
             big.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
             "{big}"
         );
-        done.send(()).unwrap();
-        main.join().unwrap();
+        stop();
     }
 }

@@ -115,12 +115,6 @@ impl Log2Hist {
         }
     }
 
-    pub fn record(&mut self, value_us: u64) {
-        let slot = slot_of(value_us, self.slots.len());
-        self.slots[slot] = self.slots[slot].wrapping_add(1);
-        self.sum_us = self.sum_us.wrapping_add(value_us);
-    }
-
     /// Number of values: the sum of the slots, so `_count` always equals the `+Inf` bucket.
     pub fn count(&self) -> u64 {
         self.slots.iter().fold(0u64, |a, &b| a.wrapping_add(b))
@@ -319,7 +313,8 @@ mod tests {
     fn kernel_slots_fold_into_the_metric_s_last() {
         let mut kernel = Log2Hist::new(HIST_SLOTS);
         for us in [0, 3, 1 << 26, 1 << 30, u64::from(u32::MAX)] {
-            kernel.record(us);
+            kernel.slots[slot_of(us, HIST_SLOTS)] += 1;
+            kernel.sum_us += us;
         }
         let rtt = kernel.folded(RTT_SLOTS);
         assert_eq!(rtt.slots.len(), RTT_SLOTS);

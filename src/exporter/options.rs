@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{ArgAction, CommandFactory, Parser};
+use clap::Args;
 
-use crate::cli::{self, IntoConfig, ManPage, UsageError};
+use crate::cli::{CommonFlags, IntoConfig, ManPage, PortFlags, UsageError};
 use crate::net::PortFilter;
 
 /// Examples shown by `--help`.
@@ -18,25 +18,15 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcptools-exporter --group-by netns --max-groups 20 # 20 namespaces labeled, the rest \"other\"
     tcptools-exporter --web.config.file web.yml # TLS and basic auth (exporter-toolkit format)";
 
-#[derive(Parser)]
-#[command(
-    name = "tcptools-exporter",
-    version,
-    about = "Serve TCP state changes, connect latency and RTT as Prometheus metrics.",
-    long_about = "Serve TCP state changes, connect latency and RTT as Prometheus metrics.\n\n\
-        Loads the BPF programs of tcpstates, tcpconnlat and tcprtt and serves cumulative \
-        counters and histograms at GET /metrics. Labels: family, and old_state/new_state or \
-        state; there are no per-address or per-port labels.",
-    after_help = EXAMPLES,
-    disable_help_flag = true,
-    infer_long_args = true,
-    args_override_self = true
-)]
+#[derive(Args)]
 pub struct Options {
     /// Address and port to serve /metrics on
+    ///
+    /// IP:PORT to serve on ([::1]:9435 for IPv6); --web.listen-address is the same option,
+    /// as node_exporter names it.
     #[arg(
         short = 'l',
-        long = "listen",
+        long,
         visible_alias = "web.listen-address",
         value_name = "ADDR",
         default_value = super::DEFAULT_LISTEN
@@ -45,43 +35,40 @@ pub struct Options {
     /// TLS and basic auth settings, in the Prometheus exporter-toolkit's web config format
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
-    /// Count only sockets whose local port is in this comma-separated list
-    #[arg(
-        short = 'L',
-        long = "localport",
-        value_name = "LPORT",
-        allow_hyphen_values = true
-    )]
-    pub localport: Option<String>,
-    /// Count only sockets whose remote port is in this comma-separated list
-    #[arg(
-        short = 'D',
-        long = "remoteport",
-        value_name = "DPORT",
-        allow_hyphen_values = true
-    )]
-    pub remoteport: Option<String>,
+    #[command(flatten)]
+    pub ports: PortFlags,
     /// Label every TCP metric with the socket's cgroup v2 path or network namespace inode
+    ///
+    /// Every TCP metric also carries cgroup="/path" (the socket's cgroup v2 path) or
+    /// netns="INODE" (its network namespace inode), taken from the socket.
     #[arg(long = "group-by", value_name = "KIND", value_parser = ["cgroup", "netns"])]
     pub group_by: Option<String>,
     /// With --group-by: the number of groups labeled (the busiest first seen); the rest are summed into "other"
-    #[arg(long = "max-groups", value_name = "N", allow_hyphen_values = true)]
+    ///
+    /// With --group-by: at most N groups get a label of their own (default 100, at most
+    /// 10000), the busiest at the scrape that first sees them, for the exporter's lifetime;
+    /// the rest are summed into cgroup="other" or netns="other".
+    #[arg(long = "max-groups", value_name = "N")]
     pub max_groups: Option<String>,
-    /// Verbose debug output
-    #[arg(short = 'v', long = "verbose")]
-    pub verbose: bool,
-    /// Give this help list
-    #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
-    pub help: Option<bool>,
-}
-
-/// The command line as clap sees it (for the man page and completions).
-pub fn command() -> clap::Command {
-    Options::command()
+    #[command(flatten)]
+    pub common: CommonFlags,
 }
 
 /// The man page's prose.
 pub const MAN: ManPage = ManPage {
+    name: "tcptools-exporter",
+    about: "Serve TCP state changes, connect latency and RTT as Prometheus metrics.",
+    long_about: Some(
+        "Serve TCP state changes, connect latency and RTT as Prometheus metrics.\n\n\
+        Loads the BPF programs of tcpstates, tcpconnlat and tcprtt and serves cumulative \
+        counters and histograms at GET /metrics. Labels: family, and old_state/new_state or \
+        state; there are no per-address or per-port labels.",
+    ),
+    // clap's own usage line.
+    usage: "tcptools-exporter [OPTIONS]",
+    examples: EXAMPLES,
+    json_fields: &[],
+    metrics: Some(super::exposition::families_served),
     description: "tcptools-exporter counts TCP state changes, connect outcomes and latency, \
 time spent in states and RTTs in the kernel: one BPF program on sock:inet_sock_set_state and \
 one on tcp:tcp_probe add to per-CPU counters and log2 histograms, and a scrape reads and \
@@ -156,7 +143,6 @@ pub struct Config {
     pub ports: PortFilter,
     pub group_by: GroupBy,
     pub max_groups: usize,
-    pub verbose: bool,
 }
 
 fn group_by(kind: Option<&str>) -> GroupBy {
@@ -184,6 +170,7 @@ fn max_groups(arg: Option<String>, group_by: GroupBy) -> Result<usize, UsageErro
 
 impl IntoConfig for Options {
     type Config = Config;
+    const MAN: &'static ManPage = &MAN;
 
     fn into_config(self) -> Result<Config, UsageError> {
         let listen = self
@@ -194,48 +181,40 @@ impl IntoConfig for Options {
         Ok(Config {
             listen,
             web_config_file: self.web_config_file,
-            ports: PortFilter {
-                local: cli::port_list(self.localport)?,
-                remote: cli::port_list(self.remoteport)?,
-            },
+            ports: self.ports.into_filter()?,
             group_by,
             max_groups: max_groups(self.max_groups, group_by)?,
-            verbose: self.verbose,
         })
-    }
-
-    fn verbose(config: &Config) -> bool {
-        config.verbose
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(args: &[&str]) -> Result<Config, UsageError> {
-        let argv = std::iter::once("tcptools-exporter").chain(args.iter().copied());
-        Options::try_parse_from(argv)
-            .expect("clap accepts")
-            .into_config()
-    }
+    use crate::cli::config_of;
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(config(&[]).unwrap().listen.to_string(), "127.0.0.1:9435");
         assert_eq!(
-            config(&["-l", "[::1]:80"]).unwrap().listen.to_string(),
+            config_of::<Options>(&[]).unwrap().listen.to_string(),
+            "127.0.0.1:9435"
+        );
+        assert_eq!(
+            config_of::<Options>(&["-l", "[::1]:80"])
+                .unwrap()
+                .listen
+                .to_string(),
             "[::1]:80"
         );
         assert_eq!(
-            config(&["--web.listen-address", "0.0.0.0:9100"])
+            config_of::<Options>(&["--web.listen-address", "0.0.0.0:9100"])
                 .unwrap()
                 .listen
                 .to_string(),
             "0.0.0.0:9100"
         );
         for bad in ["localhost:80", "127.0.0.1", "1.2.3.4:99999", ""] {
-            let err = config(&["-l", bad]).unwrap_err();
+            let err = config_of::<Options>(&["-l", bad]).unwrap_err();
             assert_eq!(
                 err,
                 UsageError::new(format!("invalid listen address: {bad}"))
@@ -275,43 +254,40 @@ mod tests {
 
     #[test]
     fn web_config_file() {
-        assert_eq!(config(&[]).unwrap().web_config_file, None);
-        let c = config(&["--web.config.file", "/etc/web.yml"]).unwrap();
+        assert_eq!(config_of::<Options>(&[]).unwrap().web_config_file, None);
+        let c = config_of::<Options>(&["--web.config.file", "/etc/web.yml"]).unwrap();
         assert_eq!(c.web_config_file, Some(PathBuf::from("/etc/web.yml")));
     }
 
     #[test]
     fn port_lists() {
-        let c = config(&["-L", "80,443", "-D", "5432"]).unwrap();
-        let socket = |lport, rport| crate::net::Endpoints {
-            lport,
-            rport,
-            ..Default::default()
-        };
-        assert!(c.ports.allows(&socket(443, 5432)));
-        assert!(!c.ports.allows(&socket(22, 5432)));
-        let err = config(&["-D", "x"]).unwrap_err();
+        let c = config_of::<Options>(&["-L", "80,443", "-D", "5432"]).unwrap();
+        let ports = |list: Option<crate::net::PortList>| list.map(|l| l.ports().to_vec());
+        assert_eq!(ports(c.ports.local), Some(vec![80, 443]));
+        assert_eq!(ports(c.ports.remote), Some(vec![5432]));
+        let err = config_of::<Options>(&["-D", "x"]).unwrap_err();
         assert_eq!(err, UsageError::new("Invalid ports: x"));
     }
 
     #[test]
     fn groups() {
-        let c = config(&[]).unwrap();
+        let c = config_of::<Options>(&[]).unwrap();
         assert_eq!(
             (c.group_by, c.max_groups),
             (GroupBy::None, DEFAULT_MAX_GROUPS)
         );
-        let c = config(&["--group-by", "cgroup", "--max-groups", "3"]).unwrap();
+        let c = config_of::<Options>(&["--group-by", "cgroup", "--max-groups", "3"]).unwrap();
         assert_eq!((c.group_by, c.max_groups), (GroupBy::Cgroup, 3));
-        let c = config(&["--group-by", "netns"]).unwrap();
+        let c = config_of::<Options>(&["--group-by", "netns"]).unwrap();
         assert_eq!(
             (c.group_by, c.max_groups),
             (GroupBy::Netns, DEFAULT_MAX_GROUPS)
         );
-        let err = config(&["--max-groups", "3"]).unwrap_err();
+        let err = config_of::<Options>(&["--max-groups", "3"]).unwrap_err();
         assert_eq!(err, UsageError::new("--max-groups needs --group-by"));
         for bad in ["0", "x", "-1", "10001"] {
-            let err = config(&["--group-by", "cgroup", "--max-groups", bad]).unwrap_err();
+            let err =
+                config_of::<Options>(&["--group-by", "cgroup", "--max-groups", bad]).unwrap_err();
             let want = format!("invalid --max-groups: {bad} (1 to 10000)");
             assert_eq!(err, UsageError::new(want));
         }

@@ -620,22 +620,22 @@ mod tests {
             }
             parse_in(&text).map(|s| s.tls.unwrap().client_auth)
         };
-        assert_eq!(
-            with("RequireAndVerifyClientCert", true),
-            Ok(ClientAuth::RequireAndVerifyClientCert)
-        );
-        assert_eq!(
-            with("VerifyClientCertIfGiven", true),
-            Ok(ClientAuth::VerifyClientCertIfGiven)
-        );
-        assert_eq!(
-            with("RequireClientCert", false),
-            Ok(ClientAuth::RequireAnyClientCert)
-        );
-        assert_eq!(
-            with("RequestClientCert", true),
-            Ok(ClientAuth::RequestClientCert)
-        );
+        for (policy, ca, auth) in [
+            (
+                "RequireAndVerifyClientCert",
+                true,
+                ClientAuth::RequireAndVerifyClientCert,
+            ),
+            (
+                "VerifyClientCertIfGiven",
+                true,
+                ClientAuth::VerifyClientCertIfGiven,
+            ),
+            ("RequireClientCert", false, ClientAuth::RequireAnyClientCert),
+            ("RequestClientCert", true, ClientAuth::RequestClientCert),
+        ] {
+            assert_eq!(with(policy, ca), Ok(auth), "{policy}");
+        }
         assert_eq!(
             with("RequireAndVerifyClientCert", false)
                 .unwrap_err()

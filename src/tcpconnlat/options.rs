@@ -1,12 +1,12 @@
 //! tcpconnlat's command line, validated into a Config, and the prose of its man page: the
 //! one definition that the tool parses with and that the man page and completions come from.
 
-use clap::{ArgAction, CommandFactory, Parser};
+use clap::Args;
 
 use super::bpf::Filter;
-use super::print::Format;
-use crate::cli::{FamilyFlags, IntoConfig, ManPage, UsageError};
-use crate::container::{ContainerArgs, ContainerFlags};
+use super::print::{Format, JSON_FIELDS};
+use crate::cli::{IntoConfig, ManPage, TraceFlags, UsageError};
+use crate::container::ContainerArgs;
 
 /// bcc's examples, shown by `--help` and in the man page.
 pub const EXAMPLES: &str = "EXAMPLES:
@@ -20,64 +20,40 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcpconnlat --json       # one JSON object per connect
     tcpconnlat -c /sys/fs/cgroup/unified/pod --show-cgroup   # connects of that cgroup v2";
 
-#[derive(Parser)]
-#[command(
-    name = "tcpconnlat",
-    version,
-    about = "Trace TCP connects and show connection latency.",
-    override_usage = "tcpconnlat [--help] [-t] [-p PID] [-L] [-4] [-6] [--json] [-c PATH] [--netns NS] [--show-cgroup] [MIN_MS]",
-    after_help = EXAMPLES,
-    disable_help_flag = true,
-    infer_long_args = true,
-    args_override_self = true
-)]
+#[derive(Args)]
 pub struct Options {
     #[command(flatten)]
-    pub family: FamilyFlags,
+    pub shared: TraceFlags,
     /// Include LPORT on output
-    #[arg(short = 'L', long = "lport")]
+    ///
+    /// An LPORT column: the client socket's local port.
+    #[arg(short = 'L', long)]
     pub lport: bool,
     /// Trace this PID only
-    #[arg(
-        short = 'p',
-        long = "pid",
-        value_name = "PID",
-        allow_hyphen_values = true
-    )]
+    ///
+    /// Only connects made by this process (its tgid), 1 to 2147483647.
+    #[arg(short = 'p', long)]
     pub pid: Option<String>,
     /// Include timestamp on output
-    #[arg(short = 't', long = "timestamp")]
+    ///
+    /// A leading TIME(s) column: seconds since the first printed event (kernel clock; can be
+    /// slightly negative for an event from another CPU).
+    #[arg(short = 't', long)]
     pub timestamp: bool,
-    /// One JSON object per line
-    #[arg(long = "json")]
-    pub json: bool,
-    /// Verbose debug output
-    #[arg(short = 'v', long = "verbose")]
-    pub verbose: bool,
-    #[command(flatten)]
-    pub container: ContainerFlags,
     /// Add a CGROUP column: the socket's cgroup v2 path
     #[arg(long = "show-cgroup")]
     pub show_cgroup: bool,
-    /// Give this help list
-    #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
-    help: Option<bool>,
     /// Trace connects slower than this many milliseconds only
+    ///
+    /// Only connects that took at least this many milliseconds: fractions allowed (0.5),
+    /// truncated to whole microseconds, which must leave at least 1.
     #[arg(value_name = "MIN_MS")]
     pub min_ms: Vec<String>,
 }
 
-/// What to trace and how to print it, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    pub filter: Filter,
-    pub container: ContainerArgs,
-    pub format: Format,
-    pub verbose: bool,
-}
-
 impl IntoConfig for Options {
     type Config = Config;
+    const MAN: &'static ManPage = &MAN;
 
     fn into_config(self) -> Result<Config, UsageError> {
         let mut positional = self.min_ms.into_iter();
@@ -99,24 +75,27 @@ impl IntoConfig for Options {
         };
         Ok(Config {
             filter: Filter {
-                family: self.family.family(),
+                family: self.shared.family.family(),
                 pid,
                 min_us,
             },
-            container: self.container.into_args()?,
+            container: self.shared.container.into_args()?,
             format: Format {
                 seconds: self.timestamp,
                 lport: self.lport,
-                json: self.json,
+                json: self.shared.json,
                 cgroup: self.show_cgroup,
             },
-            verbose: self.verbose,
         })
     }
+}
 
-    fn verbose(config: &Config) -> bool {
-        config.verbose
-    }
+/// What to trace and how to print it, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub filter: Filter,
+    pub container: ContainerArgs,
+    pub format: Format,
 }
 
 /// The minimum latency in whole microseconds, as bcc truncates it; None unless it is a
@@ -137,13 +116,15 @@ fn parse_pid(arg: &str) -> Option<u32> {
     u32::try_from(pid).ok().filter(|&p| p > 0)
 }
 
-/// The command line as clap sees it (for the man page and completions).
-pub fn command() -> clap::Command {
-    Options::command()
-}
-
 /// The man page's prose.
 pub const MAN: ManPage = ManPage {
+    name: "tcpconnlat",
+    about: "Trace TCP connects and show connection latency.",
+    long_about: None,
+    usage: "tcpconnlat [--help] [-t] [-p PID] [-L] [-4] [-6] [--json] [-c PATH] [--netns NS] [--show-cgroup] [MIN_MS]",
+    examples: EXAMPLES,
+    json_fields: JSON_FIELDS,
+    metrics: None,
     description: "tcpconnlat traces active TCP connects and prints how long each waited for \
 its answer: from the moment the socket enters SYN_SENT (inside connect(), in the caller's \
 context) to the SYN-ACK. A refused connect (RST, ECONNREFUSED) is reported too, with the \
@@ -165,18 +146,7 @@ plain decimal number (negatives, NaN, infinities, 1abc and 0x10 are refused).",
         "A failure to set up the event buffer exits 1 (bcc exits 0).",
         "Added: -4/-6 family filters (the last one given wins) and --json (one JSON object \
 per connect, times in RFC 3339, with the socket's netns inode and cgroup path).",
-        "Added: -c/--cgroup PATH and --netns NS filter in the kernel on the socket's own \
-cgroup v2 (PATH or any cgroup below it) and network namespace (a path such as \
-/run/netns/NAME or /proc/PID/ns/net, or an inode number), not on the task on the CPU, so \
-they hold in softirq context and for accepted sockets.",
         "Added: --show-cgroup adds a CGROUP column with the socket's cgroup v2 path.",
-        "Output is flushed after each batch of events, so a pipe or the journal sees it at \
-once.",
-        "Control characters in process names are printed as ?.",
-        "The kernel does not run a BPF program on a CPU where it is already running (a \
-softirq that interrupts it): a second program on the same tracepoint runs the same code for \
-those events. Events neither could run for are reported on standard error (kernel skipped N \
-events). With -v the tool names its programs when they are attached.",
     ],
 };
 
@@ -186,10 +156,9 @@ mod tests {
 
     #[test]
     fn minimum_latency_is_truncated_to_whole_microseconds() {
-        assert_eq!(parse_min_us("1"), Some(1000));
-        assert_eq!(parse_min_us("0.1"), Some(100));
-        assert_eq!(parse_min_us("0.0015"), Some(1));
-        assert_eq!(parse_min_us("1e3"), Some(1_000_000));
+        for (arg, us) in [("1", 1000), ("0.1", 100), ("0.0015", 1), ("1e3", 1_000_000)] {
+            assert_eq!(parse_min_us(arg), Some(us), "{arg:?}");
+        }
         for bad in ["0", "0.0001", "-1", "NaN", "inf", "1abc", "0x10", ""] {
             assert_eq!(parse_min_us(bad), None, "{bad:?}");
         }
@@ -206,12 +175,7 @@ mod tests {
 
     #[test]
     fn refusals_carry_bcc_messages() {
-        let config = |args: &[&str]| {
-            let argv = std::iter::once("tcpconnlat").chain(args.iter().copied());
-            Options::try_parse_from(argv)
-                .expect("clap accepts")
-                .into_config()
-        };
+        let config = crate::cli::config_of::<Options>;
         let refused = |args: &[&str]| config(args).unwrap_err().message;
         assert_eq!(refused(&["abc"]), "Invalid delay (in us): abc");
         assert_eq!(refused(&["1", "2"]), "Unrecognized positional argument: 2");

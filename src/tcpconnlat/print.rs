@@ -6,9 +6,9 @@ use chrono::{DateTime, Local};
 use serde_json::json;
 
 use super::event::ConnectLatency;
-use crate::container::{CgroupColumn, CgroupPaths};
+use crate::container::{AddedColumns, CgroupPaths};
 use crate::net::format_addr;
-use crate::time::{rfc3339, SinceFirst};
+use crate::time::rfc3339;
 
 /// How lines are laid out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,8 +33,7 @@ impl Format {
 /// Renders the header and event lines of one run.
 pub struct Printer {
     format: Format,
-    since_first: SinceFirst,
-    cgroups: CgroupColumn,
+    added: AddedColumns,
 }
 
 impl Printer {
@@ -43,8 +42,7 @@ impl Printer {
     pub fn new(format: Format, cgroups: CgroupPaths) -> Self {
         Printer {
             format,
-            since_first: SinceFirst::default(),
-            cgroups: CgroupColumn::new(format.needs_container(), cgroups),
+            added: AddedColumns::new(format.needs_container(), cgroups),
         }
     }
 
@@ -76,8 +74,7 @@ impl Printer {
         at: DateTime<Local>,
         w: &mut dyn Write,
     ) -> io::Result<()> {
-        let seconds = self.since_first.seconds(ev.ts_us);
-        let cgroup = self.cgroups.path(&ev.container);
+        let (seconds, cgroup) = self.added.of(ev.ts_us, &ev.container);
         if self.format.json {
             let seconds = self.format.seconds.then_some(seconds);
             return json_line(ev, &cgroup, at, seconds, w);
@@ -106,6 +103,28 @@ impl Printer {
 fn lat_ms(ev: &ConnectLatency) -> f64 {
     ev.delta_us as f64 / 1000.0
 }
+
+/// The fields of a `--json` object and what each holds (the man page's JSON FIELDS).
+pub const JSON_FIELDS: &[(&str, &str)] = &[
+    (
+        "time",
+        "The wall-clock time the event was printed, RFC 3339 with microseconds.",
+    ),
+    ("pid", "The process (tgid) that called connect()."),
+    ("comm", "Its name at connect() time."),
+    ("ip", "4 for an AF_INET socket, else 6."),
+    ("saddr", "The local address."),
+    ("lport", "The local port (with or without -L)."),
+    ("daddr", "The remote address."),
+    ("dport", "The remote port."),
+    ("lat_ms", "The latency in milliseconds, to the microsecond."),
+    (
+        "seconds",
+        "With -t only: seconds since the first printed event.",
+    ),
+    ("netns", "The socket's network namespace inode."),
+    ("cgroup", "The socket's cgroup v2 path (/ for the root)."),
+];
 
 /// `--json`: one object per connect.
 fn json_line(

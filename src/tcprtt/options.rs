@@ -3,12 +3,12 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use clap::{ArgAction, CommandFactory, Parser};
+use clap::Args;
 
 use super::bpf::{AddrFilter, Filter};
-use super::print::{Format, KeyKind};
-use crate::cli::{FamilyFlags, IntoConfig, ManPage, UsageError};
-use crate::container::{ContainerArgs, ContainerFlags};
+use super::print::{Format, KeyKind, JSON_FIELDS};
+use crate::cli::{IntoConfig, ManPage, TraceFlags, UsageError};
+use crate::container::ContainerArgs;
 
 /// bcc's examples, shown by `--help` and in the man page.
 pub const EXAMPLES: &str = "EXAMPLES:
@@ -27,121 +27,84 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcprtt --bycgroup # one histogram per cgroup v2
     tcprtt -c /sys/fs/cgroup/unified/pod   # only sockets of that cgroup v2 and below";
 
-#[derive(Parser)]
-#[command(
-    name = "tcprtt",
-    version,
-    about = "Summarize TCP RTT as a histogram.",
-    override_usage = "tcprtt [-bBemTv46] [-a LADDR] [-A RADDR] [-d DURATION] [-i INTERVAL] [-p LPORT] [-P RPORT] [--json] [-c PATH] [--netns NS] [--bycgroup]",
-    after_help = EXAMPLES,
-    disable_help_flag = true,
-    infer_long_args = true,
-    args_override_self = true
-)]
+#[derive(Args)]
 pub struct Options {
     #[command(flatten)]
-    pub family: FamilyFlags,
-    /// filter for local address
-    #[arg(
-        short = 'a',
-        long = "laddr",
-        value_name = "LADDR",
-        allow_hyphen_values = true
-    )]
-    pub laddr: Option<String>,
-    /// filter for remote address
-    #[arg(
-        short = 'A',
-        long = "raddr",
-        value_name = "RADDR",
-        allow_hyphen_values = true
-    )]
-    pub raddr: Option<String>,
+    pub shared: TraceFlags,
+    // What the histograms are keyed by.
     /// show sockets histogram by local address
-    #[arg(short = 'b', long = "byladdr")]
+    #[arg(short = 'b', long)]
     pub byladdr: bool,
     /// show sockets histogram by remote address
-    #[arg(short = 'B', long = "byraddr")]
+    #[arg(short = 'B', long)]
     pub byraddr: bool,
-    /// total duration of trace, seconds
-    #[arg(
-        short = 'd',
-        long = "duration",
-        value_name = "DURATION",
-        allow_hyphen_values = true
-    )]
-    pub duration: Option<String>,
-    /// show extension summary(average)
-    #[arg(short = 'e', long = "extension")]
-    pub extension: bool,
-    /// summary interval, seconds
-    #[arg(
-        short = 'i',
-        long = "interval",
-        value_name = "INTERVAL",
-        allow_hyphen_values = true
-    )]
-    pub interval: Option<String>,
-    /// One JSON object per histogram per interval
-    #[arg(long = "json")]
-    pub json: bool,
-    /// millisecond histogram
-    #[arg(short = 'm', long = "millisecond")]
-    pub millisecond: bool,
+    /// show sockets histogram by cgroup v2
+    ///
+    /// One histogram per cgroup v2 of the sockets, headed Cgroup = PATH (with -e, [AVG n]
+    /// after it).
+    #[arg(long, conflicts_with_all = ["byladdr", "byraddr"])]
+    pub bycgroup: bool,
+    // Which sockets are counted.
+    /// filter for local address
+    ///
+    /// Only sockets with this local address, IPv4 (dotted quad) or IPv6; 0.0.0.0 and :: mean
+    /// no filter, as in bcc.
+    #[arg(short = 'a', long)]
+    pub laddr: Option<String>,
+    /// filter for remote address
+    ///
+    /// Only sockets with this remote address, likewise. An IPv4 and an IPv6 address filter
+    /// together are refused with exit status 1.
+    #[arg(short = 'A', long)]
+    pub raddr: Option<String>,
     /// filter for local port
-    #[arg(
-        short = 'p',
-        long = "lport",
-        value_name = "LPORT",
-        allow_hyphen_values = true
-    )]
+    ///
+    /// Only sockets with this local port, 1 to 65535.
+    #[arg(short = 'p', long)]
     pub lport: Option<String>,
     /// filter for remote port
-    #[arg(
-        short = 'P',
-        long = "rport",
-        value_name = "RPORT",
-        allow_hyphen_values = true
-    )]
+    ///
+    /// Only sockets with this remote port, 1 to 65535.
+    #[arg(short = 'P', long)]
     pub rport: Option<String>,
+    // How the histograms are printed.
+    /// show extension summary(average)
+    ///
+    /// [AVG n] after each section header: the sum of the samples divided by their count, in
+    /// integer division (0 for no samples).
+    #[arg(short = 'e', long)]
+    pub extension: bool,
+    /// millisecond histogram
+    #[arg(short = 'm', long)]
+    pub millisecond: bool,
     /// include timestamp on output
-    #[arg(short = 'T', long = "timestamp")]
+    ///
+    /// An HH:MM:SS line at the top of each interval.
+    #[arg(short = 'T', long)]
     pub timestamp: bool,
-    /// Verbose debug output
-    #[arg(short = 'v', long = "verbose")]
-    pub verbose: bool,
-    #[command(flatten)]
-    pub container: ContainerFlags,
-    /// show sockets histogram by cgroup v2
-    #[arg(long = "bycgroup", conflicts_with_all = ["byladdr", "byraddr"])]
-    pub bycgroup: bool,
-    /// Give this help list
-    #[arg(short = 'h', long = "help", short_alias = '?', action = ArgAction::Help)]
-    help: Option<bool>,
-}
-
-/// What to trace and how to print it, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// Seconds between intervals; None: until Ctrl-C.
-    pub interval: Option<u64>,
-    /// `-d`: seconds until the tool ends.
-    pub duration: Option<u64>,
-    pub filter: Filter,
-    pub container: ContainerArgs,
-    pub format: Format,
-    pub verbose: bool,
+    // When.
+    /// summary interval, seconds
+    ///
+    /// Print the histograms every this many seconds (without -i: when the tool ends).
+    #[arg(short = 'i', long)]
+    pub interval: Option<String>,
+    /// total duration of trace, seconds
+    ///
+    /// End after this many seconds; without -i, print one interval of the whole duration.
+    #[arg(short = 'd', long)]
+    pub duration: Option<String>,
 }
 
 impl IntoConfig for Options {
     type Config = Config;
+    const MAN: &'static ManPage = &MAN;
 
     fn into_config(self) -> Result<Config, UsageError> {
         let format = self.format();
         let interval = seconds(self.interval, "interval")?;
         let duration = seconds(self.duration, "duration")?;
         let filter = Filter {
-            family: self.family.family(),
+            family: self.shared.family.family(),
             // bcc's order of checks: addresses, then ports.
             laddr: addr(self.laddr, "local")?,
             raddr: addr(self.raddr, "remote")?,
@@ -160,15 +123,22 @@ impl IntoConfig for Options {
             interval: interval.or(duration),
             duration,
             filter,
-            container: self.container.into_args()?,
+            container: self.shared.container.into_args()?,
             format,
-            verbose: self.verbose,
         })
     }
+}
 
-    fn verbose(config: &Config) -> bool {
-        config.verbose
-    }
+/// What to trace and how to print it, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Seconds between intervals; None: until Ctrl-C.
+    pub interval: Option<u64>,
+    /// `-d`: seconds until the tool ends.
+    pub duration: Option<u64>,
+    pub filter: Filter,
+    pub container: ContainerArgs,
+    pub format: Format,
 }
 
 impl Options {
@@ -187,7 +157,7 @@ impl Options {
             extension: self.extension,
             timestamp: self.timestamp,
             millisecond: self.millisecond,
-            json: self.json,
+            json: self.shared.json,
         }
     }
 }
@@ -268,13 +238,15 @@ fn parse_addr(arg: &str) -> Result<Option<AddrFilter>, ()> {
     Ok((!zero).then_some(filter))
 }
 
-/// The command line as clap sees it (for the man page and completions).
-pub fn command() -> clap::Command {
-    Options::command()
-}
-
 /// The man page's prose.
 pub const MAN: ManPage = ManPage {
+    name: "tcprtt",
+    about: "Summarize TCP RTT as a histogram.",
+    long_about: None,
+    usage: "tcprtt [-bBemTv46] [-a LADDR] [-A RADDR] [-d DURATION] [-i INTERVAL] [-p LPORT] [-P RPORT] [--json] [-c PATH] [--netns NS] [--bycgroup]",
+    examples: EXAMPLES,
+    json_fields: JSON_FIELDS,
+    metrics: None,
     description: "tcprtt summarizes the smoothed round-trip time (srtt) that TCP holds for \
 each segment an ESTABLISHED socket receives, as power-of-two histograms in microseconds (or \
 milliseconds with -m): one for all sockets, or one per local (-b) or remote (-B) address. \
@@ -300,36 +272,27 @@ order).",
 above about 107 million samples in one slot).",
         "Added: -4/-6 family filters (the last one given wins) and --json (one JSON object \
 per histogram per interval, times in RFC 3339).",
-        "Added: -c/--cgroup PATH and --netns NS filter in the kernel on the socket's own \
-cgroup v2 (PATH or any cgroup below it) and network namespace (a path such as \
-/run/netns/NAME or /proc/PID/ns/net, or an inode number), not on the task on the CPU, so \
-they hold in softirq context and for accepted sockets.",
         "Added: --bycgroup prints one histogram per cgroup v2 (section header Cgroup = PATH; \
 in JSON \"key\": \"cgroup\" and the path as \"cgroup\").",
-        "The kernel does not run a BPF program on a CPU where it is already running (a \
-softirq that interrupts it): a second program on the same tracepoint runs the same code for \
-those events. Samples neither could run for are reported on standard error (kernel skipped N \
-events). With -v the tool names its programs when they are attached.",
     ],
 };
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(args: &[&str]) -> Result<Config, UsageError> {
-        let argv = std::iter::once("tcprtt").chain(args.iter().copied());
-        Options::try_parse_from(argv)
-            .expect("clap accepts")
-            .into_config()
-    }
+    use crate::cli::config_of;
 
     #[test]
     fn seconds_follow_strtol() {
-        assert_eq!(parse_seconds("5"), Some(5));
-        assert_eq!(parse_seconds(" +7"), Some(7));
-        assert_eq!(parse_seconds("1abc"), Some(1));
-        assert_eq!(parse_seconds("9223372036854775807"), Some(i64::MAX as u64));
+        let max = i64::MAX as u64;
+        for (arg, secs) in [
+            ("5", 5),
+            (" +7", 7),
+            ("1abc", 1),
+            ("9223372036854775807", max),
+        ] {
+            assert_eq!(parse_seconds(arg), Some(secs), "{arg:?}");
+        }
         for bad in ["", "0", "-1", "abc", "9223372036854775808", " "] {
             assert_eq!(parse_seconds(bad), None, "{bad:?}");
         }
@@ -362,29 +325,18 @@ mod tests {
 
     #[test]
     fn refusals_carry_bcc_messages_and_status() {
-        let refused = |args: &[&str]| config(args).unwrap_err();
-        assert_eq!(
-            refused(&["-i", "0"]),
-            UsageError::new("invalid interval: 0")
-        );
-        assert_eq!(
-            refused(&["-d", "x"]),
-            UsageError::new("invalid duration: x")
-        );
-        assert_eq!(refused(&["-p", "0"]), UsageError::new("invalid lport: 0"));
-        assert_eq!(refused(&["-P", "x"]), UsageError::new("invalid rport: x"));
-        assert_eq!(
-            refused(&["-a", "1.2"]),
-            UsageError::new("invalid local address: 1.2")
-        );
-        assert_eq!(
-            refused(&["-a", "::g"]),
-            UsageError::new("invalid local IPv6 address: ::g")
-        );
-        assert_eq!(
-            refused(&["-A", "::g"]),
-            UsageError::new("invalid remote address: ::g")
-        );
+        let refused = |args: &[&str]| config_of::<Options>(args).unwrap_err();
+        for (args, message) in [
+            (&["-i", "0"][..], "invalid interval: 0"),
+            (&["-d", "x"], "invalid duration: x"),
+            (&["-p", "0"], "invalid lport: 0"),
+            (&["-P", "x"], "invalid rport: x"),
+            (&["-a", "1.2"], "invalid local address: 1.2"),
+            (&["-a", "::g"], "invalid local IPv6 address: ::g"),
+            (&["-A", "::g"], "invalid remote address: ::g"),
+        ] {
+            assert_eq!(refused(args), UsageError::new(message), "{args:?}");
+        }
         assert_eq!(
             refused(&["-a", "127.0.0.1", "-A", "::1"]),
             UsageError::runtime("It is not permitted to filter by both IPv4 and IPv6")
@@ -393,9 +345,9 @@ mod tests {
 
     #[test]
     fn duration_alone_is_one_interval() {
-        let c = config(&["-d", "3"]).unwrap();
+        let c = config_of::<Options>(&["-d", "3"]).unwrap();
         assert_eq!((c.interval, c.duration), (Some(3), Some(3)));
-        let c = config(&["-i", "1", "-d", "3", "-b"]).unwrap();
+        let c = config_of::<Options>(&["-i", "1", "-d", "3", "-b"]).unwrap();
         assert_eq!((c.interval, c.duration), (Some(1), Some(3)));
         assert_eq!(c.format.key, KeyKind::Local);
     }

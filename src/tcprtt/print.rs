@@ -123,6 +123,32 @@ pub fn write_section_header(w: &mut dyn Write, format: &Format, hist: &RttHist) 
     w.write_all(b"\n")
 }
 
+/// The fields of a `--json` object and what each holds (the man page's JSON FIELDS).
+pub const JSON_FIELDS: &[(&str, &str)] = &[
+    ("time", "The local time the interval was printed, RFC 3339."),
+    ("unit", "usecs, or msecs with -m."),
+    (
+        "key",
+        "all, local (-b), remote (-B) or cgroup (--bycgroup).",
+    ),
+    ("addr", "With -b or -B only: the local or remote address."),
+    (
+        "cgroup",
+        "With --bycgroup only: the cgroup v2 path (/ for the root).",
+    ),
+    (
+        "avg",
+        "With -e only: sum / count in integer division, 0 when count is 0.",
+    ),
+    ("count", "The samples in this histogram."),
+    ("sum", "The sum of the samples, in unit."),
+    (
+        "buckets",
+        "{\"low\", \"high\", \"count\"} per log2 slot, as the text rows: from 0 -> 1 to \
+the last non-empty slot.",
+    ),
+];
+
 /// `{"time", "unit", "key", "addr" (not for all), "avg" (with -e), "count", "sum",
 /// "buckets": [{"low", "high", "count"}, ...]}`, buckets as the text rows: `0 -> 1` up to
 /// the last non-empty slot.

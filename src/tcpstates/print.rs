@@ -6,10 +6,10 @@ use serde_json::json;
 
 use super::event::{state_name, StateChange};
 use crate::comm::Comm;
-use crate::container::{CgroupColumn, CgroupPaths};
+use crate::container::{AddedColumns, CgroupPaths};
 use crate::net::AddrText;
 use crate::out::Line;
-use crate::time::{rfc3339, SinceFirst, WallClock};
+use crate::time::{rfc3339, WallClock};
 
 /// How lines are laid out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,12 +43,30 @@ impl Format {
     }
 }
 
+/// What a line is: `--json` overrides `-s`, which overrides bcc's columns (`-w` or not).
+enum Layout {
+    Json,
+    Csv,
+    Columns,
+}
+
+impl Format {
+    fn layout(&self) -> Layout {
+        if self.json {
+            Layout::Json
+        } else if self.csv {
+            Layout::Csv
+        } else {
+            Layout::Columns
+        }
+    }
+}
+
 /// Renders the header and event lines for one run; remembers the first event for `-t`.
 pub struct Printer {
     format: Format,
-    since_first: SinceFirst,
     line: Line,
-    cgroups: CgroupColumn,
+    added: AddedColumns,
 }
 
 impl Printer {
@@ -57,57 +75,18 @@ impl Printer {
     pub fn new(format: Format, cgroups: CgroupPaths) -> Self {
         Printer {
             format,
-            since_first: SinceFirst::default(),
             line: Line::default(),
-            cgroups: CgroupColumn::new(format.needs_container(), cgroups),
+            added: AddedColumns::new(format.needs_container(), cgroups),
         }
     }
 
     /// The header line (none for JSON).
     pub fn header(&self, w: &mut dyn Write) -> io::Result<()> {
-        let f = self.format;
-        if f.json {
-            return Ok(());
+        match self.format.layout() {
+            Layout::Json => Ok(()),
+            Layout::Csv => csv_header(self.format, w),
+            Layout::Columns => columns_header(self.format, w),
         }
-        if f.csv {
-            if f.clock {
-                w.write_all(b"TIME,")?;
-            }
-            if f.seconds {
-                w.write_all(b"TIME(s),")?;
-            }
-            w.write_all(b"SKADDR,C-PID,C-COMM,IP,LADDR,LPORT,RADDR,RPORT,OLDSTATE,NEWSTATE,MS")?;
-            return w.write_all(if f.cgroup { b",CGROUP\n" } else { b"\n" });
-        }
-        if f.clock {
-            write!(w, "{:<8} ", "TIME(s)")?;
-        }
-        if f.seconds {
-            write!(w, "{:<9} ", "TIME(s)")?;
-        }
-        if f.wide {
-            write!(
-                w,
-                "{:<16} {:<7} {:<16} {:<2} {:<39} {:<5} {:<39} {:<5} {:<11} -> {:<11} MS",
-                "SKADDR",
-                "PID",
-                "COMM",
-                "IP",
-                "LADDR",
-                "LPORT",
-                "RADDR",
-                "RPORT",
-                "OLDSTATE",
-                "NEWSTATE"
-            )?;
-        } else {
-            write!(
-                w,
-                "{:<16} {:<7} {:<10} {:<15} {:<5} {:<15} {:<5} {:<11} -> {:<11} MS",
-                "SKADDR", "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "OLDSTATE", "NEWSTATE"
-            )?;
-        }
-        w.write_all(if f.cgroup { b" CGROUP\n" } else { b"\n" })
     }
 
     /// One event, printed at the time `clock` tells.
@@ -117,20 +96,14 @@ impl Printer {
         clock: &mut WallClock,
         w: &mut dyn Write,
     ) -> io::Result<()> {
-        let seconds = self.since_first.seconds(ev.ts_us);
-        let cgroup = self.cgroups.path(&ev.container);
-        if self.format.json {
-            json_line(
-                ev,
-                &cgroup,
-                clock,
-                self.format.seconds.then_some(seconds),
-                w,
-            )
-        } else if self.format.csv {
-            csv_line(ev, self.format, &cgroup, clock, seconds, w)
-        } else {
-            self.text_line(ev, &cgroup, clock, seconds, w)
+        let (seconds, cgroup) = self.added.of(ev.ts_us, &ev.container);
+        match self.format.layout() {
+            Layout::Json => {
+                let seconds = self.format.seconds.then_some(seconds);
+                json_line(ev, &cgroup, clock, seconds, w)
+            }
+            Layout::Csv => csv_line(ev, self.format, &cgroup, clock, seconds, w),
+            Layout::Columns => self.text_line(ev, &cgroup, clock, seconds, w),
         }
     }
 
@@ -194,6 +167,51 @@ impl Printer {
     }
 }
 
+/// PY's CSV header.
+fn csv_header(f: Format, w: &mut dyn Write) -> io::Result<()> {
+    if f.clock {
+        w.write_all(b"TIME,")?;
+    }
+    if f.seconds {
+        w.write_all(b"TIME(s),")?;
+    }
+    w.write_all(b"SKADDR,C-PID,C-COMM,IP,LADDR,LPORT,RADDR,RPORT,OLDSTATE,NEWSTATE,MS")?;
+    w.write_all(if f.cgroup { b",CGROUP\n" } else { b"\n" })
+}
+
+/// bcc's column header (bcc labels -T's column TIME(s) too).
+fn columns_header(f: Format, w: &mut dyn Write) -> io::Result<()> {
+    if f.clock {
+        write!(w, "{:<8} ", "TIME(s)")?;
+    }
+    if f.seconds {
+        write!(w, "{:<9} ", "TIME(s)")?;
+    }
+    if f.wide {
+        write!(
+            w,
+            "{:<16} {:<7} {:<16} {:<2} {:<39} {:<5} {:<39} {:<5} {:<11} -> {:<11} MS",
+            "SKADDR",
+            "PID",
+            "COMM",
+            "IP",
+            "LADDR",
+            "LPORT",
+            "RADDR",
+            "RPORT",
+            "OLDSTATE",
+            "NEWSTATE"
+        )?;
+    } else {
+        write!(
+            w,
+            "{:<16} {:<7} {:<10} {:<15} {:<5} {:<15} {:<5} {:<11} -> {:<11} MS",
+            "SKADDR", "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "OLDSTATE", "NEWSTATE"
+        )?;
+    }
+    w.write_all(if f.cgroup { b" CGROUP\n" } else { b"\n" })
+}
+
 /// bcc prints `delta_us / 1000.0` with `%.3f`: for whole microseconds that is exactly the
 /// quotient and the 3-digit remainder.
 fn write_ms(line: &mut Line, delta_us: u64) {
@@ -214,6 +232,53 @@ fn shown_process(ev: &StateChange, f: Format) -> Option<(u32, &Comm)> {
         Some((ev.pid, &ev.comm))
     }
 }
+
+/// The fields of a `--json` object and what each holds (the man page's JSON FIELDS).
+pub const JSON_FIELDS: &[(&str, &str)] = &[
+    (
+        "time",
+        "The wall-clock time the event was printed, RFC 3339 with microseconds.",
+    ),
+    ("skaddr", "The kernel's socket address, lowercase hex."),
+    (
+        "pid",
+        "The PID of the task on the CPU when the state changed (also with --owner).",
+    ),
+    ("comm", "That task's name."),
+    ("ip", "4 for AF_INET, else 6."),
+    ("laddr", "The local address."),
+    ("lport", "The local port."),
+    ("raddr", "The remote address."),
+    ("rport", "The remote port."),
+    (
+        "oldstate",
+        "The state left, named as in the columns (a state with no name: its number as text).",
+    ),
+    ("newstate", "The state entered, named likewise."),
+    (
+        "ms",
+        "Milliseconds spent in oldstate, to the nanosecond (the MS column truncates to the \
+microsecond, as bcc does); 0 when its start was not seen.",
+    ),
+    (
+        "seconds",
+        "With -t only: seconds since the first printed event.",
+    ),
+    (
+        "netns",
+        "The socket's network namespace inode (as lsns and stat -L /proc/PID/ns/net print it).",
+    ),
+    (
+        "cgroup",
+        "The socket's cgroup v2 path from the hierarchy's root (/ for the root); its id as \
+text if no directory has it any more.",
+    ),
+    (
+        "owner_pid",
+        "The socket's owner's PID, only where the owner is known (see --owner).",
+    ),
+    ("owner_comm", "The socket's owner's name, likewise."),
+];
 
 /// `--json`: one object per change; `pid`/`comm` are always the task on the CPU.
 fn json_line(
