@@ -3,8 +3,6 @@
 #ifndef TCPTOOLS_STREAM_BPF_H
 #define TCPTOOLS_STREAM_BPF_H
 
-#include "table.bpf.h"
-
 /* Set by user space before load; the verifier prunes the branch not taken. */
 const volatile __u8 use_ringbuf = 1;
 
