@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::RingBufferBuilder;
-use tcptools::attach;
 use tcptools::skel::pieces::PiecesSkelBuilder;
+use tcptools::{attach, sk_store};
 use tcptools::{cli, signal};
 
 /// The slot table's size, as the exporter's (src/exporter/collect.rs): room for every
@@ -25,12 +25,11 @@ fn hold() -> Result<()> {
         .open(&mut object)
         .context("open")?;
     let rodata = attach::rodata(&mut open.maps.rodata_data)?;
-    attach::size_slots(
+    sk_store::size_slots(
         &mut rodata.slot_bucket_bits,
         &mut open.maps.piece_slots,
         &mut open.maps.piece_slot_values,
-        SLOT_BITS,
-        true,
+        sk_store::Slots::Buckets(SLOT_BITS),
     )?;
     let mut skel = open.load().context("load")?;
     skel.attach().context("attach")?;

@@ -524,10 +524,11 @@ def variant_kind(variant: str) -> str:
     return "reference" if variant in ("bcc", "pieces") else "ours"
 
 
-# Our tools' variants beyond the default: "ours-table" keeps per-socket state in the fixed
-# table (what Linux 5.10 runs) instead of socket storage; "ours-cgroup" adds the -c filter
-# on the root of the cgroup v2 hierarchy, which every socket passes (the filter's own cost).
-VARIANT_ENV = {"ours-table": {"TCPTOOLS_NO_SK_STORAGE": "1"}}
+# Our tools' variants beyond the default: "ours-table" runs the raw_tp programs, which keep
+# per-socket state in the fixed table (what Linux 5.10 runs), instead of tp_btf with the slot
+# table and socket storage; "ours-cgroup" adds the -c filter on the root of the cgroup v2
+# hierarchy, which every socket passes (the filter's own cost).
+VARIANT_ENV = {"ours-table": {"TCPTOOLS_RAW_TP": "1"}}
 
 
 def cgroup2_root() -> str:
@@ -1011,8 +1012,8 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
           f"{fmt(ratio(med(o, 'rss_mib'), med(p, 'rss_mib')), 2)} |")
     a("")
     a("Per-socket state and the container filter, ratios to `ours` (medians of BPF ns/run): "
-      "`ours-table` keeps state in the fixed 10,240-socket table, as on Linux 5.10 (socket "
-      "storage needs 5.11); `ours-cgroup` adds `-c` on the hierarchy's root, so every socket "
+      "`ours-table` runs the raw_tp programs, which keep state in the fixed 10,240-socket table, "
+      "as on Linux 5.10 (the tp_btf programs need 5.12); `ours-cgroup` adds `-c` on the hierarchy's root, so every socket "
       "is read for its cgroup and passes.")
     a("")
     a("| offered | ours BPF ns/run | ours-table | table / ours | ours-cgroup | cgroup / ours |")
@@ -1042,8 +1043,8 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
         a("bcc's tools cannot attach on this kernel (kprobe/fentry only): compared with the "
           "floor and with *bcc (reference)*, bcc's handler rewritten for `tp_btf` "
           "(`bpf/bench_bcc.bpf.c`), measured in the same trials, and with bcc HEAD's figures "
-          "from peer-baseline.md." + (" `ours-table`: connect starts in the fixed hash table "
-                                      "instead of socket storage, as on Linux 5.10."
+          "from peer-baseline.md." + (" `ours-table`: raw_tp, connect starts in the fixed hash "
+                                      "table, as on Linux 5.10."
                                       if "ours-table" in TOOLS[tool]["variants"] else ""))
         a("")
         a("| offered | variant | achieved conn/s | slowdown / rate | events expected | printed | "

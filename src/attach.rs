@@ -150,12 +150,12 @@ fn load_with<B: ProgramSets>(
     })
 }
 
+/// The links of attached programs, and a descriptor of every loaded program.
+type Loaded = (Vec<libbpf_rs::Link>, Vec<(Program, OwnedFd)>);
+
 /// Attaches the loaded programs of `hook` in the catchers' order (src/nested.rs), and
 /// keeps a descriptor of each. With `-v` it names the attached programs.
-fn attach_programs<B: ProgramSets>(
-    skel: &mut SkelOf<B>,
-    hook: Hook,
-) -> Result<(Vec<libbpf_rs::Link>, Vec<(Program, OwnedFd)>)> {
+fn attach_programs<B: ProgramSets>(skel: &mut SkelOf<B>, hook: Hook) -> Result<Loaded> {
     let mut loaded: Vec<_> = B::programs(skel)
         .into_iter()
         .filter(|(program, _)| program.hook == hook)

@@ -23,13 +23,11 @@ pub struct Program {
 /// maps. Implemented by [`program_sets!`](crate::program_sets).
 pub trait ProgramSets: libbpf_rs::skel::SkelBuilder<'static> {
     /// Every program of the open skeleton, to choose the hook's before load.
-    fn open_programs<'a>(
-        open: &'a mut Self::Output,
-    ) -> Vec<(Program, &'a mut OpenProgramMut<'static>)>;
+    fn open_programs(open: &mut Self::Output) -> Vec<(Program, &mut OpenProgramMut<'static>)>;
     /// Every program of the loaded skeleton.
-    fn programs<'a>(skel: &'a mut SkelOf<Self>) -> Vec<(Program, &'a mut ProgramMut<'static>)>;
+    fn programs(skel: &mut SkelOf<Self>) -> Vec<(Program, &mut ProgramMut<'static>)>;
     /// The catchers' per-CPU `struct nested_state` maps, one per set.
-    fn nested_maps<'a>(skel: &'a SkelOf<Self>) -> Vec<&'a MapMut<'static>>;
+    fn nested_maps(skel: &SkelOf<Self>) -> Vec<&MapMut<'static>>;
 }
 
 /// Implements [`ProgramSets`] for a skeleton builder whose BPF side defines the program
@@ -47,17 +45,17 @@ macro_rules! program_sets {
                 all
             }
 
-            fn programs<'a>(
-                skel: &'a mut $crate::attach::SkelOf<$builder>,
-            ) -> Vec<($crate::programs::Program, &'a mut libbpf_rs::ProgramMut<'static>)> {
+            fn programs(
+                skel: &mut $crate::attach::SkelOf<$builder>,
+            ) -> Vec<($crate::programs::Program, &mut libbpf_rs::ProgramMut<'static>)> {
                 let mut all = Vec::new();
                 $( all.extend($crate::program_sets!(@set $set, skel.progs)); )+
                 all
             }
 
-            fn nested_maps<'a>(
-                skel: &'a $crate::attach::SkelOf<$builder>,
-            ) -> Vec<&'a libbpf_rs::MapMut<'static>> {
+            fn nested_maps(
+                skel: &$crate::attach::SkelOf<$builder>,
+            ) -> Vec<&libbpf_rs::MapMut<'static>> {
                 vec![$( $crate::program_sets!(@nested $set, skel.maps) ),+]
             }
         }

@@ -38,26 +38,12 @@ pub enum Slots {
 /// Sizes `store` before load for `hook`'s programs; what they do not use gets one entry, so
 /// that, say, the fixed table costs no memory while the tp_btf programs run.
 pub fn size(store: OpenStore<'_>, hook: Hook, slots: Slots) -> Result<()> {
-    let buckets = match (hook, slots) {
-        (Hook::TpBtf, Slots::Buckets(bits)) => {
-            *store.bucket_bits = std::env::var(SLOT_BITS_ENV)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .filter(|b| (1..=20).contains(b))
-                .unwrap_or(bits);
-            1u32 << *store.bucket_bits
-        }
-        (Hook::TpBtf, Slots::None) => {
-            *store.bucket_bits = 0;
-            1
-        }
-        (Hook::RawTp, _) => 1,
+    let slots = if hook == Hook::TpBtf {
+        slots
+    } else {
+        Slots::None
     };
-    store
-        .slots
-        .set_max_entries(buckets)
-        .and_then(|()| store.values.set_max_entries(buckets * SLOT_WAYS))
-        .context("failed to size the slot table")?;
+    size_slots(store.bucket_bits, store.slots, store.values, slots)?;
     if hook == Hook::TpBtf {
         store
             .table
@@ -65,6 +51,28 @@ pub fn size(store: OpenStore<'_>, hook: Hook, slots: Slots) -> Result<()> {
             .context("failed to size an unused map")?;
     }
     Ok(())
+}
+
+/// Sizes a slot table's maps, `slots` and `values`, and the programs' `bucket_bits`.
+pub fn size_slots(
+    bucket_bits: &mut u32,
+    slots: &mut OpenMapMut<'_>,
+    values: &mut OpenMapMut<'_>,
+    how: Slots,
+) -> Result<()> {
+    *bucket_bits = match how {
+        Slots::Buckets(bits) => std::env::var(SLOT_BITS_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|b| (1..=20).contains(b))
+            .unwrap_or(bits),
+        Slots::None => 0,
+    };
+    let buckets = 1u32 << *bucket_bits;
+    slots
+        .set_max_entries(buckets)
+        .and_then(|()| values.set_max_entries(buckets * SLOT_WAYS))
+        .context("failed to size the slot table")
 }
 
 /// Whether `hook`'s programs keep per-socket state in socket storage (behind the slot
