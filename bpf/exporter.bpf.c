@@ -66,7 +66,7 @@ struct {
 } group_overflow SEC(".maps");
 
 /* When each socket entered its current state (ktime ns; 0: not seen). */
-SK_STORE(starts, __u64, MAX_SOCKETS, 0);
+SK_STORE(start, __u64, MAX_SOCKETS, 0);
 
 static const __u64 zero_count = 0;
 static const struct exporter_hist zero_hist = {};
@@ -150,13 +150,13 @@ static __always_inline __u64 swap_start(const struct sock *sk, int newstate, __u
 	struct sk_ref ref;
 	__u64 *kept, start;
 
-	kept = sk_store_get(starts, sk, hook, newstate != TCP_CLOSE, &ref);
+	kept = sk_store_get(start, sk, hook, newstate != TCP_CLOSE, &ref);
 	if (!kept)
 		return 0;
 	start = *kept;
 	/* After CLOSE nothing is kept: a socket connected again starts anew. */
 	if (newstate == TCP_CLOSE)
-		sk_store_release(starts, sk, hook, &ref);
+		sk_store_release(start, sk, hook, &ref);
 	else
 		*kept = now;
 	return start;

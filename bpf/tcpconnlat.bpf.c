@@ -24,7 +24,7 @@ struct connect_start connect_start_layout = {};
 
 /* Connects in flight. Every way out of SYN_SENT passes through the tracepoint and releases
  * the socket's start, so none outlives its socket. */
-SK_STORE(starts, struct connect_start, MAX_CONNECTS, 0);
+SK_STORE(start, struct connect_start, MAX_CONNECTS, 0);
 
 /* CLOSE -> SYN_SENT happens inside connect(), so the current task is the one connecting.
  * A socket connected again after a failed attempt overwrites its old start. */
@@ -36,7 +36,7 @@ static __always_inline void start_connect(const struct sock *sk, const int hook)
 
 	if (settings.pid && pid != settings.pid)
 		return;
-	start = sk_store_get(starts, sk, hook, 1, &ref);
+	start = sk_store_get(start, sk, hook, 1, &ref);
 	if (!start)
 		return;
 	start->ts_ns = bpf_ktime_get_ns();
@@ -54,7 +54,7 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	__s64 delta;
 	__u16 lport, rport;
 
-	start = sk_store_get(starts, sk, hook, 0, &ref);
+	start = sk_store_get(start, sk, hook, 0, &ref);
 	if (!start)
 		return;
 	now = bpf_ktime_get_ns();
@@ -81,7 +81,7 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	sk_in_container(sk, &settings.container, &ev.cgroup_id, &ev.netns);
 	emit_event(ctx, &ev, sizeof(ev), now);
 forget:
-	sk_store_release(starts, sk, hook, &ref);
+	sk_store_release(start, sk, hook, &ref);
 }
 
 static __always_inline int on_state_change(void *ctx, const struct sock *sk, int oldstate,
@@ -125,8 +125,8 @@ static __always_inline int on_state_change(void *ctx, const struct sock *sk, int
 			return 0;
 		}
 	}
-	if (sk_store_get(starts, sk, hook, 0, &ref))
-		sk_store_release(starts, sk, hook, &ref);
+	if (sk_store_get(start, sk, hook, 0, &ref))
+		sk_store_release(start, sk, hook, &ref);
 	return 0;
 }
 

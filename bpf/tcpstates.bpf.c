@@ -25,7 +25,7 @@ struct state_change state_change_layout = {};
  * listener's copy, which is how it knows its owner; with owners to keep (settings.owners,
  * tp_btf only), user space leaves the store no slot table (src/tcpstates/bpf.rs), so every
  * socket's state is in socket storage. */
-SK_STORE(states, struct socket_state, MAX_SOCKETS, BPF_F_CLONE);
+SK_STORE(state, struct socket_state, MAX_SOCKETS, BPF_F_CLONE);
 
 /* The connect() or listen() caller: inside the syscall, the task on the CPU. */
 static __always_inline void set_owner(struct sock_owner *owner, const int hook)
@@ -42,7 +42,7 @@ static __always_inline void track(struct state_change *ev, const struct sock *sk
 	struct socket_state *st;
 	struct sk_ref ref;
 
-	st = sk_store_get(states, sk, hook, ev->newstate != TCP_CLOSE, &ref);
+	st = sk_store_get(state, sk, hook, ev->newstate != TCP_CLOSE, &ref);
 	if (!st)
 		return;
 	/* A clone starts with its listener's start, which is not its own. */
@@ -58,7 +58,7 @@ static __always_inline void track(struct state_change *ev, const struct sock *sk
 	}
 	if (ev->newstate == TCP_CLOSE) {
 		/* A socket connected again after CLOSE starts anew. */
-		sk_store_release(states, sk, hook, &ref);
+		sk_store_release(state, sk, hook, &ref);
 		return;
 	}
 	st->skaddr = ev->skaddr;

@@ -49,9 +49,9 @@ impl Programs {
             rodata.settings = settings(config);
             let store = OpenStore {
                 bucket_bits: &mut rodata.slot_bucket_bits,
-                slots: &mut open.maps.starts_slots,
-                values: &mut open.maps.starts_values,
-                table: &mut open.maps.starts_table,
+                slots: &mut open.maps.start_slots,
+                values: &mut open.maps.start_values,
+                table: &mut open.maps.start_table,
             };
             sk_store::size(store, hook, Slots::Buckets(SOCKET_SLOT_BITS))?;
             size_group_maps(&mut open.maps, config)
@@ -94,7 +94,7 @@ impl Programs {
             fill.push(MapFill::of("group_hists", &maps.group_hists));
         }
         if !sk_store::in_sk_storage(self.attached.hook) {
-            fill.push(MapFill::of("start_table", &maps.starts_table));
+            fill.push(MapFill::of("start_table", &maps.start_table));
         }
         fill
     }

@@ -45,9 +45,9 @@ pub fn load(
         };
         let store = OpenStore {
             bucket_bits: &mut rodata.slot_bucket_bits,
-            slots: &mut open.maps.starts_slots,
-            values: &mut open.maps.starts_values,
-            table: &mut open.maps.starts_table,
+            slots: &mut open.maps.start_slots,
+            values: &mut open.maps.start_values,
+            table: &mut open.maps.start_table,
         };
         sk_store::size(store, hook, Slots::Buckets(CONNECT_SLOT_BITS))
     })

@@ -66,9 +66,9 @@ pub fn load(
         };
         let store = OpenStore {
             bucket_bits: &mut rodata.slot_bucket_bits,
-            slots: &mut open.maps.states_slots,
-            values: &mut open.maps.states_values,
-            table: &mut open.maps.states_table,
+            slots: &mut open.maps.state_slots,
+            values: &mut open.maps.state_values,
+            table: &mut open.maps.state_table,
         };
         sk_store::size(store, hook, slots)
     })
