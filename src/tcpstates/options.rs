@@ -143,9 +143,9 @@ and messages are bcc's, byte for byte, apart from the differences listed below.\
 The process shown is the one on the CPU when the state changed, which for changes made by \
 the kernel (a SYN-ACK or a FIN arriving) is often unrelated to the socket; --owner shows \
 the process that owns the socket instead.\n\
-The time spent in a state is kept with the socket (socket storage, Linux 5.11 or later) \
-for any number of sockets; on older kernels and with raw_tp it is kept in a table of \
-10240 sockets, and sockets it cannot hold are reported on standard error (socket table \
+The time spent in a state is kept in a slot table and socket storage (tp_btf, Linux 5.12 \
+or later) for any number of sockets; with raw_tp (older kernels, such as 5.10) it is kept \
+in a table of 10240 sockets, and sockets it cannot hold are reported on standard error (socket table \
 full) rather than printed as a duration of 0.",
     tracepoints: "sock:inet_sock_set_state",
     event_stream: true,
@@ -167,7 +167,7 @@ cgroup v2 (PATH or any cgroup below it) and network namespace (a path such as \
 they hold in softirq context and for accepted sockets.",
         "Added: --owner prints the socket's owner as PID and COMM (the process that called \
 connect() or listen() on it, or on the listener it was accepted from; - where it is not \
-known: sockets opened before the tool started, or kernels before 5.11, where --owner \
+known: sockets opened before the tool started, or kernels before 5.12, where --owner \
 exits 1), and --show-cgroup adds a CGROUP column with the socket's cgroup v2 path.",
         "Output is flushed after each batch of events, so a pipe or the journal sees it at \
 once.",
