@@ -50,7 +50,9 @@ static __always_inline void track(struct state_change *ev, const struct sock *sk
 		ev->delta_ns = ts - st->ts_ns;
 		ev->delta_known = 1;
 	}
-	if (settings.owners) {
+	/* Owners only where an accepted socket learns its own (cloned socket storage):
+	 * with the raw_tp programs' fixed table it would have none. */
+	if (settings.owners && hook == HOOK_TP_BTF) {
 		if (ev->oldstate == TCP_CLOSE &&
 		    (ev->newstate == TCP_SYN_SENT || ev->newstate == TCP_LISTEN))
 			set_owner(&st->owner, hook);
