@@ -58,27 +58,13 @@ struct {
 } group_hists SEC(".maps");
 
 /* Counts that went to the "other" group because the group maps were full. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} group_overflow SEC(".maps");
+PERCPU_COUNTER(group_overflow);
 
 /* When each socket entered its current state (ktime ns; 0: not seen). */
 SK_STORE(start, __u64, MAX_SOCKETS, 0);
 
 static const __u64 zero_count = 0;
 static const struct exporter_hist zero_hist = {};
-
-static __always_inline void count_group_overflow(void)
-{
-	__u32 zero = 0;
-	__u64 *count = bpf_map_lookup_elem(&group_overflow, &zero);
-
-	if (count)
-		__sync_fetch_and_add(count, 1);
-}
 
 /* The value of `index` of `group`: in `group_map` (created from `zero`), else (not grouping,
  * or the group map full) in `array`. Every add is atomic: the group maps are shared by the
@@ -92,7 +78,7 @@ static __always_inline void *value_of(void *group_map, const void *zero, void *a
 
 		if (value)
 			return value;
-		count_group_overflow();
+		counter_add(&group_overflow);
 	}
 	return bpf_map_lookup_elem(array, &index);
 }

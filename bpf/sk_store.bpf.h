@@ -12,18 +12,14 @@
 #ifndef TCPTOOLS_SK_STORE_BPF_H
 #define TCPTOOLS_SK_STORE_BPF_H
 
+#include "counter.bpf.h"
 #include "hook.bpf.h"
 #include "sock.bpf.h"
 #include "slots.bpf.h"
 
 /* Sockets the fixed table had no room for: their next change has no known start. Reported
  * like lost events. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} table_full SEC(".maps");
+PERCPU_COUNTER(table_full);
 
 /* The store `name` of value_type per socket: maps name_slots and name_values (the slot
  * table), name_storage (socket storage; BPF_F_NO_PREALLOC | storage_flags: BPF_F_CLONE gives
@@ -51,15 +47,6 @@ struct sk_ref {
 	struct slot_ref slot; /* slot.held: in the slot table */
 };
 
-static __always_inline void count_table_full(void)
-{
-	__u32 zero = 0;
-	__u64 *count = bpf_map_lookup_elem(&table_full, &zero);
-
-	if (count)
-		*count += 1;
-}
-
 /* The fixed table's value of sk; with `create`, a zeroed one where it has none. */
 static __always_inline void *sk_table_get(void *table, const void *zero, const struct sock *sk,
 					  int create)
@@ -71,7 +58,7 @@ static __always_inline void *sk_table_get(void *table, const void *zero, const s
 		return bpf_map_lookup_elem(table, &skaddr);
 	value = lookup_or_init(table, &skaddr, zero);
 	if (!value)
-		count_table_full();
+		counter_add(&table_full);
 	return value;
 }
 
