@@ -38,6 +38,7 @@
 #ifndef TCPTOOLS_NESTED_BPF_H
 #define TCPTOOLS_NESTED_BPF_H
 
+#include "counter.bpf.h"
 #include "hook.bpf.h"
 
 /* THREAD_SIZE of x86_64 and arm64 kernels (without KASAN). */
@@ -115,13 +116,7 @@ static __always_inline int nested_skipped(void *ctx, void *map, const int hook)
 }
 /* The per-CPU state of the pair `pair`: map nested_PAIR, whose catches user space reads
  * (src/nested.rs). */
-#define NESTED_STATE(pair)                                                              \
-	struct {                                                                        \
-		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                \
-		__uint(max_entries, 1);                                                 \
-		__type(key, __u32);                                                     \
-		__type(value, struct nested_state);                                     \
-	} nested_##pair SEC(".maps")
+#define NESTED_STATE(pair) PERCPU_VALUE(nested_##pair, struct nested_state)
 
 #define NESTED_UNPAREN(...) __VA_ARGS__
 
