@@ -6,13 +6,6 @@
 
 #define PORT_SET_WORDS 1024
 
-/* Counters and histograms are indexed densely; the family is the first index: 0 for
- * AF_INET, 1 for AF_INET6. */
-#define FAMILIES 2
-/* TCP states as the kernel numbers them (1 ESTABLISHED .. 12 NEW_SYN_RECV, 13 BOUND_INACTIVE
- * since 6.8), with room to spare; a state beyond is not counted. */
-#define STATES 16
-
 /* How a connect left SYN_SENT (tcp_connect_attempts_total's `outcome`). */
 enum connect_outcome {
 	OUTCOME_ESTABLISHED = 0,
@@ -22,23 +15,32 @@ enum connect_outcome {
 	OUTCOMES = 4,
 };
 
-/* Counter index: family * COUNTERS_PER_FAMILY + old * STATES + new for transitions, then
- * TRANSITIONS + outcome for connect attempts. */
-#define TRANSITIONS (STATES * STATES)
-#define COUNTERS_PER_FAMILY (TRANSITIONS + OUTCOMES)
-#define COUNTERS (FAMILIES * COUNTERS_PER_FAMILY)
-
-/* Histogram index: family * HISTS_PER_FAMILY + one of these. Connect latency exists for
- * the established and refused outcomes only (a timeout's time is the kernel's setting). */
-#define HIST_RTT 0
-#define HIST_CONNECT 1                /* + outcome, for OUTCOME_ESTABLISHED, OUTCOME_REFUSED */
-#define HIST_STATE 3                  /* + the state left */
-#define HISTS_PER_FAMILY (HIST_STATE + STATES)
-#define HISTS (FAMILIES * HISTS_PER_FAMILY)
-
-/* log2 slots of microseconds: slot i holds 2^i .. 2^(i+1)-1 (slot 0 holds 0 and 1), the
- * last one everything above. User space folds each metric's slots beyond its own last. */
-#define HIST_SLOTS 36
+/* The arrays' layout, which user space takes from the skeleton (src/exporter/metrics.rs).
+ * Counters and histograms are indexed densely; the family is the first index: 0 for
+ * AF_INET, 1 for AF_INET6. */
+enum exporter_layout {
+	FAMILIES = 2,
+	/* TCP states as the kernel numbers them (1 ESTABLISHED .. 12 NEW_SYN_RECV,
+	 * 13 BOUND_INACTIVE since 6.8), with room to spare; a state beyond is not counted. */
+	STATES = 16,
+	/* Counter index: family * COUNTERS_PER_FAMILY + old * STATES + new for transitions,
+	 * then TRANSITIONS + outcome for connect attempts. */
+	TRANSITIONS = STATES * STATES,
+	COUNTERS_PER_FAMILY = TRANSITIONS + OUTCOMES,
+	COUNTERS = FAMILIES * COUNTERS_PER_FAMILY,
+	/* Histogram index: family * HISTS_PER_FAMILY + one of these. Connect latency exists
+	 * for the established and refused outcomes only (a timeout's time is the kernel's
+	 * setting). */
+	HIST_RTT = 0,
+	HIST_CONNECT = 1, /* + outcome, for OUTCOME_ESTABLISHED, OUTCOME_REFUSED */
+	HIST_STATE = 3,   /* + the state left */
+	HISTS_PER_FAMILY = HIST_STATE + STATES,
+	HISTS = FAMILIES * HISTS_PER_FAMILY,
+	/* log2 slots of microseconds: slot i holds 2^i .. 2^(i+1)-1 (slot 0 holds 0 and 1),
+	 * the last one everything above. User space folds each metric's slots beyond its own
+	 * last. */
+	HIST_SLOTS = 36,
+};
 
 struct exporter_hist {
 	__u64 slots[HIST_SLOTS];
@@ -63,11 +65,10 @@ struct group_key {
 struct exporter_settings {
 	__u64 lports[PORT_SET_WORDS]; /* bit p set: local port p counted (with filter_lports) */
 	__u64 rports[PORT_SET_WORDS];
+	enum group_by group_by;
 	__u8 filter_lports;
 	__u8 filter_rports;
-	__u8 group_by;                /* enum group_by */
-	__u8 sk_storage;              /* 1: tp_btf programs keep state starts in socket storage */
-	__u8 pad[4];
+	__u8 pad[2];
 };
 
 #endif

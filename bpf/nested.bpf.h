@@ -4,7 +4,7 @@
  * skipped and only counted (`recursion_misses`). So every tool has, on the same tracepoint,
  * a second program, the catcher, with a counter of its own. User space attaches the main
  * program first, so for every event the kernel runs the main program, then the catcher
- * (src/attach.rs). The catcher calls the same handler only when the main program did not
+ * (src/nested.rs). The catcher calls the same handler only when the main program did not
  * run for this event: the kernel skipped it.
  *
  * How the catcher knows: events on one CPU nest by context, never within one context: a
@@ -33,18 +33,13 @@
  *
  * What is still lost: an event whose main program and catcher are both skipped (a catcher
  * catching in a softirq interrupted by a hardirq that changes a socket's state, which TCP
- * does not do). Lost = main programs' recursion_misses − catches, exactly (src/stream.rs);
+ * does not do). Lost = main programs' recursion_misses − catches, exactly (src/nested.rs);
  * the catcher's own misses are not losses: the main program ran for those events. */
 #ifndef TCPTOOLS_NESTED_BPF_H
 #define TCPTOOLS_NESTED_BPF_H
 
-extern int LINUX_KERNEL_VERSION __kconfig;
-
-/* Whether the kernel skips a program's nested runs (Linux 6.1+) rather than re-entering it.
- * Where it does, two runs of one program never interleave on a CPU, and the catcher's
- * runs of the handler are the ones nested in the main program's: memory that only one of
- * the two programs writes, per CPU, takes plain adds. */
-#define NESTED_GUARDED (LINUX_KERNEL_VERSION >= KERNEL_VERSION(6, 1, 0))
+#include "counter.bpf.h"
+#include "hook.bpf.h"
 
 /* THREAD_SIZE of x86_64 and arm64 kernels (without KASAN). */
 #define NESTED_THREAD_SIZE 16384
@@ -65,11 +60,12 @@ struct nested_state {
  * program writes the pointer to a map and reads it back, in a slot of its own: no other
  * run of the same program can come in between (on kernels that skip nested runs). */
 static __always_inline __u32 nested_level(void *ctx, struct nested_state *st, int slot,
-					  const int direct)
+					  const int hook)
 {
 	__u64 where, base;
 
-	if (direct && bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
+	if (hook == HOOK_TP_BTF &&
+	    bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
 		struct task_struct *task = bpf_get_current_task_btf();
 		__u64 offset = (__u64)ctx - (__u64)task;
 
@@ -86,14 +82,14 @@ static __always_inline __u32 nested_level(void *ctx, struct nested_state *st, in
 }
 
 /* The main program's entry: it runs for this event at its level. */
-static __always_inline void nested_enter(void *ctx, void *map, const int direct)
+static __always_inline void nested_enter(void *ctx, void *map, const int hook)
 {
 	__u32 zero = 0, level;
 	struct nested_state *st = bpf_map_lookup_elem(map, &zero);
 
 	if (!st)
 		return;
-	level = nested_level(ctx, st, 0, direct);
+	level = nested_level(ctx, st, 0, hook);
 	if (level == 0) {
 		st->ran[0] += 1;
 		st->ran[1] = 0;
@@ -103,14 +99,14 @@ static __always_inline void nested_enter(void *ctx, void *map, const int direct)
 }
 
 /* The catcher: true when the main program did not run for this event (counted as caught). */
-static __always_inline int nested_skipped(void *ctx, void *map, const int direct)
+static __always_inline int nested_skipped(void *ctx, void *map, const int hook)
 {
 	__u32 zero = 0, level;
 	struct nested_state *st = bpf_map_lookup_elem(map, &zero);
 
 	if (!st)
 		return 0;
-	level = nested_level(ctx, st, 1, direct) & 1;
+	level = nested_level(ctx, st, 1, hook) & 1;
 	if (st->ran[level]) {
 		st->ran[level] -= 1;
 		return 0;
@@ -118,40 +114,29 @@ static __always_inline int nested_skipped(void *ctx, void *map, const int direct
 	st->catches += 1;
 	return 1;
 }
-/* The per-CPU state of the pair `pair`: map nested_PAIR, which user space finds by its
- * prefix `nested_` and reads the catches of. */
-#define NESTED_STATE(pair)                                                               \
-	struct {                                                                         \
-		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                 \
-		__uint(max_entries, 1);                                                  \
-		__type(key, __u32);                                                      \
-		__type(value, struct nested_state);                                      \
-	} nested_##pair SEC(".maps")
+/* The per-CPU state of the pair `pair`: map nested_PAIR, whose catches user space reads
+ * (src/nested.rs). */
+#define NESTED_STATE(pair) PERCPU_VALUE(nested_##pair, struct nested_state)
 
 #define NESTED_UNPAREN(...) __VA_ARGS__
 
 /* A main program `main` and its catcher `catcher` in section `sec`, both with the
  * tracepoint's arguments `args` (parenthesized) and the same body `call` (a statement
- * that returns), in which `nested_catcher` is 1 in the catcher and 0 in the main program;
- * `direct`: 1 for tp_btf programs (BTF-typed loads), 0 for raw_tp. The catcher's name
- * starts with `catch_`: user space attaches it last. */
-#define NESTED_PROGRAMS(pair, sec, main, catcher, direct, args, call)                   \
-	SEC(sec)                                                                         \
-	int BPF_PROG(main, NESTED_UNPAREN args)                                          \
-	{                                                                                \
-		const int nested_catcher = 0;                                            \
-										 \
-		nested_enter(ctx, &nested_##pair, direct);                               \
-		call;                                                                    \
-	}                                                                                \
-	SEC(sec)                                                                         \
-	int BPF_PROG(catcher, NESTED_UNPAREN args)                                       \
-	{                                                                                \
-		const int nested_catcher = 1;                                            \
-										 \
-		if (!nested_skipped(ctx, &nested_##pair, direct))                        \
-			return 0;                                                        \
-		call;                                                                    \
+ * that returns); `hook`: the program's hook (bpf/hook.bpf.h). User space attaches the
+ * catcher after its main program (src/nested.rs). */
+#define NESTED_PROGRAMS(pair, sec, main, catcher, hook, args, call)                    \
+	SEC(sec)                                                                        \
+	int BPF_PROG(main, NESTED_UNPAREN args)                                         \
+	{                                                                               \
+		nested_enter(ctx, &nested_##pair, hook);                                \
+		call;                                                                   \
+	}                                                                               \
+	SEC(sec)                                                                        \
+	int BPF_PROG(catcher, NESTED_UNPAREN args)                                      \
+	{                                                                               \
+		if (!nested_skipped(ctx, &nested_##pair, hook))                         \
+			return 0;                                                       \
+		call;                                                                   \
 	}
 
 #endif

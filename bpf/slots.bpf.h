@@ -1,25 +1,23 @@
-/* A fast home for per-socket state: a fixed, set-associative table of socket keys in an
- * array map, whose lookups the verifier inlines. Socket storage costs an allocation, a
+/* The first store of bpf/sk_store.bpf.h, its private part: a fixed, set-associative table
+ * of socket keys in an array map, whose lookups the verifier inlines. Socket storage costs an allocation, a
  * lock and a free per socket (measured: about 330 ns a socket here, most of a program's
  * run), a hash map the same; a socket finds its slot here with one multiply and a scan of
  * one bucket of SLOT_WAYS keys in two cache lines. A slot is claimed with a
  * compare-and-swap, so CPUs and a nested catcher never take the same one, and given back
  * when the caller is done with the socket (it closed, its connect was answered). What
- * does not fit (a full bucket) is the caller's to keep elsewhere, in socket storage:
- * nothing is bounded by the table. Used with socket storage only: Linux 5.11 has storage
- * but not compare-and-swap (5.12), and its verifier refuses the program, which then loads
- * without either (src/attach.rs).
+ * does not fit (a full bucket) goes to socket storage: nothing is bounded by the table.
+ * tp_btf programs only: compare-and-swap came to the verifier in Linux 5.12.
  *
- * The table holds keys only. A caller keeps its values in an array map beside it, indexed
- * by the slot's index: SLOT_VALUES(name, type); slot_value() finds a socket's value in
- * either place. */
+ * The table holds keys only. Its values are in an array map beside it, indexed by the
+ * slot's index: SLOT_VALUES(name, type). */
 #ifndef TCPTOOLS_SLOTS_BPF_H
 #define TCPTOOLS_SLOTS_BPF_H
 
 #define SLOT_WAYS 8
 
-/* log2 of the table's buckets, at least 1; user space sets it before load and sizes both
- * maps to match: 2^bits buckets, 2^bits * SLOT_WAYS values (src/attach.rs). */
+/* log2 of the table's buckets; user space sets it before load and sizes both maps to
+ * match: 2^bits buckets, 2^bits * SLOT_WAYS values (src/sk_store.rs). 0: no table, every
+ * socket in socket storage. */
 const volatile __u32 slot_bucket_bits = 1;
 
 /* 0: a free way. */
@@ -63,12 +61,16 @@ static __always_inline __u64 slot_key(const struct sock *sk, const void *base)
  * ref->bucket and ref->key for slot_claim() either way (bucket NULL: no table). */
 static __always_inline int slot_find(void *table, __u64 key, struct slot_ref *ref)
 {
-	/* Socket addresses share their low bits (slab objects): a multiplicative hash takes
-	 * the well-mixed high bits of the product. */
-	__u32 bucket = (key * 0x9E3779B97F4A7C15ULL) >> (64 - slot_bucket_bits);
-	struct slot_bucket *b = bpf_map_lookup_elem(table, &bucket);
+	struct slot_bucket *b = NULL;
+	__u32 bucket = 0;
 	int way;
 
+	if (slot_bucket_bits) {
+		/* Socket addresses share their low bits (slab objects): a multiplicative hash
+		 * takes the well-mixed high bits of the product. */
+		bucket = (key * 0x9E3779B97F4A7C15ULL) >> (64 - slot_bucket_bits);
+		b = bpf_map_lookup_elem(table, &bucket);
+	}
 	ref->bucket = b;
 	ref->key = key;
 	ref->index = bucket * SLOT_WAYS;
@@ -111,29 +113,6 @@ static __always_inline void slot_free(const struct slot_ref *ref)
 {
 	if (ref->bucket && ref->held)
 		ref->bucket->keys[ref->index % SLOT_WAYS] = 0;
-}
-
-/* A socket's value: in its slot of `table` (the value in `values`), else in the socket
- * storage `storage` (where a socket goes whose bucket was full). With `create`, a socket
- * that has neither gets a free slot, or storage when its bucket is full, and *fresh says
- * so: a claimed slot's value still holds what its last socket left. NULL: none (without
- * create), or no room. ref->held: the value is in a slot, for slot_free(). */
-static __always_inline void *slot_value(void *table, void *values, void *storage,
-					const struct sock *sk, const void *base, int create,
-					struct slot_ref *ref, int *fresh)
-{
-	void *value;
-
-	*fresh = 0;
-	if (slot_find(table, slot_key(sk, base), ref))
-		return bpf_map_lookup_elem(values, &ref->index);
-	value = bpf_sk_storage_get(storage, (struct sock *)sk, NULL, 0);
-	if (value || !create)
-		return value;
-	*fresh = 1;
-	if (slot_claim(ref))
-		return bpf_map_lookup_elem(values, &ref->index);
-	return bpf_sk_storage_get(storage, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 }
 
 #endif

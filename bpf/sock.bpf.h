@@ -1,11 +1,11 @@
 /* Reading socket fields from a tp_btf program (plain BTF-checked loads) or a raw_tp program
- * (probe reads), with one body of code for both, and the filters the tools share. `direct`
- * is a compile-time constant in every caller, so each program keeps only its own kind of
- * access. */
+ * (probe reads), with one body of code for both, and the filters the tools share. `hook`
+ * (bpf/hook.bpf.h) is a compile-time constant in every caller, so each program keeps only
+ * its own kind of access. */
 #ifndef TCPTOOLS_SOCK_BPF_H
 #define TCPTOOLS_SOCK_BPF_H
 
-#include "nested.bpf.h"
+#include "hook.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -22,21 +22,13 @@
 #define TCP_CLOSE 7
 #define TCP_LISTEN 10
 
-/* What a handler's `direct` says, a compile-time constant of each program: */
-#define SK_PROBED 0      /* raw_tp: socket fields by probe reads; state in a fixed table */
-#define SK_BTF 1         /* tp_btf: plain BTF-checked loads; state in a fixed table */
-#define SK_BTF_STORAGE 2 /* tp_btf loaded with socket storage (Linux 5.11+), which may also
-			  * use compare-and-swap (5.12+): a verifier before 5.12 refuses that
-			  * instruction even where it is never reached, so SK_BTF programs
-			  * must not contain it. */
-
 /* dst = expr, where expr is a kernel field reached through a pointer. */
-#define SK_READ(direct, dst, expr)                                           \
-	do {                                                                 \
-		if (direct)                                                  \
-			dst = (expr);                                        \
-		else                                                         \
-			bpf_core_read(&(dst), sizeof(dst), &(expr));         \
+#define SK_READ(hook, dst, expr)                                                \
+	do {                                                                    \
+		if (hook == HOOK_TP_BTF)                                        \
+			dst = (expr);                                           \
+		else                                                            \
+			bpf_core_read(&(dst), sizeof(dst), &(expr));            \
 	} while (0)
 
 /* The socket retyped for plain loads beyond struct sock, where the verifier stops a tp_btf
@@ -56,12 +48,12 @@ static __always_inline const struct tcp_sock *sk_tcp(const struct sock *sk)
  * the kernel clears before SYN_SENT -> CLOSE of a refused connect. inet_sport lies
  * beyond struct sock: a tp_btf program reaches it through sk_tcp(), a raw_tp program
  * (or where sk_tcp() finds no tcp_sock) with a probe read. */
-static __always_inline __u16 sk_lport(const struct sock *sk, const int direct)
+static __always_inline __u16 sk_lport(const struct sock *sk, const int hook)
 {
 	const struct inet_sock *inet = (const struct inet_sock *)sk;
 	__u16 sport;
 
-	if (direct) {
+	if (hook == HOOK_TP_BTF) {
 		const struct tcp_sock *tp = sk_tcp(sk);
 
 		if (tp)
@@ -72,33 +64,33 @@ static __always_inline __u16 sk_lport(const struct sock *sk, const int direct)
 }
 
 /* Copies an address field of n bytes into dst. */
-#define SK_READ_ADDR(direct, dst, field, n)                                  \
-	do {                                                                 \
-		if (direct)                                                  \
-			__builtin_memcpy(dst, &(field), n);                  \
-		else                                                         \
-			bpf_core_read(dst, n, &(field));                     \
+#define SK_READ_ADDR(hook, dst, field, n)                                       \
+	do {                                                                    \
+		if (hook == HOOK_TP_BTF)                                        \
+			__builtin_memcpy(dst, &(field), n);                     \
+		else                                                            \
+			bpf_core_read(dst, n, &(field));                        \
 	} while (0)
 
 /* The socket's local and remote addresses: IPv4 in the first 4 bytes, anything else
  * read as IPv6, as bcc does. */
-#define SK_READ_ADDRS(direct, sk, family, laddr, raddr)                               \
-	do {                                                                          \
-		if ((family) == AF_INET) {                                            \
-			SK_READ_ADDR(direct, laddr, (sk)->__sk_common.skc_rcv_saddr, 4); \
-			SK_READ_ADDR(direct, raddr, (sk)->__sk_common.skc_daddr, 4);  \
-		} else {                                                              \
-			SK_READ_ADDR(direct, laddr, (sk)->__sk_common.skc_v6_rcv_saddr, 16); \
-			SK_READ_ADDR(direct, raddr, (sk)->__sk_common.skc_v6_daddr, 16); \
-		}                                                                     \
+#define SK_READ_ADDRS(hook, sk, family, laddr, raddr)                           \
+	do {                                                                    \
+		if ((family) == AF_INET) {                                      \
+			SK_READ_ADDR(hook, laddr, (sk)->__sk_common.skc_rcv_saddr, 4); \
+			SK_READ_ADDR(hook, raddr, (sk)->__sk_common.skc_daddr, 4); \
+		} else {                                                        \
+			SK_READ_ADDR(hook, laddr, (sk)->__sk_common.skc_v6_rcv_saddr, 16); \
+			SK_READ_ADDR(hook, raddr, (sk)->__sk_common.skc_v6_daddr, 16); \
+		}                                                               \
 	} while (0)
 
 /* inet_sock_set_state also fires for SCTP and MPTCP sockets. */
-static __always_inline int sk_is_tcp(const struct sock *sk, const int direct)
+static __always_inline int sk_is_tcp(const struct sock *sk, const int hook)
 {
 	__u16 protocol;
 
-	if (direct)
+	if (hook == HOOK_TP_BTF)
 		protocol = BPF_CORE_READ_BITFIELD(sk, sk_protocol);
 	else
 		protocol = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
@@ -126,9 +118,9 @@ static __always_inline void *lookup_or_init(void *map, const void *key, const vo
 /* Reads the smoothed RTT in us into *srtt (tcp_rtt_estimator keeps srtt_us << 3); 0 if sk
  * is no tcp_sock. srtt_us lies beyond struct sock: a tp_btf program reaches it through
  * sk_tcp(), a raw_tp program with a probe read. */
-static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, __u32 *srtt)
+static __always_inline int sk_srtt_us(const struct sock *sk, const int hook, __u32 *srtt)
 {
-	if (direct) {
+	if (hook == HOOK_TP_BTF) {
 		const struct tcp_sock *tp = sk_tcp(sk);
 
 		if (!tp)
@@ -139,41 +131,5 @@ static __always_inline int sk_srtt_us(const struct sock *sk, const int direct, _
 	}
 	return 1;
 }
-
-/* A tool's programs on sock:inet_sock_set_state, all calling
- * handler(ctx, sk, oldstate, newstate, direct, catcher): set_state_btf (tp_btf with socket
- * storage, SK_BTF_STORAGE), set_state_tbl (tp_btf without, SK_BTF) and set_state_raw
- * (raw_tp, SK_PROBED), each with its catcher (catch_state_btf, catch_state_tbl,
- * catch_state_raw: bpf/nested.bpf.h; catcher is 1 in those). User space loads one
- * setup's pair (src/attach.rs). */
-#define SET_STATE_PROGRAMS(handler)                                                     \
-	NESTED_STATE(set_state);                                                        \
-	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_btf,         \
-			catch_state_btf, SK_BTF_STORAGE,                                \
-			(const struct sock *sk, const int oldstate, const int newstate), \
-			return handler(ctx, sk, oldstate, newstate, SK_BTF_STORAGE,     \
-				       nested_catcher))                                 \
-	NESTED_PROGRAMS(set_state, "tp_btf/inet_sock_set_state", set_state_tbl,         \
-			catch_state_tbl, SK_BTF,                                        \
-			(const struct sock *sk, const int oldstate, const int newstate), \
-			return handler(ctx, sk, oldstate, newstate, SK_BTF,             \
-				       nested_catcher))                                 \
-	NESTED_PROGRAMS(set_state, "raw_tp/inet_sock_set_state", set_state_raw,         \
-			catch_state_raw, SK_PROBED,                                     \
-			(const struct sock *sk, const int oldstate, const int newstate), \
-			return handler(ctx, sk, oldstate, newstate, SK_PROBED,          \
-				       nested_catcher))
-
-/* A tool's programs on tcp:tcp_probe, all calling handler(sk, direct, catcher):
- * tcp_probe_btf (tp_btf) and tcp_probe_raw (raw_tp), each with its catcher
- * (catch_probe_btf, catch_probe_raw; catcher is 1 in those). */
-#define TCP_PROBE_PROGRAMS(handler)                                                     \
-	NESTED_STATE(tcp_probe);                                                       \
-	NESTED_PROGRAMS(tcp_probe, "tp_btf/tcp_probe", tcp_probe_btf, catch_probe_btf,  \
-			SK_BTF, (const struct sock *sk, const struct sk_buff *skb),    \
-			return handler(sk, SK_BTF, nested_catcher))                    \
-	NESTED_PROGRAMS(tcp_probe, "raw_tp/tcp_probe", tcp_probe_raw, catch_probe_raw,  \
-			SK_PROBED, (const struct sock *sk, const struct sk_buff *skb), \
-			return handler(sk, SK_PROBED, nested_catcher))
 
 #endif

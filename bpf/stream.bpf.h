@@ -3,7 +3,7 @@
 #ifndef TCPTOOLS_STREAM_BPF_H
 #define TCPTOOLS_STREAM_BPF_H
 
-#include "table.bpf.h"
+#include "counter.bpf.h"
 
 /* Set by user space before load; the verifier prunes the branch not taken. */
 const volatile __u8 use_ringbuf = 1;
@@ -14,12 +14,7 @@ struct {
 } events SEC(".maps");
 
 /* Ring-buffer records that found no room. A perf buffer counts its own losses. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} ringbuf_drops SEC(".maps");
+PERCPU_COUNTER(ringbuf_drops);
 
 /* The reader is woken at most once per WAKEUP_NS; records in between are found by its
  * next poll, which never waits longer than its timeout (src/stream.rs). Under load that
@@ -39,13 +34,8 @@ static __always_inline void emit_event(void *ctx, void *event, __u64 size, __u64
 			last_wakeup_ns = now;
 			flags = BPF_RB_FORCE_WAKEUP;
 		}
-		if (bpf_ringbuf_output(&events, event, size, flags)) {
-			__u32 zero = 0;
-			__u64 *drops = bpf_map_lookup_elem(&ringbuf_drops, &zero);
-
-			if (drops)
-				*drops += 1;
-		}
+		if (bpf_ringbuf_output(&events, event, size, flags))
+			counter_add(&ringbuf_drops);
 	} else {
 		bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, event, size);
 	}

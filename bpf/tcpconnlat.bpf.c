@@ -11,7 +11,8 @@
 #include "sock.bpf.h"
 #include "container.bpf.h"
 #include "task.bpf.h"
-#include "slots.bpf.h"
+#include "sk_store.bpf.h"
+#include "programs.bpf.h"
 
 #define MAX_CONNECTS 4096
 
@@ -21,93 +22,39 @@ const volatile struct tcpconnlat_settings settings = {};
 struct connect_latency connect_latency_layout = {};
 struct connect_start connect_start_layout = {};
 
-/* Connects in flight, tp_btf programs from Linux 5.11 (settings.sk_storage): in the slot
- * table, or with the socket where its bucket was full. */
-SLOT_TABLE(start_slots);
-SLOT_VALUES(slot_starts, struct connect_start);
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct connect_start);
-} connect_starts SEC(".maps");
-
-/* Connects in flight, programs without socket storage: a fixed table by socket; a full
- * table is counted (table_full). Every way out of SYN_SENT passes through the tracepoint
- * and deletes the entry, so none outlives its socket. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_CONNECTS);
-	__type(key, __u64);
-	__type(value, struct connect_start);
-} connect_table SEC(".maps");
-
-/* The start of sk's connect; ref says where it is, for forget_start(). */
-static __always_inline struct connect_start *find_start(const struct sock *sk,
-							struct slot_ref *ref, const int direct)
-{
-	__u64 skaddr = (__u64)sk;
-	int fresh;
-
-	ref->held = 0;
-	if (!(direct == SK_BTF_STORAGE && settings.sk_storage))
-		return bpf_map_lookup_elem(&connect_table, &skaddr);
-	return slot_value(&start_slots, &slot_starts, &connect_starts, sk, &settings, 0, ref,
-			  &fresh);
-}
-
-static __always_inline void forget_start(const struct sock *sk, const struct slot_ref *ref,
-					 const int direct)
-{
-	__u64 skaddr = (__u64)sk;
-
-	if (!(direct == SK_BTF_STORAGE && settings.sk_storage))
-		bpf_map_delete_elem(&connect_table, &skaddr);
-	else if (ref->held)
-		slot_free(ref);
-	else
-		bpf_sk_storage_delete(&connect_starts, (struct sock *)sk);
-}
+/* Connects in flight. Every way out of SYN_SENT passes through the tracepoint and releases
+ * the socket's start, so none outlives its socket. */
+SK_STORE(start, struct connect_start, MAX_CONNECTS, 0);
 
 /* CLOSE -> SYN_SENT happens inside connect(), so the current task is the one connecting.
  * A socket connected again after a failed attempt overwrites its old start. */
-static __always_inline void start_connect(const struct sock *sk, const int direct)
+static __always_inline void start_connect(const struct sock *sk, const int hook)
 {
-	struct connect_start start = {}, *kept;
-	__u64 skaddr = (__u64)sk;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct slot_ref ref;
-	int fresh;
+	struct connect_start *start;
+	struct sk_ref ref;
 
 	if (settings.pid && pid != settings.pid)
 		return;
-	start.ts_ns = bpf_ktime_get_ns();
-	start.pid = pid;
-	current_comm(start.comm, direct);
-	if (!(direct == SK_BTF_STORAGE && settings.sk_storage)) {
-		if (bpf_map_update_elem(&connect_table, &skaddr, &start, BPF_ANY))
-			count_table_full();
+	start = sk_store_get(start, sk, hook, 1, &ref);
+	if (!start)
 		return;
-	}
-	/* A socket connected again after a failed attempt finds its old start. */
-	kept = slot_value(&start_slots, &slot_starts, &connect_starts, sk, &settings, 1, &ref,
-			  &fresh);
-	if (kept)
-		*kept = start;
+	start->ts_ns = bpf_ktime_get_ns();
+	start->pid = pid;
+	current_comm(start->comm, hook);
 }
 
 static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u16 family,
-					   const int direct)
+					   const int hook)
 {
 	struct connect_latency ev = {};
 	struct connect_start *start;
-	struct slot_ref ref;
+	struct sk_ref ref;
 	__u64 now;
 	__s64 delta;
 	__u16 lport, rport;
 
-	start = find_start(sk, &ref, direct);
+	start = sk_store_get(start, sk, hook, 0, &ref);
 	if (!start)
 		return;
 	now = bpf_ktime_get_ns();
@@ -125,61 +72,61 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	ev.pid = start->pid;
 	__builtin_memcpy(ev.comm, start->comm, sizeof(ev.comm));
 	ev.family = family;
-	lport = sk_lport(sk, direct);
-	SK_READ(direct, rport, sk->__sk_common.skc_dport);
+	lport = sk_lport(sk, hook);
+	SK_READ(hook, rport, sk->__sk_common.skc_dport);
 	ev.lport = lport;
 	ev.rport = bpf_ntohs(rport);
-	SK_READ_ADDRS(direct, sk, family, ev.laddr, ev.raddr);
+	SK_READ_ADDRS(hook, sk, family, ev.laddr, ev.raddr);
 	/* Filtered when the connect started; read now for the record. */
 	sk_in_container(sk, &settings.container, &ev.cgroup_id, &ev.netns);
 	emit_event(ctx, &ev, sizeof(ev), now);
 forget:
-	forget_start(sk, &ref, direct);
+	sk_store_release(start, sk, hook, &ref);
 }
 
 static __always_inline int on_state_change(void *ctx, const struct sock *sk, int oldstate,
-					   int newstate, const int direct, const int catcher)
+					   int newstate, const int hook)
 {
 	__u64 cgroup_id;
 	__u32 netns;
-	struct slot_ref ref;
+	struct sk_ref ref;
 	__u16 family;
 	int err;
 
 	if (newstate != TCP_SYN_SENT && oldstate != TCP_SYN_SENT)
 		return 0;
-	if (!sk_is_tcp(sk, direct))
+	if (!sk_is_tcp(sk, hook))
 		return 0;
 
 	if (newstate == TCP_SYN_SENT) {
-		SK_READ(direct, family, sk->__sk_common.skc_family);
+		SK_READ(hook, family, sk->__sk_common.skc_family);
 		if (settings.family && family != settings.family)
 			return 0;
 		if (!sk_in_container(sk, &settings.container, &cgroup_id, &netns))
 			return 0;
 		if (oldstate == TCP_CLOSE)
-			start_connect(sk, direct);
+			start_connect(sk, hook);
 		return 0;
 	}
 
 	/* Leaving SYN_SENT: only sockets with an entry passed the filters. */
 	if (newstate == TCP_ESTABLISHED) {
-		SK_READ(direct, family, sk->__sk_common.skc_family);
-		answer_connect(ctx, sk, family, direct);
+		SK_READ(hook, family, sk->__sk_common.skc_family);
+		answer_connect(ctx, sk, family, hook);
 		return 0;
 	}
 	if (newstate == TCP_CLOSE) {
 		/* tcp_reset() sets ECONNREFUSED before closing a SYN_SENT socket on an RST: bcc
 		 * measures up to that answer too. Timeouts, close() and local failures do not. */
-		SK_READ(direct, err, sk->sk_err);
+		SK_READ(hook, err, sk->sk_err);
 		if (err == ECONNREFUSED) {
-			SK_READ(direct, family, sk->__sk_common.skc_family);
-			answer_connect(ctx, sk, family, direct);
+			SK_READ(hook, family, sk->__sk_common.skc_family);
+			answer_connect(ctx, sk, family, hook);
 			return 0;
 		}
 	}
-	if (find_start(sk, &ref, direct))
-		forget_start(sk, &ref, direct);
+	if (sk_store_get(start, sk, hook, 0, &ref))
+		sk_store_release(start, sk, hook, &ref);
 	return 0;
 }
 

@@ -13,11 +13,10 @@ struct tcpconnlat_settings {
 	__u64 min_us;   /* connects faster than this are not sent */
 	__u32 pid;      /* only connects by this process (tgid) */
 	__u16 family;   /* AF_INET or AF_INET6; 0: both */
-	__u8 sk_storage; /* 1: tp_btf programs keep connect starts in socket storage */
-	__u8 pad[1];
+	__u8 pad[2];
 };
 
-/* Who started a connect and when: the start map's value, keyed by the socket. */
+/* Who started a connect and when, kept per socket (bpf/sk_store.bpf.h). */
 struct connect_start {
 	__u64 ts_ns;     /* ktime when the socket entered SYN_SENT */
 	__u32 pid;

@@ -11,6 +11,7 @@
 #include "sock.bpf.h"
 #include "container.bpf.h"
 #include "hist.bpf.h"
+#include "programs.bpf.h"
 
 /* Keys per interval (bcc's capacity); twice that, since two generations coexist for a
  * moment at every interval boundary. */
@@ -31,11 +32,10 @@ struct hist hist_layout = {};
 /* The histograms are per-CPU: each CPU adds to its own copy, so no cache line bounces
  * between CPUs on every segment; user space sums the copies. The default key's histogram
  * is at index generation & 1 of an array (no hash, no insert): the current generation's,
- * and the old one user space reads and zeroes; the catcher has its own pair at 2 and 3,
- * so that plain adds do (NESTED_GUARDED, bpf/nested.bpf.h). */
+ * and the old one user space reads and zeroes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct hist);
 } hists SEC(".maps");
@@ -86,40 +86,32 @@ static __always_inline int addrs_match(__u16 family, const __u8 *laddr, const __
 }
 
 /* The histogram of key for this run's generation; NULL when the keyed map is full. */
-static __always_inline struct hist *hist_of(struct hist_key *key, const int catcher)
+static __always_inline struct hist *hist_of(struct hist_key *key)
 {
 	__u32 index;
 
 	key->generation = *(volatile __u32 *)&generation;
 	if (settings.key == KEY_ALL) {
-		index = (key->generation & 1) | (catcher << 1);
+		index = key->generation & 1;
 		return bpf_map_lookup_elem(&hists, &index);
 	}
 	return lookup_or_init(&keyed_hists, key, &zero_hist);
 }
 
-/* The keyed histograms are shared by the CPUs: atomic adds. The default key's are this
- * CPU's and this program's alone: plain ones, where no run of the program can interrupt
- * another (NESTED_GUARDED). */
+/* Atomic adds: the keyed histograms are shared by the CPUs, and a catcher's run may
+ * interrupt its main program's on the same CPU. */
 static __always_inline void hist_add(struct hist *hist, __u32 srtt)
 {
 	__u32 slot = log2_u32(srtt);
 
 	if (slot >= MAX_SLOTS)
 		slot = MAX_SLOTS - 1;
-	if (settings.key == KEY_ALL && NESTED_GUARDED) {
-		hist->slots[slot] += 1;
-		hist->latency += srtt;
-		hist->cnt += 1;
-		return;
-	}
 	__sync_fetch_and_add(&hist->slots[slot], 1);
 	__sync_fetch_and_add(&hist->latency, srtt);
 	__sync_fetch_and_add(&hist->cnt, 1);
 }
 
-static __always_inline int record_rtt(const struct sock *sk, const int direct,
-				      const int catcher)
+static __always_inline int record_rtt(const struct sock *sk, const int hook)
 {
 	struct hist_key key = {};
 	__u8 laddr[16] = {}, raddr[16] = {};
@@ -127,28 +119,24 @@ static __always_inline int record_rtt(const struct sock *sk, const int direct,
 	__u32 srtt, netns = 0;
 	struct hist *hist;
 
-	SK_READ(direct, family, sk->__sk_common.skc_family);
+	SK_READ(hook, family, sk->__sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	if (settings.family && family != settings.family)
 		return 0;
 	/* skc_num is the local port in host order (inet_sport in network order). */
-	SK_READ(direct, lport, sk->__sk_common.skc_num);
-	SK_READ(direct, rport, sk->__sk_common.skc_dport);
+	SK_READ(hook, lport, sk->__sk_common.skc_num);
+	SK_READ(hook, rport, sk->__sk_common.skc_dport);
 	rport = bpf_ntohs(rport);
 	if (settings.lport && lport != settings.lport)
 		return 0;
 	if (settings.rport && rport != settings.rport)
 		return 0;
-	if (settings.filter_lports && !port_in(settings.lports, lport))
-		return 0;
-	if (settings.filter_rports && !port_in(settings.rports, rport))
-		return 0;
 
 	/* Addresses cost two reads per packet: only when a filter or the key needs them. */
 	if (settings.laddr_v4 || settings.raddr_v4 || settings.filter_laddr_v6 ||
 	    settings.filter_raddr_v6 || settings.key == KEY_LADDR || settings.key == KEY_RADDR)
-		SK_READ_ADDRS(direct, sk, family, laddr, raddr);
+		SK_READ_ADDRS(hook, sk, family, laddr, raddr);
 	if (!addrs_match(family, laddr, raddr))
 		return 0;
 	if (!sk_in_container(sk, &settings.container, &key.cgroup_id, &netns))
@@ -163,12 +151,12 @@ static __always_inline int record_rtt(const struct sock *sk, const int direct,
 	if (settings.key == KEY_LADDR || settings.key == KEY_RADDR)
 		key.family = family;
 
-	if (!sk_srtt_us(sk, direct, &srtt))
+	if (!sk_srtt_us(sk, hook, &srtt))
 		return 0;
 	if (settings.millisecond)
 		srtt /= 1000;
 
-	hist = hist_of(&key, catcher);
+	hist = hist_of(&key);
 	if (!hist)
 		return 0; /* map full: dropped, as bcc does */
 	hist_add(hist, srtt);

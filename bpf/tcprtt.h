@@ -5,7 +5,6 @@
 
 #include "container.h"
 
-#define PORT_SET_WORDS 1024
 /* log2 slots; the last one also holds every RTT of 2^26 units or more, as bcc's. */
 #define MAX_SLOTS 27
 
@@ -19,8 +18,6 @@ enum hist_key_kind {
 
 /* Set by user space before load; 0 everywhere counts every socket into one histogram. */
 struct tcprtt_settings {
-	__u64 lports[PORT_SET_WORDS]; /* bit p set: local port p counted (with filter_lports) */
-	__u64 rports[PORT_SET_WORDS];
 	struct container_settings container;
 	__u32 laddr_v4;         /* network order; 0: no filter */
 	__u32 raddr_v4;
@@ -31,10 +28,9 @@ struct tcprtt_settings {
 	__u16 rport;
 	__u8 filter_laddr_v6;
 	__u8 filter_raddr_v6;
-	__u8 filter_lports;
-	__u8 filter_rports;
-	__u8 key;               /* enum hist_key_kind */
 	__u8 millisecond;       /* 1: samples in ms, else us */
+	__u8 pad[3];
+	enum hist_key_kind key;
 };
 
 struct hist_key {

@@ -15,12 +15,11 @@ struct tcpstates_settings {
 	__u16 family;                 /* AF_INET or AF_INET6; 0: both */
 	__u8 filter_lports;
 	__u8 filter_rports;
-	__u8 sk_storage;              /* 1: tp_btf programs keep state in socket storage */
-	__u8 owners;                  /* 1: keep sockets' owners, and send them */
-	__u8 pad[2];
+	__u8 owners;                  /* 1: keep sockets' owners, and send them (tp_btf) */
+	__u8 pad[3];
 };
 
-/* What tcpstates keeps in each socket's storage (tp_btf programs, Linux 5.11+). */
+/* What tcpstates keeps per socket (bpf/sk_store.bpf.h). */
 struct socket_state {
 	__u64 ts_ns;      /* when the socket entered its current state; 0: not seen */
 	__u64 skaddr;     /* the socket that set ts_ns: a clone starts with its listener's */

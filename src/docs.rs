@@ -206,8 +206,10 @@ fn requirements(tool: &Tool) -> Roff {
     if tool.man.event_stream {
         items.push(vec![roman(
             "Events reach user space through a BPF ring buffer on Linux 5.8 or later, else \
-             through a perf buffer. Per-socket state lives in socket storage on Linux 5.11 \
-             or later (tp_btf), else in a fixed table of sockets.",
+             through a perf buffer. Per-socket state lives in a slot table and socket \
+             storage, which the tp_btf programs need Linux 5.12 or later for; where the \
+             kernel refuses them (as Linux 5.10 does), the raw_tp programs keep it in a \
+             fixed table of sockets.",
         )]);
     }
     items.push(vec![roman(
@@ -228,9 +230,12 @@ fn environment(tool: &Tool) -> Roff {
     roff.control("SH", ["ENVIRONMENT"]);
     roff.control("TP", []);
     roff.text([bold(format!("{}=1", crate::attach::FORCE_RAW_TP_ENV))]);
-    roff.text([roman("Attach with raw_tp even where tp_btf works.")]);
+    roff.text([roman(
+        "Attach with raw_tp even where tp_btf works, as Linux 5.10 does for the tools that \
+         keep per-socket state (which then lives in a fixed table).",
+    )]);
     roff.control("TP", []);
-    roff.text([bold(format!("{}=1", crate::attach::CATCHERS_ONLY_ENV))]);
+    roff.text([bold(format!("{}=1", crate::nested::CATCHERS_ONLY_ENV))]);
     roff.text([roman(
         "Attach only the catcher programs, which then handle every event (a test of the \
          path that handles the events the kernel skips a main program for).",
@@ -241,16 +246,10 @@ fn environment(tool: &Tool) -> Roff {
         roff.text([roman(
             "Use a perf buffer even where the kernel has a ring buffer.",
         )]);
-        roff.control("TP", []);
-        roff.text([bold(format!("{}=1", crate::attach::FORCE_TABLE_ENV))]);
-        roff.text([roman(
-            "Keep per-socket state in a fixed table even where socket storage works (as on \
-             Linux 5.10).",
-        )]);
     }
     if tool.man.slot_table {
         roff.control("TP", []);
-        roff.text([bold(format!("{}=N", crate::attach::SLOT_BITS_ENV))]);
+        roff.text([bold(format!("{}=N", crate::sk_store::SLOT_BITS_ENV))]);
         roff.text([roman(
             "Give the slot table that holds per-socket state before socket storage 2^N \
              buckets of 8 sockets (N from 1 to 20; the tests use 1 to send sockets to socket \

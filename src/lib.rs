@@ -9,10 +9,13 @@ pub mod docs;
 pub mod exporter;
 pub mod hist;
 pub mod identity;
+pub mod nested;
 pub mod net;
 pub mod out;
 pub mod privilege;
+pub mod programs;
 pub mod signal;
+pub mod sk_store;
 pub mod stream;
 pub mod time;
 

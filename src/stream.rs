@@ -3,11 +3,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::nested::{SkipCounters, Skips};
 use crate::out::Output;
 use libbpf_rs::{
     MapCore, MapFlags, MapMut, MapType, OpenMapMut, PerfBuffer, PerfBufferBuilder, RingBuffer,
@@ -75,9 +75,10 @@ enum Buffer<'a> {
     Perf(PerfBuffer<'a>),
 }
 
-/// Where a tool's events come from: its `events`, `ringbuf_drops` and `table_full` maps
-/// (bpf/stream.bpf.h), the kind of buffer `events` was shaped as, and the counters of the
-/// runs the kernel skipped, which are reported.
+/// Where a tool's events come from: its `events` and `ringbuf_drops` maps
+/// (bpf/stream.bpf.h), the kind of buffer `events` was shaped as, and what else is
+/// reported: its `table_full` map (bpf/sk_store.bpf.h) and the counters of the runs the
+/// kernel skipped (src/nested.rs).
 pub struct EventSource<'a> {
     pub transport: Transport,
     pub events: &'a MapMut<'a>,
@@ -87,8 +88,8 @@ pub struct EventSource<'a> {
 }
 
 /// The [`EventSource`] of an attached tool (`crate::attach::Attached`) whose BPF side
-/// includes bpf/stream.bpf.h, and so has the maps `events`, `ringbuf_drops` and
-/// `table_full`.
+/// includes bpf/stream.bpf.h and bpf/sk_store.bpf.h, and so has the maps `events`,
+/// `ringbuf_drops` and `table_full`.
 #[macro_export]
 macro_rules! event_source {
     ($transport:expr, $attached:expr) => {
@@ -249,7 +250,7 @@ impl<'a> Losses<'a> {
             eprintln!("lost {} events", drops - self.reported_drops.get());
             self.reported_drops.set(drops);
         }
-        let untracked = per_cpu_sum(self.table_full);
+        let untracked = crate::sk_store::untracked(self.table_full);
         if untracked > self.reported_untracked.get() {
             let new = untracked - self.reported_untracked.get();
             eprintln!(
@@ -262,7 +263,7 @@ impl<'a> Losses<'a> {
 }
 
 /// The sum over CPUs of a one-entry per-CPU array of u64 counters.
-fn per_cpu_sum(map: &MapMut) -> u64 {
+pub(crate) fn per_cpu_sum(map: &MapMut) -> u64 {
     let per_cpu = map
         .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
         .ok()
@@ -273,106 +274,4 @@ fn per_cpu_sum(map: &MapMut) -> u64 {
         .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
         .map(u64::from_ne_bytes)
         .sum()
-}
-
-/// Events a tool never saw because the kernel skipped its program: a BPF program is not
-/// re-entered on a CPU where it is already running (`recursion_misses`), and a catcher
-/// program (bpf/nested.bpf.h) ran the handler for most of those. Reported on stderr as they
-/// grow (`kernel skipped N events`).
-#[derive(Default)]
-pub struct Skips {
-    reported: Cell<u64>,
-}
-
-impl Skips {
-    /// Prints the events skipped since the last report.
-    pub fn report(&self, counters: &SkipCounters<'_>) {
-        let skips = kernel_skips(counters);
-        if skips > self.reported.get() {
-            eprintln!("kernel skipped {} events", skips - self.reported.get());
-            self.reported.set(skips);
-        }
-    }
-}
-
-/// Where the kernel's skips of a tool's programs are counted.
-#[derive(Clone)]
-pub struct SkipCounters<'a> {
-    /// The main programs: their `recursion_misses` are the runs the kernel skipped.
-    pub programs: Vec<BorrowedFd<'a>>,
-    /// The catchers' per-CPU `nested_*` maps (bpf/nested.bpf.h): their `catches` are the
-    /// skipped runs a catcher ran the handler for.
-    pub nested: Vec<BorrowedFd<'a>>,
-}
-
-/// The events the kernel skipped the main programs for and no catcher caught: every miss
-/// of a main program is either caught or lost, so lost = misses − catches, exactly. The
-/// misses are read first: a catch always follows its miss, so a report can lag behind,
-/// never run ahead (what is printed is never taken back).
-pub fn kernel_skips(counters: &SkipCounters<'_>) -> u64 {
-    skip_totals(counters).1
-}
-
-/// The skipped events the catchers counted, and those lost (as `kernel_skips`), from one
-/// read of each counter.
-pub fn skip_totals(counters: &SkipCounters<'_>) -> (u64, u64) {
-    let misses: u64 = counters
-        .programs
-        .iter()
-        .map(|fd| recursion_misses(*fd))
-        .sum();
-    let caught = catches(counters);
-    (caught, misses.saturating_sub(caught))
-}
-
-/// The skipped runs the catcher programs ran the handler for, all CPUs together.
-pub fn catches(counters: &SkipCounters<'_>) -> u64 {
-    counters.nested.iter().map(|fd| nested_catches(*fd)).sum()
-}
-
-/// The `catches` of one per-CPU `struct nested_state` map, summed over CPUs; 0 when the
-/// map cannot be read.
-fn nested_catches(map: BorrowedFd<'_>) -> u64 {
-    // struct nested_state (bpf/nested.bpf.h), the same in every tool's skeleton.
-    type State = crate::skel::tcprtt::types::nested_state;
-    const VALUE_SIZE: usize = std::mem::size_of::<State>();
-    const CATCHES: usize = std::mem::offset_of!(State, catches);
-    let Ok(cpus) = libbpf_rs::num_possible_cpus() else {
-        return 0;
-    };
-    let mut values = vec![0u8; cpus * VALUE_SIZE];
-    let key = 0u32;
-    // SAFETY: key is a valid u32, and values has room for one value per possible CPU.
-    let ret = unsafe {
-        libbpf_rs::libbpf_sys::bpf_map_lookup_elem(
-            map.as_raw_fd(),
-            (&key as *const u32).cast(),
-            values.as_mut_ptr().cast(),
-        )
-    };
-    if ret != 0 {
-        return 0;
-    }
-    values
-        .chunks_exact(VALUE_SIZE)
-        .filter_map(|v| v[CATCHES..CATCHES + 8].try_into().ok())
-        .map(u64::from_ne_bytes)
-        .sum()
-}
-
-/// How many times the kernel skipped `prog` because a BPF program was already running on
-/// that CPU; 0 when the kernel cannot tell.
-pub fn recursion_misses(prog: BorrowedFd<'_>) -> u64 {
-    prog_info(prog).map_or(0, |info| info.recursion_misses)
-}
-
-/// The kernel's information on `prog` (name, run statistics, recursion misses).
-pub fn prog_info(prog: BorrowedFd<'_>) -> Option<libbpf_rs::libbpf_sys::bpf_prog_info> {
-    let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
-    let mut len = std::mem::size_of_val(&info) as u32;
-    // SAFETY: info is a properly sized, writable bpf_prog_info and len says its size.
-    let ret = unsafe {
-        libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(prog.as_raw_fd(), &mut info, &mut len)
-    };
-    (ret == 0).then_some(info)
 }

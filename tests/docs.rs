@@ -86,7 +86,9 @@ fn slug(heading: &str) -> String {
 fn anchors(text: &str) -> HashSet<String> {
     let mut seen = HashSet::new();
     for (_, line) in prose_lines(text) {
-        let Some(heading) = line.strip_prefix('#') else { continue };
+        let Some(heading) = line.strip_prefix('#') else {
+            continue;
+        };
         let base = slug(heading.trim_start_matches('#'));
         let mut anchor = base.clone();
         let mut n = 0;
@@ -132,7 +134,12 @@ fn readme_is_a_front_door_of_at_most_300_lines() {
 /// A markdown table lists options when its header names them or a row starts with a flag.
 fn lists_options(table: &[&str]) -> bool {
     let first_cell = |row: &str| -> String {
-        let cell = row.trim().trim_start_matches('|').split('|').next().unwrap_or("");
+        let cell = row
+            .trim()
+            .trim_start_matches('|')
+            .split('|')
+            .next()
+            .unwrap_or("");
         cell.trim().trim_matches('`').to_string()
     };
     let header = table[0].to_lowercase();
@@ -178,18 +185,31 @@ fn every_relative_link_leads_somewhere() {
                     continue;
                 }
                 if let Some(problem) = broken(&page, &target) {
-                    problems.push(format!("{}:{number}: ({target}): {problem}", page.display()));
+                    problems.push(format!(
+                        "{}:{number}: ({target}): {problem}",
+                        page.display()
+                    ));
                 }
             }
         }
     }
-    assert!(problems.is_empty(), "broken links:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "broken links:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn the_link_checker_sees_what_github_sees() {
-    assert_eq!(slug(" Which hook and which store"), "which-hook-and-which-store");
-    assert_eq!(slug("`tcpstates`: differences from bcc"), "tcpstates-differences-from-bcc");
+    assert_eq!(
+        slug(" Which hook and which store"),
+        "which-hook-and-which-store"
+    );
+    assert_eq!(
+        slug("`tcpstates`: differences from bcc"),
+        "tcpstates-differences-from-bcc"
+    );
     assert_eq!(
         link_targets("see [a](docs/a.md#x), `[b](not.md)` and ![c](c.png)"),
         ["docs/a.md#x", "c.png"]
@@ -198,7 +218,19 @@ fn the_link_checker_sees_what_github_sees() {
     let found = anchors(text);
     assert!(found.contains("a") && found.contains("b") && found.contains("b-1"));
     assert!(!found.contains("not-a-heading"));
-    assert!(lists_options(&["| option | meaning |", "|---|---|", "| `-L` | port |"]));
-    assert!(lists_options(&["| x | y |", "|---|---|", "| `--json` | JSON |"]));
-    assert!(!lists_options(&["| metric | type |", "|---|---|", "| `tcp_rtt` | h |"]));
+    assert!(lists_options(&[
+        "| option | meaning |",
+        "|---|---|",
+        "| `-L` | port |"
+    ]));
+    assert!(lists_options(&[
+        "| x | y |",
+        "|---|---|",
+        "| `--json` | JSON |"
+    ]));
+    assert!(!lists_options(&[
+        "| metric | type |",
+        "|---|---|",
+        "| `tcp_rtt` | h |"
+    ]));
 }

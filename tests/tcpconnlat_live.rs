@@ -304,7 +304,7 @@ fn a_refused_connect_is_reported() {
 
 /// The id of the raw_tp programs' start table (there is one per running tcpconnlat).
 fn start_map_of(tool: &Tool) -> u32 {
-    map_named(tool.pid(), "connect_table")
+    map_named(tool.pid(), "start_table")
 }
 
 /// Entries of the start map whose process name is `comm` (the tool also sees connects of
@@ -335,10 +335,10 @@ fn connects_that_never_complete_leave_no_entries() {
         &["add table inet clnever; add chain inet clnever input { type filter hook input priority 0; }; \
            add rule inet clnever input tcp dport 42060 tcp flags & (syn|ack) == syn drop"],
     );
-    // The tp_btf programs keep connect starts in socket storage (connect_starts), which
-    // cannot outlive its socket and which bpftool cannot dump. The raw_tp programs keep them
-    // in a fixed hash table, connect_table, where a leak would stay: force raw_tp and
-    // watch that table.
+    // The tp_btf programs keep connect starts in the slot table and socket storage
+    // (bpf/sk_store.bpf.h), which cannot outlive its socket and which bpftool cannot dump.
+    // The raw_tp programs keep them in a fixed hash table, start_table, where a leak would
+    // stay: force raw_tp and watch that table.
     let tool = Tool::start(BIN, &[], &[("TCPTOOLS_RAW_TP", "1")], 1);
     let map = start_map_of(&tool);
     assert_eq!(start_entries_of(map, "clnever"), 0);

@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use chrono::Local;
 
 use tcptools::container::CgroupPaths;
+use tcptools::nested::Skips;
 use tcptools::out::Output;
-use tcptools::stream::Skips;
 use tcptools::tcprtt::{banner, bpf, write_interval, Config, KeyKind, Options};
 use tcptools::{cli, signal};
 
@@ -21,12 +21,7 @@ fn main() {
 fn trace(config: &Config) -> Result<()> {
     let format = config.format;
     let container = config.container.resolve(format.key == KeyKind::Cgroup)?;
-    let mut bpf = bpf::load(
-        &config.filter,
-        &container,
-        format.key.into(),
-        format.millisecond,
-    )?;
+    let mut bpf = bpf::load(&config.filter, &container, format.key, format.millisecond)?;
     let mut cgroups = CgroupPaths::system();
     let mut out = Output::stdout();
     out.emit(|w| banner(w, config.duration, &format))?;

@@ -5,6 +5,7 @@ use anyhow::{bail, Result};
 use tcptools::cli;
 use tcptools::container::CgroupPaths;
 use tcptools::event_source;
+use tcptools::sk_store;
 use tcptools::stream::{self, Transport};
 use tcptools::tcpstates::journal::Journal;
 use tcptools::tcpstates::{bpf, Config, Options, Printer, StateChange};
@@ -24,8 +25,8 @@ fn trace(config: &Config) -> Result<()> {
         config.format.needs_owner(),
         transport,
     )?;
-    if config.format.owner && !bpf.sk_storage {
-        bail!("--owner needs socket storage in tp_btf programs (Linux 5.11 or later), and the programs attached without it (-v says why)");
+    if config.format.owner && !sk_store::in_sk_storage(bpf.hook) {
+        bail!("--owner needs socket storage in tp_btf programs (Linux 5.12 or later), and the programs attached with raw_tp (-v says why)");
     }
 
     let mut clock = WallClock::system();

@@ -2,15 +2,19 @@
 //! the reads that sum their per-CPU counters and histograms at every scrape.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags, MapMut};
 
-use super::metrics::{Counts, Log2Hist, COUNTERS, HISTS, HIST_SLOTS};
+use super::metrics::{Counts, Log2Hist, HIST_SLOTS};
 use super::options::{Config, GroupBy};
 use crate::attach::{self, Attached};
+use crate::programs::prog_info;
+use crate::sk_store::{self, OpenStore, Slots};
 use crate::skel::exporter::{types, ExporterSkel, ExporterSkelBuilder};
+
+crate::program_sets!(ExporterSkelBuilder: set_state, tcp_probe);
 
 /// A group's keys the kernel maps hold room for: the counters and histograms one group
 /// uses in practice (a few transitions and states per family), with room to spare.
@@ -40,21 +44,18 @@ pub struct Programs {
 
 impl Programs {
     pub fn load(config: &Config) -> Result<Programs> {
-        let attached = attach::load(ExporterSkelBuilder::default, true, |open, setup| {
+        let attached = attach::load(ExporterSkelBuilder::default, |open, hook| {
             let rodata = attach::rodata(&mut open.maps.rodata_data)?;
-            rodata.settings = settings(config, setup.sk_storage);
-            attach::size_slots(
-                &mut rodata.slot_bucket_bits,
-                &mut open.maps.start_slots,
-                &mut open.maps.slot_starts,
-                SOCKET_SLOT_BITS,
-                setup.sk_storage,
-            )?;
-            size_group_maps(&mut open.maps, config)?;
-            attach::unused_map(&mut open.maps.start_table, setup.sk_storage)?;
-            Ok(())
+            rodata.settings = settings(config);
+            let store = OpenStore {
+                bucket_bits: &mut rodata.slot_bucket_bits,
+                slots: &mut open.maps.start_slots,
+                values: &mut open.maps.start_values,
+                table: &mut open.maps.start_table,
+            };
+            sk_store::size(store, hook, Slots::Buckets(SOCKET_SLOT_BITS))?;
+            size_group_maps(&mut open.maps, config)
         })?;
-        check_layout(&attached.skel)?;
         Ok(Programs {
             attached,
             group_by: config.group_by,
@@ -80,7 +81,7 @@ impl Programs {
             all,
             groups,
             group_overflow: per_cpu_count(&maps.group_overflow)?,
-            sockets_untracked: per_cpu_count(&maps.table_full)?,
+            sockets_untracked: sk_store::untracked(&maps.table_full),
             maps: self.map_fill(),
         })
     }
@@ -92,33 +93,33 @@ impl Programs {
             fill.push(MapFill::of("group_counters", &maps.group_counters));
             fill.push(MapFill::of("group_hists", &maps.group_hists));
         }
-        if !self.attached.sk_storage {
+        if !sk_store::in_sk_storage(self.attached.hook) {
             fill.push(MapFill::of("start_table", &maps.start_table));
         }
         fill
     }
 
-    /// The attached programs, main programs and catchers, with their kernel names.
-    pub fn programs(&self) -> Vec<(String, BorrowedFd<'_>)> {
-        let mut programs = self.attached.programs();
-        programs.extend(self.attached.catchers());
-        programs
-            .into_iter()
-            .map(|fd| (program_name(fd), fd))
-            .collect()
+    /// The loaded programs, main programs and catchers, with their names without the hook
+    /// (`set_state`, `catch_state`, ...).
+    pub fn programs(&self) -> Vec<(&'static str, BorrowedFd<'_>)> {
+        let programs = self.attached.programs().into_iter();
+        programs.map(|(program, fd)| (program.name, fd)).collect()
     }
 
     /// Events the kernel skipped a main program for: those its catcher ran the handler for
     /// (caught), and those lost (skipped).
     pub fn skips(&self) -> (u64, u64) {
-        crate::stream::skip_totals(&self.attached.skip_counters())
+        self.attached.skip_counters().totals()
     }
 }
 
-fn settings(config: &Config, sk_storage: bool) -> types::exporter_settings {
+fn settings(config: &Config) -> types::exporter_settings {
     let mut s = types::exporter_settings {
-        group_by: config.group_by as u8,
-        sk_storage: u8::from(sk_storage),
+        group_by: match config.group_by {
+            GroupBy::None => types::group_by::GROUP_NONE,
+            GroupBy::Cgroup => types::group_by::GROUP_CGROUP,
+            GroupBy::Netns => types::group_by::GROUP_NETNS,
+        },
         ..Default::default()
     };
     if let Some(ports) = &config.ports.local {
@@ -161,21 +162,6 @@ impl Programs {
             }
         }
     }
-}
-
-/// The C layout (bpf/exporter.h) and the Rust one (metrics.rs) must agree.
-fn check_layout(skel: &ExporterSkel<'_>) -> Result<()> {
-    let counters = skel.maps.counters.max_entries() as usize;
-    let hists = skel.maps.hists.max_entries() as usize;
-    let slots = std::mem::size_of::<types::exporter_hist>() / 8 - 1;
-    // Two copies of each array: the main programs' and the catchers'.
-    if (counters, hists, slots) != (2 * COUNTERS, 2 * HISTS, HIST_SLOTS) {
-        bail!(
-            "bpf/exporter.h and src/exporter/metrics.rs disagree: {counters} counters, \
-             {hists} histograms, {slots} slots"
-        );
-    }
-    Ok(())
 }
 
 /// The kernel's counts: every socket's (or, with groups, those of groups without room in
@@ -245,18 +231,15 @@ fn per_cpu_count(map: &MapMut<'_>) -> Result<u64> {
     Ok(sum_counter(&lookup_percpu(map, &0u32.to_ne_bytes())?))
 }
 
-/// The arrays' counts: the main programs' copy at index i and the catchers' at
-/// i + COUNTERS (i + HISTS), summed (bpf/exporter.bpf.c).
+/// The arrays' counts, summed over the CPUs.
 fn read_arrays(counters: &MapMut<'_>, hists: &MapMut<'_>) -> Result<Counts> {
     let mut counts = Counts::default();
     let key = |i: usize| (i as u32).to_ne_bytes();
     for (i, value) in counts.counters.iter_mut().enumerate() {
-        *value = sum_counter(&lookup_percpu(counters, &key(i))?)
-            .wrapping_add(sum_counter(&lookup_percpu(counters, &key(i + COUNTERS))?));
+        *value = sum_counter(&lookup_percpu(counters, &key(i))?);
     }
     for (i, hist) in counts.hists.iter_mut().enumerate() {
         *hist = sum_hist(&lookup_percpu(hists, &key(i))?);
-        hist.add(&sum_hist(&lookup_percpu(hists, &key(i + HISTS))?));
     }
     Ok(counts)
 }
@@ -304,30 +287,10 @@ pub struct ProgramStats {
 }
 
 pub fn program_stats(prog: BorrowedFd<'_>) -> ProgramStats {
-    crate::stream::prog_info(prog)
+    prog_info(prog)
         .map(|info| ProgramStats {
             run_ns: info.run_time_ns,
             runs: info.run_cnt,
         })
         .unwrap_or_default()
-}
-
-/// The program's name without its hook suffix: `set_state_btf` (or `_tbl`, `_raw`) is
-/// `set_state`.
-fn program_name(prog: BorrowedFd<'_>) -> String {
-    let name = crate::stream::prog_info(prog)
-        .map(|info| {
-            let bytes: Vec<u8> = info
-                .name
-                .iter()
-                .map(|&c| c as u8)
-                .take_while(|&c| c != 0)
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-        .unwrap_or_else(|| format!("fd{}", prog.as_raw_fd()));
-    let trimmed = ["_btf", "_tbl", "_raw"]
-        .iter()
-        .find_map(|suffix| name.strip_suffix(suffix));
-    trimmed.unwrap_or(&name).to_owned()
 }

@@ -5,26 +5,28 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{CONNECT_SLOTS, RTT_SLOTS, STATE_SLOTS};
+use crate::skel::exporter::types::{connect_outcome, exporter_layout as layout};
 
-/// The layout of bpf/exporter.h: families (0 AF_INET, 1 AF_INET6), states, outcomes.
-pub const FAMILIES: usize = 2;
-pub const STATES: usize = 16;
-pub const OUTCOMES: usize = 4;
-pub const TRANSITIONS: usize = STATES * STATES;
-pub const COUNTERS_PER_FAMILY: usize = TRANSITIONS + OUTCOMES;
-pub const COUNTERS: usize = FAMILIES * COUNTERS_PER_FAMILY;
-pub const HISTS_PER_FAMILY: usize = 3 + STATES;
-pub const HISTS: usize = FAMILIES * HISTS_PER_FAMILY;
+/// The layout of bpf/exporter.h (`enum exporter_layout`): families (0 AF_INET, 1 AF_INET6),
+/// states, outcomes.
+pub const FAMILIES: usize = layout::FAMILIES.0 as usize;
+pub const STATES: usize = layout::STATES.0 as usize;
+pub const OUTCOMES: usize = connect_outcome::OUTCOMES.0 as usize;
+pub const TRANSITIONS: usize = layout::TRANSITIONS.0 as usize;
+pub const COUNTERS_PER_FAMILY: usize = layout::COUNTERS_PER_FAMILY.0 as usize;
+pub const COUNTERS: usize = layout::COUNTERS.0 as usize;
+pub const HISTS_PER_FAMILY: usize = layout::HISTS_PER_FAMILY.0 as usize;
+pub const HISTS: usize = layout::HISTS.0 as usize;
 /// The kernel's log2 slots per histogram (the most any metric has).
-pub const HIST_SLOTS: usize = 36;
+pub const HIST_SLOTS: usize = layout::HIST_SLOTS.0 as usize;
 
 /// How a connect left SYN_SENT: `enum connect_outcome`, and the `outcome` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
-    Established = 0,
-    Refused = 1,
-    Timeout = 2,
-    Other = 3,
+    Established = connect_outcome::OUTCOME_ESTABLISHED.0 as isize,
+    Refused = connect_outcome::OUTCOME_REFUSED.0 as isize,
+    Timeout = connect_outcome::OUTCOME_TIMEOUT.0 as isize,
+    Other = connect_outcome::OUTCOME_OTHER.0 as isize,
 }
 
 impl Outcome {
@@ -58,9 +60,9 @@ pub enum HistKind {
 impl HistKind {
     fn offset(self) -> usize {
         match self {
-            HistKind::Rtt => 0,
-            HistKind::Connect(outcome) => 1 + outcome as usize,
-            HistKind::State(state) => 3 + state,
+            HistKind::Rtt => layout::HIST_RTT.0 as usize,
+            HistKind::Connect(outcome) => layout::HIST_CONNECT.0 as usize + outcome as usize,
+            HistKind::State(state) => layout::HIST_STATE.0 as usize + state,
         }
     }
 

@@ -88,8 +88,8 @@ tcptools_exporter_bpf_run_seconds_total per program (run-time statistics on for 
 lifetime only), tcptools_exporter_events_skipped_total (runs the kernel skipped), map fill \
 and group overflow, tcptools_exporter_build_info and process_* CPU and memory.\n\
 State start times live in a slot table of 65536 sockets and, beyond a full bucket of it, in \
-socket storage on Linux 5.12 or later (tp_btf), else in a fixed table of 16384 sockets \
-(TCPTOOLS_NO_SK_STORAGE=1 forces the table).\n\
+socket storage on Linux 5.12 or later (tp_btf), else (raw_tp, as on Linux 5.10) in a fixed \
+table of 16384 sockets (TCPTOOLS_RAW_TP=1 forces it).\n\
 It answers GET (and HEAD) /metrics, gzip-compressed when the client accepts it, and a \
 landing page at /; other paths are 404, other methods 405. Connections are served \
 concurrently, at most 64 at once, each bounded: 10 s for a TLS handshake and for each \

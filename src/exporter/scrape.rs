@@ -46,7 +46,7 @@ impl<'a> Collector<'a> {
             sockets_untracked: kernel.sockets_untracked,
             groups: None,
             hook: self.programs.attached.hook.to_string(),
-            sk_storage: self.programs.attached.sk_storage,
+            sk_storage: crate::sk_store::in_sk_storage(self.programs.attached.hook),
         };
         if group_by == GroupBy::None {
             let series = [Series {
@@ -117,7 +117,7 @@ impl<'a> Collector<'a> {
         let programs = self.programs.programs();
         let stats = programs
             .into_iter()
-            .map(|(name, fd)| (name, program_stats(fd)));
+            .map(|(name, fd)| (name.to_owned(), program_stats(fd)));
         stats.collect()
     }
 }

@@ -5,6 +5,7 @@ use anyhow::Result;
 use crate::attach::{self, Attached};
 use crate::container::ContainerFilter;
 use crate::container_settings;
+use crate::sk_store::{self, OpenStore, Slots};
 use crate::skel::tcpconnlat::{types, TcpconnlatSkel, TcpconnlatSkelBuilder};
 use crate::stream::Transport;
 
@@ -23,6 +24,8 @@ pub struct Filter {
 /// (320 KiB of kernel memory) before connects go to socket storage.
 const CONNECT_SLOT_BITS: u32 = 10;
 
+crate::program_sets!(TcpconnlatSkelBuilder: set_state);
+
 /// Loads and attaches the programs that send every connect `filter` and `container` let
 /// through.
 pub fn load(
@@ -30,7 +33,7 @@ pub fn load(
     container: &ContainerFilter,
     transport: Transport,
 ) -> Result<Attached<TcpconnlatSkel<'static>>> {
-    attach::load(TcpconnlatSkelBuilder::default, true, |open, setup| {
+    attach::load(TcpconnlatSkelBuilder::default, |open, hook| {
         let rodata = attach::rodata(&mut open.maps.rodata_data)?;
         transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
         rodata.settings = types::tcpconnlat_settings {
@@ -38,16 +41,14 @@ pub fn load(
             family: filter.family,
             pid: filter.pid,
             min_us: filter.min_us,
-            sk_storage: u8::from(setup.sk_storage),
             ..Default::default()
         };
-        attach::size_slots(
-            &mut rodata.slot_bucket_bits,
-            &mut open.maps.start_slots,
-            &mut open.maps.slot_starts,
-            CONNECT_SLOT_BITS,
-            setup.sk_storage,
-        )?;
-        attach::unused_map(&mut open.maps.connect_table, setup.sk_storage)
+        let store = OpenStore {
+            bucket_bits: &mut rodata.slot_bucket_bits,
+            slots: &mut open.maps.start_slots,
+            values: &mut open.maps.start_values,
+            table: &mut open.maps.start_table,
+        };
+        sk_store::size(store, hook, Slots::Buckets(CONNECT_SLOT_BITS))
     })
 }

@@ -12,8 +12,9 @@ use super::print::{sort_sections, KeyKind};
 use crate::attach::{self, Attached};
 use crate::container::{CgroupPaths, ContainerFilter};
 use crate::container_settings;
-use crate::net::PortList;
 use crate::skel::tcprtt::{types, TcprttSkel, TcprttSkelBuilder};
+
+crate::program_sets!(TcprttSkelBuilder: tcp_probe);
 
 pub type Skel = TcprttSkel<'static>;
 
@@ -34,39 +35,15 @@ pub struct Filter {
     pub rport: u16,
     pub laddr: Option<AddrFilter>,
     pub raddr: Option<AddrFilter>,
-    /// Port sets (tcptools-exporter's `-L`/`-D`).
-    pub local_ports: Option<PortList>,
-    pub remote_ports: Option<PortList>,
-}
-
-/// What the histograms are keyed by: the values of `enum hist_key_kind` (bpf/tcprtt.h).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyBy {
-    All = 0,
-    LocalAddr = 1,
-    RemoteAddr = 2,
-    /// `--bycgroup`: one per cgroup v2.
-    Cgroup = 3,
-}
-
-impl From<KeyKind> for KeyBy {
-    fn from(kind: KeyKind) -> KeyBy {
-        match kind {
-            KeyKind::All => KeyBy::All,
-            KeyKind::Local => KeyBy::LocalAddr,
-            KeyKind::Remote => KeyBy::RemoteAddr,
-            KeyKind::Cgroup => KeyBy::Cgroup,
-        }
-    }
 }
 
 impl Filter {
-    fn settings(&self, key: KeyBy, millisecond: bool) -> types::tcprtt_settings {
+    fn settings(&self, key: KeyKind, millisecond: bool) -> types::tcprtt_settings {
         let mut s = types::tcprtt_settings {
             family: self.family,
             lport: self.lport,
             rport: self.rport,
-            key: key as u8,
+            key: types::hist_key_kind(key as u32),
             millisecond: u8::from(millisecond),
             ..Default::default()
         };
@@ -80,12 +57,6 @@ impl Filter {
             Some(AddrFilter::V6(a)) => (s.filter_raddr_v6, s.raddr_v6) = (1, a),
             None => {}
         }
-        if let Some(ports) = &self.local_ports {
-            (s.filter_lports, s.lports) = (1, ports.bitmap());
-        }
-        if let Some(ports) = &self.remote_ports {
-            (s.filter_rports, s.rports) = (1, ports.bitmap());
-        }
         s
     }
 }
@@ -95,14 +66,21 @@ impl Filter {
 pub fn load(
     filter: &Filter,
     container: &ContainerFilter,
-    key: KeyBy,
+    key: KeyKind,
     millisecond: bool,
 ) -> Result<Attached<Skel>> {
-    attach::load(TcprttSkelBuilder::default, false, |open, _| {
+    attach::load(TcprttSkelBuilder::default, |open, _| {
         let rodata = attach::rodata(&mut open.maps.rodata_data)?;
         rodata.settings = filter.settings(key, millisecond);
         rodata.settings.container = container_settings!(types::container_settings, container);
-        attach::unused_map(&mut open.maps.keyed_hists, key == KeyBy::All)
+        // The default key's histograms are in the array: the keyed map costs no memory.
+        if key == KeyKind::All {
+            let keyed = &mut open.maps.keyed_hists;
+            keyed
+                .set_max_entries(1)
+                .context("failed to size keyed_hists")?;
+        }
+        Ok(())
     })
 }
 
@@ -147,24 +125,19 @@ pub fn take_interval(
     Ok(hists)
 }
 
-/// Reads the default key's histograms of generation `old` (the main program's at index
-/// `old & 1`, the catcher's at `old & 1 | 2`) and zeroes them for generation `old + 2`,
-/// which shares their indexes; None if they counted nothing (as the keyed map has no key
-/// then).
+/// Reads the default key's histogram of generation `old` (at index `old & 1`) and zeroes
+/// it for generation `old + 2`, which shares its index; None if it counted nothing (as the
+/// keyed map has no key then).
 fn take_default(map: &MapMut, old: u32) -> Result<Option<RttHist>> {
     let cpus = libbpf_rs::num_possible_cpus().context("failed to count the CPUs")?;
     let zeros = vec![vec![0; map.value_size() as usize]; cpus];
-    let mut values = Vec::new();
-    for index in [old & 1, old & 1 | 2] {
-        let index = index.to_ne_bytes();
-        values.extend(
-            map.lookup_percpu(&index, MapFlags::ANY)
-                .context("failed to lookup infos")?
-                .unwrap_or_default(),
-        );
-        map.update_percpu(&index, &zeros, MapFlags::ANY)
-            .context("failed to cleanup infos")?;
-    }
+    let index = (old & 1).to_ne_bytes();
+    let values = map
+        .lookup_percpu(&index, MapFlags::ANY)
+        .context("failed to lookup infos")?
+        .unwrap_or_default();
+    map.update_percpu(&index, &zeros, MapFlags::ANY)
+        .context("failed to cleanup infos")?;
     let hist = RttHist::sum_cpus(&types::hist_key::default(), &values);
     Ok(hist.filter(|hist| hist.count != 0))
 }

@@ -110,7 +110,6 @@ impl IntoConfig for Options {
             raddr: addr(self.raddr, "remote")?,
             lport: port(self.lport, "lport")?,
             rport: port(self.rport, "rport")?,
-            ..Filter::default()
         };
         if mixes_families(&filter) {
             return Err(UsageError::runtime(

@@ -9,20 +9,21 @@ use serde_json::json;
 use super::event::RttHist;
 use crate::hist::{slot_range, write_log2_hist};
 use crate::net::{format_addr, AF_INET};
+use crate::skel::tcprtt::types::hist_key_kind;
 use crate::time::rfc3339;
 
-/// What the histograms are keyed by.
+/// What the histograms are keyed by: the values of `enum hist_key_kind` (bpf/tcprtt.h).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum KeyKind {
     /// One histogram for every socket.
     #[default]
-    All,
+    All = hist_key_kind::KEY_ALL.0 as isize,
     /// `-b`: one per local address.
-    Local,
+    Local = hist_key_kind::KEY_LADDR.0 as isize,
     /// `-B`: one per remote address.
-    Remote,
+    Remote = hist_key_kind::KEY_RADDR.0 as isize,
     /// `--bycgroup`: one per cgroup v2 of the sockets.
-    Cgroup,
+    Cgroup = hist_key_kind::KEY_CGROUP.0 as isize,
 }
 
 /// How intervals are printed.

@@ -6,6 +6,7 @@ use crate::attach::{self, Attached};
 use crate::container::ContainerFilter;
 use crate::container_settings;
 use crate::net::PortList;
+use crate::sk_store::{self, OpenStore, Slots};
 use crate::skel::tcpstates::{types, TcpstatesSkel, TcpstatesSkelBuilder};
 use crate::stream::Transport;
 
@@ -41,6 +42,8 @@ impl Filter {
 /// storage.
 const STATE_SLOT_BITS: u32 = 11;
 
+crate::program_sets!(TcpstatesSkelBuilder: set_state);
+
 /// Loads and attaches the programs that send every state change `filter` and `container`
 /// let through; with `owners`, records carry the sockets' owners.
 pub fn load(
@@ -49,21 +52,24 @@ pub fn load(
     owners: bool,
     transport: Transport,
 ) -> Result<Attached<TcpstatesSkel<'static>>> {
-    attach::load(TcpstatesSkelBuilder::default, true, |open, setup| {
+    attach::load(TcpstatesSkelBuilder::default, |open, hook| {
         let rodata = attach::rodata(&mut open.maps.rodata_data)?;
         transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
         rodata.settings = filter.settings();
         rodata.settings.container = container_settings!(types::container_settings, container);
-        rodata.settings.sk_storage = u8::from(setup.sk_storage);
         rodata.settings.owners = u8::from(owners);
-        attach::size_slots(
-            &mut rodata.slot_bucket_bits,
-            &mut open.maps.state_slots,
-            &mut open.maps.slot_states,
-            STATE_SLOT_BITS,
-            setup.sk_storage && !owners,
-        )?;
-        // With socket storage, the fixed table is not used: it costs no memory.
-        attach::unused_map(&mut open.maps.timestamps, setup.sk_storage)
+        // An accepted socket learns its owner from its listener's cloned socket storage.
+        let slots = if owners {
+            Slots::None
+        } else {
+            Slots::Buckets(STATE_SLOT_BITS)
+        };
+        let store = OpenStore {
+            bucket_bits: &mut rodata.slot_bucket_bits,
+            slots: &mut open.maps.state_slots,
+            values: &mut open.maps.state_values,
+            table: &mut open.maps.state_table,
+        };
+        sk_store::size(store, hook, slots)
     })
 }

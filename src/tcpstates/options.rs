@@ -59,8 +59,9 @@ pub struct Options {
     ///
     /// PID and COMM show the socket's owner: the process that called connect() (at CLOSE ->
     /// SYN_SENT) or listen() (at CLOSE -> LISTEN) on it, or on the listener it was accepted
-    /// from; - where it is not known (sockets opened before the tool started). Needs socket
-    /// storage (Linux 5.11 or later, tp_btf): elsewhere the tool exits 1.
+    /// from; - where it is not known (sockets opened before the tool started). Needs the tp_btf
+    /// programs, which keep it in socket storage (Linux 5.12 or later): elsewhere the tool
+    /// exits 1.
     #[arg(long = "owner")]
     pub owner: bool,
     /// Add a CGROUP column: the socket's cgroup v2 path
@@ -126,9 +127,9 @@ and messages are bcc's, byte for byte, apart from the differences listed below.\
 The process shown is the one on the CPU when the state changed, which for changes made by \
 the kernel (a SYN-ACK or a FIN arriving) is often unrelated to the socket; --owner shows \
 the process that owns the socket instead.\n\
-The time spent in a state is kept with the socket (socket storage, Linux 5.11 or later) \
-for any number of sockets; on older kernels and with raw_tp it is kept in a table of \
-10240 sockets, and sockets it cannot hold are reported on standard error (socket table \
+The time spent in a state is kept in a slot table and socket storage (tp_btf, Linux 5.12 \
+or later) for any number of sockets; with raw_tp (older kernels, such as 5.10) it is kept \
+in a table of 10240 sockets, and sockets it cannot hold are reported on standard error (socket table \
 full) rather than printed as a duration of 0.",
     tracepoints: "sock:inet_sock_set_state",
     event_stream: true,
@@ -147,7 +148,7 @@ per event, times in RFC 3339, with the socket's netns inode and cgroup path, and
 owner_pid/owner_comm where the owner is known).",
         "Added: --owner prints the socket's owner as PID and COMM (the process that called \
 connect() or listen() on it, or on the listener it was accepted from; - where it is not \
-known: sockets opened before the tool started, or kernels before 5.11, where --owner \
+known: sockets opened before the tool started, or kernels before 5.12, where --owner \
 exits 1), and --show-cgroup adds a CGROUP column with the socket's cgroup v2 path.",
     ],
 };

@@ -31,8 +31,14 @@ done
 T=/tmp/run
 PORT=5000
 TRACING=/sys/kernel/tracing
-# Every kernel here has tp_btf (5.5+); a fallback to raw_tp without TCPTOOLS_RAW_TP is a failure.
-WANT_HOOK=tp_btf
+# Every kernel here has tp_btf (5.5+), but the tp_btf programs of the tools that keep
+# per-socket state need Linux 5.12 (socket storage in tracing programs came in 5.11,
+# compare-and-swap in 5.12): before that they attach with raw_tp. Any other fallback to raw_tp
+# without TCPTOOLS_RAW_TP is a failure.
+case "$(uname -r)" in
+5.[0-9].* | 5.1[01].*) STATEFUL_HOOK=raw_tp ;;
+*) STATEFUL_HOOK=tp_btf ;;
+esac
 
 echo "MATRIX-KERNEL $(uname -r)"
 
@@ -144,9 +150,10 @@ stop() {
 }
 
 # want_attach VARIANT WANT_BUFFER: sets WHY unless HOOK and BUFFER are what VARIANT forces
-# ("raw": raw_tp, "perf": perf buffer), or else tp_btf and WANT_BUFFER.
+# ("raw": raw_tp, "perf": perf buffer), or else the tool's hook on this kernel and WANT_BUFFER.
 want_attach() {
-	hook=$WANT_HOOK buffer=$2
+	hook=$STATEFUL_HOOK buffer=$2
+	[ "$name" = tcprtt ] && hook=tp_btf
 	case "$1" in *raw*) hook=raw_tp ;; esac
 	case "$1" in *perf*) buffer=perfbuf ;; esac
 	if [ "$HOOK" != "$hook" ] || [ "$BUFFER" != "$buffer" ]; then
@@ -308,8 +315,8 @@ check_exporter() {
 			latencies=$(metric tcp_connect_latency_seconds_count "family=\"ipv6\",outcome=\"established\"$G")
 			rtts=$(metric tcp_rtt_seconds_count "family=\"ipv6\"$G")
 			storage=$(sed -n 's/^tcptools_exporter_attach_info{.*socket_storage="\([a-z]*\)"} 1$/\1/p' $T.metrics)
-			case "$(uname -r)" in 5.[0-9].* | 5.10.*) want=false ;; *) want=true ;; esac
-			[ "$1" = raw ] && want=false
+			want=true
+			[ "$STATEFUL_HOOK" = raw_tp ] || [ "$1" = raw ] && want=false
 			if ! cmp -s $T.got $T.want; then
 				WHY="ipv6 transitions differ (count old new; got vs want): $(diff $T.want $T.got | grep '^[-+][0-9]' | tr '\n' ' ')"
 			elif [ "$established $refused $latencies" != "$CONNS 1 $CONNS" ]; then
@@ -358,7 +365,7 @@ check_no_btf() {
 
 # containers VARIANT ENV: tcpstates -c on a cgroup v2 tree, traffic inside and outside it:
 # exactly the inside sockets' changes, each with its cgroup path; socket storage (and so
-# owners on every line) from Linux 5.11, the fixed table before, as -v says.
+# owners on every line) with tp_btf, the fixed table with raw_tp (Linux 5.10).
 check_containers() {
 	WHY= HOOK=? BUFFER=?
 	cg=/sys/fs/cgroup/tt
@@ -372,10 +379,9 @@ check_containers() {
 		inside=$(grep -c '"cgroup":"/tt/inner"' $T.containers.out)
 		owned=$(grep -c '"owner_pid":' $T.containers.out)
 		storage=storage
-		grep -q 'without socket storage' $T.containers.err && storage=table
-		[ "$1" = raw ] && storage=table
-		case "$(uname -r)" in 5.[0-9].* | 5.10.*) want=table ;; *) want=storage ;; esac
-		[ "$1" = raw ] && want=table
+		[ "$HOOK" = raw_tp ] && storage=table
+		want=storage
+		[ "$STATEFUL_HOOK" = raw_tp ] || [ "$1" = raw ] && want=table
 		owners_want=0
 		[ "$want" = storage ] && owners_want=$total
 		if ! cmp -s $T.got $T.want; then
