@@ -321,6 +321,22 @@ mod tests {
         assert_eq!(parse_cgroup_path(path), expected, "{path}");
     }
 
+    /// `{pod_dir}/{scope}` is a container of `runtime` in the pod at `pod_dir`.
+    fn check_in_pod(
+        pod_dir: &str,
+        qos: QosClass,
+        scope: &str,
+        runtime: Option<Runtime>,
+        conmon: bool,
+    ) {
+        let dir = format!("{pod_dir}/{scope}");
+        check(
+            &dir,
+            pod(UID, qos, pod_dir),
+            container(runtime, conmon, &dir),
+        );
+    }
+
     /// `template` with the test's container id for `{id}` and pod uid for `{uid}` (`{uid_}`
     /// as the systemd driver escapes it).
     fn fill(template: &str) -> String {
@@ -349,12 +365,8 @@ mod tests {
         ];
         for (pod_dir, qos) in cases {
             let pod_dir = fill(pod_dir);
-            let scope = format!("{pod_dir}/cri-containerd-{ID}.scope");
-            check(
-                &scope,
-                pod(UID, qos, &pod_dir),
-                container(Some(Runtime::Containerd), false, &scope),
-            );
+            let scope = format!("cri-containerd-{ID}.scope");
+            check_in_pod(&pod_dir, qos, &scope, Some(Runtime::Containerd), false);
             check(&pod_dir, pod(UID, qos, &pod_dir), None);
         }
     }
@@ -369,25 +381,10 @@ mod tests {
         for (pod_dir, qos) in cases {
             let pod_dir = fill(pod_dir);
             // containerd and cri-dockerd both put the bare id there.
-            let bare = format!("{pod_dir}/{ID}");
-            check(
-                &bare,
-                pod(UID, qos, &pod_dir),
-                container(None, false, &bare),
-            );
-            let crio = format!("{pod_dir}/crio-{ID}");
-            let runtime = Some(Runtime::CriO);
-            check(
-                &crio,
-                pod(UID, qos, &pod_dir),
-                container(runtime, false, &crio),
-            );
-            let conmon = format!("{pod_dir}/crio-conmon-{ID}");
-            check(
-                &conmon,
-                pod(UID, qos, &pod_dir),
-                container(runtime, true, &conmon),
-            );
+            check_in_pod(&pod_dir, qos, ID, None, false);
+            let crio = Some(Runtime::CriO);
+            check_in_pod(&pod_dir, qos, &format!("crio-{ID}"), crio, false);
+            check_in_pod(&pod_dir, qos, &format!("crio-conmon-{ID}"), crio, true);
             check(&pod_dir, pod(UID, qos, &pod_dir), None);
         }
     }
