@@ -25,6 +25,28 @@ pub struct OpenStore<'a> {
     pub table: &'a mut OpenMapMut<'static>,
 }
 
+/// The [`OpenStore`] of `SK_STORE(name, ...)` in an open skeleton, with its programs'
+/// read-only data: `open_store!(state, open, rodata)`. One rule per store the tools declare
+/// (tcpstates' `state`, tcpconnlat's and the exporter's `start`), so a store renamed in C
+/// fails the Rust build.
+#[macro_export]
+macro_rules! open_store {
+    (state, $open:expr, $rodata:expr) => {
+        $crate::open_store!(@maps $open, $rodata, state_slots, state_values, state_table)
+    };
+    (start, $open:expr, $rodata:expr) => {
+        $crate::open_store!(@maps $open, $rodata, start_slots, start_values, start_table)
+    };
+    (@maps $open:expr, $rodata:expr, $slots:ident, $values:ident, $table:ident) => {
+        $crate::sk_store::OpenStore {
+            bucket_bits: &mut $rodata.slot_bucket_bits,
+            slots: &mut $open.maps.$slots,
+            values: &mut $open.maps.$values,
+            table: &mut $open.maps.$table,
+        }
+    };
+}
+
 /// How a tool sizes its slot table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slots {

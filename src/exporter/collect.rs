@@ -11,7 +11,7 @@ use super::metrics::{Counts, Log2Hist, HIST_SLOTS};
 use super::options::{Config, GroupBy};
 use crate::attach::{self, Attached};
 use crate::programs::prog_info;
-use crate::sk_store::{self, OpenStore, Slots};
+use crate::sk_store::{self, Slots};
 use crate::skel::exporter::{types, ExporterSkel, ExporterSkelBuilder};
 
 crate::program_sets!(ExporterSkelBuilder: set_state, tcp_probe);
@@ -47,12 +47,7 @@ impl Programs {
         let attached = attach::load(ExporterSkelBuilder::default, |open, hook| {
             let rodata = attach::rodata(&mut open.maps.rodata_data)?;
             rodata.settings = settings(config);
-            let store = OpenStore {
-                bucket_bits: &mut rodata.slot_bucket_bits,
-                slots: &mut open.maps.start_slots,
-                values: &mut open.maps.start_values,
-                table: &mut open.maps.start_table,
-            };
+            let store = crate::open_store!(start, open, rodata);
             sk_store::size(store, hook, Slots::Buckets(SOCKET_SLOT_BITS))?;
             size_group_maps(&mut open.maps, config)
         })?;

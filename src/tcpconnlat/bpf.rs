@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::attach::{self, Attached};
 use crate::container::ContainerFilter;
 use crate::container_settings;
-use crate::sk_store::{self, OpenStore, Slots};
+use crate::sk_store::{self, Slots};
 use crate::skel::tcpconnlat::{types, TcpconnlatSkel, TcpconnlatSkelBuilder};
 use crate::stream::Transport;
 
@@ -43,12 +43,7 @@ pub fn load(
             min_us: filter.min_us,
             ..Default::default()
         };
-        let store = OpenStore {
-            bucket_bits: &mut rodata.slot_bucket_bits,
-            slots: &mut open.maps.start_slots,
-            values: &mut open.maps.start_values,
-            table: &mut open.maps.start_table,
-        };
+        let store = crate::open_store!(start, open, rodata);
         sk_store::size(store, hook, Slots::Buckets(CONNECT_SLOT_BITS))
     })
 }

@@ -6,7 +6,7 @@ use crate::attach::{self, Attached};
 use crate::container::ContainerFilter;
 use crate::container_settings;
 use crate::net::PortList;
-use crate::sk_store::{self, OpenStore, Slots};
+use crate::sk_store::{self, Slots};
 use crate::skel::tcpstates::{types, TcpstatesSkel, TcpstatesSkelBuilder};
 use crate::stream::Transport;
 
@@ -64,12 +64,7 @@ pub fn load(
         } else {
             Slots::Buckets(STATE_SLOT_BITS)
         };
-        let store = OpenStore {
-            bucket_bits: &mut rodata.slot_bucket_bits,
-            slots: &mut open.maps.state_slots,
-            values: &mut open.maps.state_values,
-            table: &mut open.maps.state_table,
-        };
+        let store = crate::open_store!(state, open, rodata);
         sk_store::size(store, hook, slots)
     })
 }
