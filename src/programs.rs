@@ -84,6 +84,13 @@ macro_rules! program_sets {
     }};
 }
 
+// The table: the program sets each tool's BPF side defines (SET_STATE_PROGRAMS and
+// TCP_PROBE_PROGRAMS in bpf/NAME.bpf.c).
+crate::program_sets!(crate::skel::tcpstates::TcpstatesSkelBuilder: set_state);
+crate::program_sets!(crate::skel::tcpconnlat::TcpconnlatSkelBuilder: set_state);
+crate::program_sets!(crate::skel::tcprtt::TcprttSkelBuilder: tcp_probe);
+crate::program_sets!(crate::skel::exporter::ExporterSkelBuilder: set_state, tcp_probe);
+
 /// The kernel's information on `prog` (run statistics, recursion misses).
 pub fn prog_info(prog: BorrowedFd<'_>) -> Option<libbpf_rs::libbpf_sys::bpf_prog_info> {
     let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();

@@ -14,8 +14,6 @@ use crate::programs::prog_info;
 use crate::sk_store::{self, Slots};
 use crate::skel::exporter::{types, ExporterSkel, ExporterSkelBuilder};
 
-crate::program_sets!(ExporterSkelBuilder: set_state, tcp_probe);
-
 /// A group's keys the kernel maps hold room for: the counters and histograms one group
 /// uses in practice (a few transitions and states per family), with room to spare.
 const COUNTERS_PER_GROUP: u32 = 48;

@@ -24,8 +24,6 @@ pub struct Filter {
 /// (320 KiB of kernel memory) before connects go to socket storage.
 const CONNECT_SLOT_BITS: u32 = 10;
 
-crate::program_sets!(TcpconnlatSkelBuilder: set_state);
-
 /// Loads and attaches the programs that send every connect `filter` and `container` let
 /// through.
 pub fn load(

@@ -14,8 +14,6 @@ use crate::container::{CgroupPaths, ContainerFilter};
 use crate::container_settings;
 use crate::skel::tcprtt::{types, TcprttSkel, TcprttSkelBuilder};
 
-crate::program_sets!(TcprttSkelBuilder: tcp_probe);
-
 pub type Skel = TcprttSkel<'static>;
 
 /// An address filter of `-a`/`-A`: IPv4 (network order) or IPv6.

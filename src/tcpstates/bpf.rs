@@ -42,8 +42,6 @@ impl Filter {
 /// storage.
 const STATE_SLOT_BITS: u32 = 11;
 
-crate::program_sets!(TcpstatesSkelBuilder: set_state);
-
 /// Loads and attaches the programs that send every state change `filter` and `container`
 /// let through; with `owners`, records carry the sockets' owners.
 pub fn load(
