@@ -14,6 +14,7 @@ pub mod net;
 pub mod out;
 pub mod privilege;
 pub mod programs;
+pub mod runtime;
 pub mod signal;
 pub mod sk_store;
 pub mod stream;
