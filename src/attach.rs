@@ -199,6 +199,11 @@ fn print_to_stderr(_level: PrintLevel, message: String) {
     eprint!("{message}");
 }
 
+/// Whether `-v` was given (set by [`libbpf_logging`]).
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
 /// Routes libbpf's messages: all of them to stderr with `-v`, none otherwise (a refused
 /// `tp_btf` load would print a verifier log although the `raw_tp` fallback works).
 pub fn libbpf_logging(verbose: bool) {

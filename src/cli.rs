@@ -293,6 +293,8 @@ pub struct ManPage {
     pub description: &'static str,
     /// JSON FIELDS: each `--json` field and what it holds (empty without `--json`).
     pub json_fields: &'static [(&'static str, &'static str)],
+    /// Whether JSON also names pods and containers (`pods::JSON_FIELDS`, after json_fields).
+    pub json_names: bool,
     /// METRICS: each metric family served and what it holds (the exporter's).
     pub metrics: Option<fn() -> Vec<Term>>,
     /// The kernel tracepoint(s) the tool attaches to.

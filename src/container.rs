@@ -12,6 +12,7 @@ use clap::Args;
 use nix::sys::statfs::{statfs, FsType};
 
 use crate::cli::UsageError;
+use crate::pods::{Identities, PodArgs, PodFlags, Shown};
 use crate::time::SinceFirst;
 
 /// statfs(2)'s f_type of a cgroup v2 hierarchy and of a namespace file.
@@ -41,6 +42,8 @@ pub struct ContainerFlags {
     /// 32-bit inode exits 64.
     #[arg(long = "netns", value_name = "NS")]
     pub netns: Option<String>,
+    #[command(flatten)]
+    pub pods: PodFlags,
 }
 
 /// A network namespace as given to `--netns`.
@@ -56,6 +59,8 @@ pub enum NetnsArg {
 pub struct ContainerArgs {
     pub cgroup: Option<PathBuf>,
     pub netns: Option<NetnsArg>,
+    /// `--k8s-namespace`, `--pod`, `--container`, `--runtime-endpoint`.
+    pub pods: PodArgs,
 }
 
 impl ContainerFlags {
@@ -68,7 +73,17 @@ impl ContainerFlags {
             path => path.map(PathBuf::from),
         };
         let netns = self.netns.map(|ns| parse_netns(&ns)).transpose()?;
-        Ok(ContainerArgs { cgroup, netns })
+        let pods = self.pods.into_args()?;
+        if cgroup.is_some() && pods.selector.is_some() {
+            return Err(UsageError::new(
+                "-c selects a cgroup, --k8s-namespace, --pod and --container select pods: give one or the other",
+            ));
+        }
+        Ok(ContainerArgs {
+            cgroup,
+            netns,
+            pods,
+        })
     }
 }
 
@@ -203,31 +218,47 @@ macro_rules! container_settings {
 }
 
 /// The columns the event tools add to bcc's, for each record: its seconds since the first
-/// one (`-t`; JSON's `seconds`) and its socket's cgroup path where the format shows it (JSON,
-/// `--show-cgroup`).
+/// one (`-t`; JSON's `seconds`), its socket's cgroup path where the format shows it (JSON,
+/// `--show-cgroup`) and its pod and container names (JSON, `--show-pod`).
 pub struct AddedColumns {
     since_first: SinceFirst,
-    cgroup_shown: bool,
-    paths: CgroupPaths,
+    shown: Shows,
+    identities: Identities,
+}
+
+/// What a format shows of a socket's cgroup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shows {
+    /// Its path (JSON, `--show-cgroup`, `--show-pod` outside containers).
+    pub cgroup: bool,
+    /// Its pod's and container's names (JSON, `--show-pod`).
+    pub names: bool,
 }
 
 impl AddedColumns {
-    pub fn new(cgroup_shown: bool, paths: CgroupPaths) -> AddedColumns {
+    pub fn new(shown: Shows, identities: impl Into<Identities>) -> AddedColumns {
         AddedColumns {
             since_first: SinceFirst::default(),
-            cgroup_shown,
-            paths,
+            shown,
+            identities: identities.into(),
         }
     }
 
-    /// The seconds since the first record of the one at kernel time `ts_us`, and the path of
-    /// its socket's cgroup (empty when not shown).
-    pub fn of(&mut self, ts_us: u64, container: &SocketContainer) -> (f64, String) {
+    /// The seconds since the first record of the one at kernel time `ts_us`, and what is
+    /// shown of its socket's cgroup (empty where the format shows nothing).
+    pub fn of(&mut self, ts_us: u64, container: &SocketContainer) -> (f64, Shown) {
         let seconds = self.since_first.seconds(ts_us);
-        if !self.cgroup_shown {
-            return (seconds, String::new());
-        }
-        (seconds, self.paths.path(container.cgroup_id))
+        let shown = if self.shown.names {
+            self.identities.of(container.cgroup_id)
+        } else if self.shown.cgroup {
+            Shown {
+                cgroup: self.identities.path(container.cgroup_id),
+                ..Shown::default()
+            }
+        } else {
+            Shown::default()
+        };
+        (seconds, shown)
     }
 }
 
@@ -292,11 +323,18 @@ impl CgroupPaths {
         self.mount.is_some() && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY)
     }
 
-    fn scan(&mut self) {
+    /// Walks the hierarchy now, and returns every directory it has now (selection by pod,
+    /// which must see new directories and forget removed ones).
+    pub fn rescan(&mut self) -> Vec<(u64, String)> {
+        self.scan()
+    }
+
+    fn scan(&mut self) -> Vec<(u64, String)> {
         self.last_scan = Some(Instant::now());
         let Some(mount) = self.mount.clone() else {
-            return;
+            return Vec::new();
         };
+        let mut found = Vec::new();
         let mut pending = vec![(mount.clone(), String::from("/"))];
         let mut visited = 0;
         while let Some((dir, path)) = pending.pop() {
@@ -318,8 +356,10 @@ impl CgroupPaths {
                     pending.push((entry.path(), child));
                 }
             }
-            self.paths.insert(meta.ino(), path);
+            self.paths.insert(meta.ino(), path.clone());
+            found.push((meta.ino(), path));
         }
+        found
     }
 }
 
@@ -348,6 +388,7 @@ mod tests {
         let flags = ContainerFlags {
             cgroup: Some(String::new()),
             netns: None,
+            pods: PodFlags::default(),
         };
         assert_eq!(
             flags.into_args(),

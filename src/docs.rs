@@ -105,7 +105,13 @@ pub fn man_page(tool: &Tool) -> io::Result<Vec<u8>> {
     man.render_options_section(&mut page)?;
     command_line().to_writer(&mut page)?;
     let json = "With --json, one object per line with these fields:";
-    tagged_list("JSON FIELDS", json, tool.man.json_fields.iter().copied()).to_writer(&mut page)?;
+    let names = tool.man.json_names.then_some(crate::pods::JSON_FIELDS);
+    let fields = tool
+        .man
+        .json_fields
+        .iter()
+        .chain(names.into_iter().flatten());
+    tagged_list("JSON FIELDS", json, fields.copied()).to_writer(&mut page)?;
     let metrics = tool.man.metrics.map(|served| served()).unwrap_or_default();
     let served = "Served at GET /metrics with these HELP lines, beside the process_* metrics \
         of the exporter's CPU, memory, file descriptors and threads. family is ipv4 or ipv6 \

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod nested;
 pub mod net;
 pub mod out;
+pub mod pods;
 pub mod privilege;
 pub mod programs;
 pub mod runtime;

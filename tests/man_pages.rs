@@ -211,7 +211,7 @@ fn tcpconnlat_json_fields_are_the_printed_ones() {
     assert_eq!(keys(&out), documented(tcpconnlat::options::MAN.json_fields));
 }
 
-/// tcprtt's fields depend on the key: all of them over -b, --bycgroup and -e.
+/// tcprtt's fields depend on the key: all of them over -b, --bycgroup, --bypod and -e.
 #[test]
 fn tcprtt_json_fields_are_the_printed_ones() {
     let hist = tcprtt::RttHist {
@@ -219,6 +219,7 @@ fn tcprtt_json_fields_are_the_printed_ones() {
         addr: [0; 16],
         cgroup_id: 1,
         cgroup: "/".into(),
+        pod: None,
         sum: 10,
         count: 1,
         slots: [1; tcprtt::MAX_SLOTS],
@@ -234,6 +235,18 @@ fn tcprtt_json_fields_are_the_printed_ones() {
         let at = Local.timestamp_opt(0, 0).unwrap();
         tcprtt::write_interval(&mut out, &format, at, std::slice::from_ref(&hist)).expect("print");
     }
+    let in_pod = tcprtt::RttHist {
+        pod: Some(("shop".into(), "web-0".into())),
+        ..hist
+    };
+    let bypod = tcprtt::Format {
+        key: tcprtt::KeyKind::Cgroup,
+        bypod: true,
+        json: true,
+        ..Default::default()
+    };
+    let at = Local.timestamp_opt(0, 0).unwrap();
+    tcprtt::write_interval(&mut out, &bypod, at, &[in_pod]).expect("print");
     assert_eq!(keys(&out), documented(tcprtt::options::MAN.json_fields));
 }
 

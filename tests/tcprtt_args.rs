@@ -113,18 +113,18 @@ fn help_and_version() {
             "{text}"
         );
         for needle in [
-            "-a, --laddr <LADDR>        filter for local address",
-            "-A, --raddr <RADDR>        filter for remote address",
-            "-b, --byladdr              show sockets histogram by local address",
-            "-B, --byraddr              show sockets histogram by remote address",
-            "-d, --duration <DURATION>  total duration of trace, seconds",
-            "-e, --extension            show extension summary(average)",
-            "-i, --interval <INTERVAL>  summary interval, seconds",
-            "-m, --millisecond          millisecond histogram",
-            "-p, --lport <LPORT>        filter for local port",
-            "-P, --rport <RPORT>        filter for remote port",
-            "-T, --timestamp            include timestamp on output",
-            "-v, --verbose              Verbose debug output",
+            "-a, --laddr <LADDR>           filter for local address",
+            "-A, --raddr <RADDR>           filter for remote address",
+            "-b, --byladdr                 show sockets histogram by local address",
+            "-B, --byraddr                 show sockets histogram by remote address",
+            "-d, --duration <DURATION>     total duration of trace, seconds",
+            "-e, --extension               show extension summary(average)",
+            "-i, --interval <INTERVAL>     summary interval, seconds",
+            "-m, --millisecond             millisecond histogram",
+            "-p, --lport <LPORT>           filter for local port",
+            "-P, --rport <RPORT>           filter for remote port",
+            "-T, --timestamp               include timestamp on output",
+            "-v, --verbose                 Verbose debug output",
             "tcprtt -i 1 -d 10 # print 1 second summaries, 10 times",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in {text}");

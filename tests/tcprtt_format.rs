@@ -32,6 +32,7 @@ fn hist(family: u16, addr: &str, set: &[(usize, u32)], sum: u64, count: u64) -> 
         addr: bytes,
         cgroup_id: 0,
         cgroup: String::new(),
+        pod: None,
         sum,
         count,
         slots,
@@ -312,4 +313,72 @@ fn decodes_map_records_summed_over_cpus() {
     assert_eq!(h, hist(AF_INET, "127.0.0.1", &[(13, 5)], 320, 5));
     assert!(RttHist::decode_per_cpu(&key[..10], &values).is_none());
     assert!(RttHist::decode_per_cpu(&key, &[values[0][..100].to_vec()]).is_none());
+}
+
+/// `--bypod`: two containers of one pod merge into one section, the pod's own cgroup too;
+/// a cgroup in no pod keeps its own section, headed by its path.
+#[test]
+fn bypod_merges_a_pods_cgroups() {
+    use tcptools::container::CgroupPaths;
+    use tcptools::pods::Identities;
+    use tcptools::runtime::{PodNames, Runtimes};
+    use tcptools::tcprtt::merge_by_pod;
+
+    let uid = "3f2a9c4e-1b7d-4e8a-9f60-2c5d8e7a1b90";
+    let pod_dir = format!("/kubepods/burstable/pod{uid}");
+    let paths = CgroupPaths::fixed([
+        (5, format!("{pod_dir}/{}", "a".repeat(64))),
+        (6, format!("{pod_dir}/{}", "b".repeat(64))),
+        (7, "/system.slice/sshd.service".to_owned()),
+    ]);
+    let pod = PodNames {
+        namespace: "shop".into(),
+        name: "web-0".into(),
+        uid: uid.into(),
+    };
+    let mut identities = Identities::new(paths, Runtimes::fixed(vec![pod], vec![]));
+    let in_cgroup = |id: u64, set: &[(usize, u32)], sum: u64, count: u64| RttHist {
+        cgroup_id: id,
+        ..all(set, sum, count)
+    };
+    let hists = vec![
+        in_cgroup(7, &[(0, 1)], 1, 1),
+        in_cgroup(5, &[(0, 2)], 2, 2),
+        in_cgroup(6, &[(2, 7)], 28, 7),
+    ];
+    let merged = merge_by_pod(hists, &mut identities);
+    let format = Format {
+        key: KeyKind::Cgroup,
+        bypod: true,
+        extension: true,
+        ..Format::default()
+    };
+    let text = render(format, &merged);
+    let headers: Vec<&str> = text.lines().filter(|l| l.starts_with("Pod = ")).collect();
+    assert_eq!(
+        headers,
+        [
+            "Pod = /system.slice/sshd.service [AVG 1]",
+            "Pod = shop/web-0 [AVG 3]"
+        ]
+    );
+    assert!(text.ends_with(SMALL_HIST), "{text}");
+    let json = render(
+        Format {
+            json: true,
+            ..format
+        },
+        &merged,
+    );
+    let pods: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(pods[0]["key"], "pod");
+    assert_eq!(pods[0]["cgroup"], "/system.slice/sshd.service");
+    assert_eq!(
+        (&pods[1]["namespace"], &pods[1]["pod"]),
+        (&Value::from("shop"), &Value::from("web-0"))
+    );
+    assert_eq!(pods[1]["count"], 9);
 }

@@ -7,6 +7,8 @@ use common::{record_bytes, v4, v6};
 use tcptools::comm::Comm;
 use tcptools::container::{CgroupPaths, SocketContainer};
 use tcptools::net::{Endpoints, AF_INET, AF_INET6};
+use tcptools::pods::Identities;
+use tcptools::runtime::{ContainerNames, PodNames, Runtimes};
 use tcptools::tcpstates::event::Owner;
 use tcptools::tcpstates::{state_name, Format, Printer, StateChange};
 use tcptools::time::WallClock;
@@ -447,4 +449,98 @@ fn sub_microsecond_durations_are_0_000_in_columns_but_not_in_json() {
     };
     let value: serde_json::Value = serde_json::from_str(render(json, &[quick]).trim_end()).unwrap();
     assert_eq!(value["ms"], serde_json::json!(0.000412));
+}
+
+/// A pod uid and container id as kubelet's cgroupfs layout names their cgroups.
+const POD_UID: &str = "3f2a9c4e-1b7d-4e8a-9f60-2c5d8e7a1b90";
+const CONTAINER_ID: &str = "4c01db0b339c5a9b6e7f0c1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f7";
+
+/// Cgroups 1 (the root), 7 (a cgroup in no pod), 8 (a pod's container), 9 (a pod's own
+/// cgroup), named by a runtime that knows the pod and the container.
+fn named() -> Identities {
+    let pod_dir = format!("/kubepods/besteffort/pod{POD_UID}");
+    let paths = CgroupPaths::fixed([
+        (1, "/".to_owned()),
+        (7, "/pod/web".to_owned()),
+        (8, format!("{pod_dir}/{CONTAINER_ID}")),
+        (9, pod_dir),
+    ]);
+    let pod = PodNames {
+        namespace: "shop".into(),
+        name: "web-0".into(),
+        uid: POD_UID.into(),
+    };
+    let container = ContainerNames {
+        name: "nginx".into(),
+        id: CONTAINER_ID.into(),
+        pod: Some(pod.clone()),
+    };
+    Identities::new(paths, Runtimes::fixed(vec![pod], vec![container]))
+}
+
+fn render_named(format: Format, cgroups: &[u64]) -> String {
+    let mut clock = WallClock::fixed(Local.with_ymd_and_hms(2026, 1, 2, 22, 22, 29).unwrap());
+    let mut printer = Printer::new(format, named());
+    let mut out = Vec::new();
+    printer.header(&mut out).unwrap();
+    for &id in cgroups {
+        let mut ev = loopback_v4();
+        ev.container.cgroup_id = id;
+        printer.line(&ev, &mut clock, &mut out).unwrap();
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn pod_column_names_pods_and_containers_and_falls_back_to_paths() {
+    let format = Format {
+        pod: true,
+        ..Format::default()
+    };
+    assert_eq!(
+        render_named(format, &[8, 9, 7]),
+        "SKADDR           PID     COMM       LADDR           LPORT RADDR           RPORT OLDSTATE    -> NEWSTATE    MS NAMESPACE/POD/CONTAINER\n\
+         ffff8881064b0940 7673    python3    127.0.0.1       59600 127.0.0.1       8765  ESTABLISHED -> FIN_WAIT1   50.345 shop/web-0/nginx\n\
+         ffff8881064b0940 7673    python3    127.0.0.1       59600 127.0.0.1       8765  ESTABLISHED -> FIN_WAIT1   50.345 shop/web-0/-\n\
+         ffff8881064b0940 7673    python3    127.0.0.1       59600 127.0.0.1       8765  ESTABLISHED -> FIN_WAIT1   50.345 /pod/web\n"
+    );
+    let csv = Format {
+        csv: true,
+        cgroup: true,
+        ..format
+    };
+    let text = render_named(csv, &[8]);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("SKADDR,C-PID,C-COMM,IP,LADDR,LPORT,RADDR,RPORT,OLDSTATE,NEWSTATE,MS,CGROUP,NAMESPACE/POD/CONTAINER")
+    );
+    assert_eq!(
+        lines.next().map(|l| l.rsplit(',').next().unwrap()),
+        Some("shop/web-0/nginx")
+    );
+}
+
+#[test]
+fn json_names_the_pod_and_container_where_known() {
+    let format = Format {
+        json: true,
+        ..Format::default()
+    };
+    let text = render_named(format, &[8, 9, 7]);
+    let values: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names = |v: &serde_json::Value| {
+        ["namespace", "pod", "container", "container_id"].map(|k| v.get(k).cloned())
+    };
+    let s = |text: &str| Some(serde_json::json!(text));
+    assert_eq!(
+        names(&values[0]),
+        [s("shop"), s("web-0"), s("nginx"), s(CONTAINER_ID)]
+    );
+    assert_eq!(names(&values[1]), [s("shop"), s("web-0"), None, None]);
+    assert_eq!(names(&values[2]), [None, None, None, None]);
+    assert_eq!(values[2]["cgroup"], serde_json::json!("/pod/web"));
 }

@@ -6,6 +6,7 @@ use chrono::Local;
 use tcptools::cli;
 use tcptools::container::CgroupPaths;
 use tcptools::event_source;
+use tcptools::pods::Identities;
 use tcptools::stream::{self, Transport};
 use tcptools::tcpconnlat::{bpf, Config, ConnectLatency, Options, Printer};
 
@@ -18,7 +19,12 @@ fn trace(config: &Config) -> Result<()> {
     let transport = Transport::choose();
     let bpf = bpf::load(&config.filter, &container, transport)?;
 
-    let mut printer = Printer::new(config.format, CgroupPaths::system());
+    let runtimes = config
+        .container
+        .pods
+        .runtimes(config.format.needs_names(), "tcpconnlat");
+    let identities = Identities::new(CgroupPaths::system(), runtimes);
+    let mut printer = Printer::new(config.format, identities);
     let mut header = Vec::new();
     printer.header(&mut header)?;
     // Unlike bcc, an event buffer that cannot be set up is an error (exit 1, bcc: 0).

@@ -8,7 +8,8 @@ use chrono::Local;
 use tcptools::container::CgroupPaths;
 use tcptools::nested::Skips;
 use tcptools::out::Output;
-use tcptools::tcprtt::{banner, bpf, write_interval, Config, KeyKind, Options};
+use tcptools::pods::Identities;
+use tcptools::tcprtt::{banner, bpf, merge_by_pod, write_interval, Config, KeyKind, Options};
 use tcptools::{cli, signal};
 
 /// Longest single sleep: bcc's `sleep()` takes an unsigned int of seconds.
@@ -22,7 +23,8 @@ fn trace(config: &Config) -> Result<()> {
     let format = config.format;
     let container = config.container.resolve(format.key == KeyKind::Cgroup)?;
     let mut bpf = bpf::load(&config.filter, &container, format.key, format.millisecond)?;
-    let mut cgroups = CgroupPaths::system();
+    let runtimes = config.container.pods.runtimes(format.bypod, "tcprtt");
+    let mut identities = Identities::new(CgroupPaths::system(), runtimes);
     let mut out = Output::stdout();
     out.emit(|w| banner(w, config.duration, &format))?;
     out.flush()?;
@@ -36,7 +38,10 @@ fn trace(config: &Config) -> Result<()> {
     let skips = Skips::default();
     loop {
         let slept_fully = signal::sleep_unless_stopped(interval);
-        let hists = bpf::take_interval(&mut bpf.skel, &mut generation, &mut cgroups)?;
+        let mut hists = bpf::take_interval(&mut bpf.skel, &mut generation, &mut identities)?;
+        if format.bypod {
+            hists = merge_by_pod(hists, &mut identities);
+        }
         out.emit(|w| write_interval(w, &format, Local::now(), &hists))
             .context("failed to write output")?;
         out.flush().context("failed to write output")?;

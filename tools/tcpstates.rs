@@ -5,6 +5,7 @@ use anyhow::{bail, Result};
 use tcptools::cli;
 use tcptools::container::CgroupPaths;
 use tcptools::event_source;
+use tcptools::pods::Identities;
 use tcptools::sk_store;
 use tcptools::stream::{self, Transport};
 use tcptools::tcpstates::journal::Journal;
@@ -30,7 +31,12 @@ fn trace(config: &Config) -> Result<()> {
     }
 
     let mut clock = WallClock::system();
-    let mut printer = Printer::new(config.format, CgroupPaths::system());
+    let runtimes = config
+        .container
+        .pods
+        .runtimes(config.format.needs_names(), "tcpstates");
+    let identities = Identities::new(CgroupPaths::system(), runtimes);
+    let mut printer = Printer::new(config.format, identities);
     let mut header = Vec::new();
     printer.header(&mut header)?;
     let source = event_source!(transport, bpf);

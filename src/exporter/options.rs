@@ -68,6 +68,7 @@ pub const MAN: ManPage = ManPage {
     usage: "tcptools-exporter [OPTIONS]",
     examples: EXAMPLES,
     json_fields: &[],
+    json_names: false,
     metrics: Some(super::exposition::families_served),
     description: "tcptools-exporter counts TCP state changes, connect outcomes and latency, \
 time spent in states and RTTs in the kernel: one BPF program on sock:inet_sock_set_state and \

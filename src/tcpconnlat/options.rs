@@ -43,6 +43,14 @@ pub struct Options {
     /// Add a CGROUP column: the socket's cgroup v2 path
     #[arg(long = "show-cgroup")]
     pub show_cgroup: bool,
+    /// Add a NAMESPACE/POD/CONTAINER column: the socket's pod and container
+    ///
+    /// A trailing NAMESPACE/POD/CONTAINER column (with -s, a trailing field), named by the
+    /// node's container runtime (see --runtime-endpoint): - for a part it does not name (a
+    /// pod's own cgroup has no container; a Docker or podman container no pod); the cgroup
+    /// path where the socket is in no container the runtime names.
+    #[arg(long = "show-pod")]
+    pub show_pod: bool,
     /// Trace connects slower than this many milliseconds only
     ///
     /// Only connects that took at least this many milliseconds: fractions allowed (0.5),
@@ -85,6 +93,7 @@ impl IntoConfig for Options {
                 lport: self.lport,
                 json: self.shared.json,
                 cgroup: self.show_cgroup,
+                pod: self.show_pod,
             },
         })
     }
@@ -121,9 +130,10 @@ pub const MAN: ManPage = ManPage {
     name: "tcpconnlat",
     about: "Trace TCP connects and show connection latency.",
     long_about: None,
-    usage: "tcpconnlat [--help] [-t] [-p PID] [-L] [-4] [-6] [--json] [-c PATH] [--netns NS] [--show-cgroup] [MIN_MS]",
+    usage: "tcpconnlat [--help] [-t] [-p PID] [-L] [-4] [-6] [--json] [-c PATH] [--netns NS] [--show-cgroup] [--show-pod] [--k8s-namespace NS] [--pod [NS/]NAME] [--container NAME] [MIN_MS]",
     examples: EXAMPLES,
     json_fields: JSON_FIELDS,
+    json_names: true,
     metrics: None,
     description: "tcpconnlat traces active TCP connects and prints how long each waited for \
 its answer: from the moment the socket enters SYN_SENT (inside connect(), in the caller's \

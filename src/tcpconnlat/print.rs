@@ -6,8 +6,9 @@ use chrono::{DateTime, Local};
 use serde_json::json;
 
 use super::event::ConnectLatency;
-use crate::container::{AddedColumns, CgroupPaths};
+use crate::container::{AddedColumns, Shows};
 use crate::net::format_addr;
+use crate::pods::{Identities, Shown};
 use crate::time::rfc3339;
 
 /// How lines are laid out.
@@ -21,12 +22,27 @@ pub struct Format {
     pub json: bool,
     /// `--show-cgroup`: a trailing CGROUP column with the socket's cgroup v2 path.
     pub cgroup: bool,
+    /// `--show-pod`: a trailing NAMESPACE/POD/CONTAINER column.
+    pub pod: bool,
 }
 
 impl Format {
-    /// Whether records must carry their socket's cgroup and netns: JSON or a CGROUP column.
+    /// Whether records must carry their socket's cgroup and netns: JSON, a CGROUP or a
+    /// NAMESPACE/POD/CONTAINER column.
     pub fn needs_container(&self) -> bool {
-        self.json || self.cgroup
+        self.json || self.cgroup || self.pod
+    }
+
+    /// Whether lines name pods and containers (JSON, `--show-pod`).
+    pub fn needs_names(&self) -> bool {
+        self.json || self.pod
+    }
+
+    fn shows(&self) -> Shows {
+        Shows {
+            cgroup: self.needs_container(),
+            names: self.needs_names(),
+        }
     }
 }
 
@@ -37,12 +53,11 @@ pub struct Printer {
 }
 
 impl Printer {
-    /// A printer naming cgroups from `cgroups` (`CgroupPaths::system()`, or fixed paths
-    /// in tests).
-    pub fn new(format: Format, cgroups: CgroupPaths) -> Self {
+    /// A printer naming cgroups from `identities` (the system's, or fixed paths in tests).
+    pub fn new(format: Format, identities: impl Into<Identities>) -> Self {
         Printer {
             format,
-            added: AddedColumns::new(format.needs_container(), cgroups),
+            added: AddedColumns::new(format.shows(), identities),
         }
     }
 
@@ -64,7 +79,13 @@ impl Printer {
             write!(w, "{:<6} ", "LPORT")?;
         }
         write!(w, "{:<16} {:<5} LAT(ms)", "DADDR", "DPORT")?;
-        w.write_all(if f.cgroup { b" CGROUP\n" } else { b"\n" })
+        if f.cgroup {
+            w.write_all(b" CGROUP")?;
+        }
+        if f.pod {
+            w.write_all(b" NAMESPACE/POD/CONTAINER")?;
+        }
+        w.write_all(b"\n")
     }
 
     /// One connect, printed at wall-clock time `at` (used by JSON only).
@@ -74,10 +95,10 @@ impl Printer {
         at: DateTime<Local>,
         w: &mut dyn Write,
     ) -> io::Result<()> {
-        let (seconds, cgroup) = self.added.of(ev.ts_us, &ev.container);
+        let (seconds, shown) = self.added.of(ev.ts_us, &ev.container);
         if self.format.json {
             let seconds = self.format.seconds.then_some(seconds);
-            return json_line(ev, &cgroup, at, seconds, w);
+            return json_line(ev, &shown, at, seconds, w);
         }
         let f = self.format;
         if f.seconds {
@@ -94,7 +115,10 @@ impl Printer {
         let daddr = format_addr(e.family, &e.raddr);
         write!(w, "{daddr:<16} {:<5} {:.2}", e.rport, lat_ms(ev))?;
         if f.cgroup {
-            write!(w, " {cgroup}")?;
+            write!(w, " {}", shown.cgroup)?;
+        }
+        if f.pod {
+            write!(w, " {}", shown.column())?;
         }
         w.write_all(b"\n")
     }
@@ -129,7 +153,7 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
 /// `--json`: one object per connect.
 fn json_line(
     ev: &ConnectLatency,
-    cgroup: &str,
+    shown: &Shown,
     at: DateTime<Local>,
     seconds: Option<f64>,
     w: &mut dyn Write,
@@ -146,11 +170,12 @@ fn json_line(
         "dport": e.rport,
         "lat_ms": lat_ms(ev),
         "netns": ev.container.netns,
-        "cgroup": cgroup,
+        "cgroup": shown.cgroup,
     });
     if let Some(seconds) = seconds {
         object["seconds"] = json!(seconds);
     }
+    shown.add_to_json(&mut object);
     serde_json::to_writer(&mut *w, &object)?;
     w.write_all(b"\n")
 }

@@ -10,8 +10,9 @@ use libbpf_rs::{MapCore, MapFlags, MapMut};
 use super::event::RttHist;
 use super::print::{sort_sections, KeyKind};
 use crate::attach::{self, Attached};
-use crate::container::{CgroupPaths, ContainerFilter};
+use crate::container::ContainerFilter;
 use crate::container_settings;
+use crate::pods::Identities;
 use crate::skel::tcprtt::{types, TcprttSkel, TcprttSkelBuilder};
 
 pub type Skel = TcprttSkel<'static>;
@@ -90,7 +91,7 @@ const GRACE: Duration = Duration::from_millis(10);
 const MAX_PASSES: usize = 4;
 
 /// Ends the current generation and returns its histograms, cleared in the maps, in print
-/// order, cgroups named by `paths`.
+/// order, cgroups named by `identities`.
 ///
 /// Why no sample is lost or counted twice: the BPF side writes only under the generation
 /// it read at the start of its run. After the switch and the grace period, no run writes
@@ -99,7 +100,7 @@ const MAX_PASSES: usize = 4;
 pub fn take_interval(
     skel: &mut Skel,
     generation: &mut u32,
-    paths: &mut CgroupPaths,
+    identities: &mut Identities,
 ) -> Result<Vec<RttHist>> {
     let old = *generation;
     let next = old.wrapping_add(1);
@@ -117,7 +118,7 @@ pub fn take_interval(
     let mut hists: Vec<RttHist> = take_default(&skel.maps.hists, old)?.into_iter().collect();
     hists.extend(drain_all_but(&skel.maps.keyed_hists, next)?.into_values());
     for hist in hists.iter_mut().filter(|h| h.cgroup_id != 0) {
-        hist.cgroup = paths.path(hist.cgroup_id);
+        hist.cgroup = identities.path(hist.cgroup_id);
     }
     sort_sections(&mut hists);
     Ok(hists)

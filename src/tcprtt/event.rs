@@ -15,6 +15,9 @@ pub struct RttHist {
     /// `--bycgroup`: the key's cgroup v2 id, and its path once resolved; else 0 and empty.
     pub cgroup_id: u64,
     pub cgroup: String,
+    /// `--bypod`: the pod (namespace and name) whose cgroups' histograms this one merges;
+    /// None for a cgroup in no pod the runtime names (which keeps its own).
+    pub pod: Option<(String, String)>,
     /// Sum of the samples, in the histogram's unit.
     pub sum: u64,
     /// Number of samples, as counted next to the sum.
@@ -30,6 +33,7 @@ impl RttHist {
             addr: key.addr,
             cgroup_id: key.cgroup_id,
             cgroup: String::new(),
+            pod: None,
             sum: value.latency,
             count: value.cnt,
             slots: value.slots,

@@ -9,4 +9,4 @@ pub mod print;
 
 pub use event::{RttHist, MAX_SLOTS};
 pub use options::{Config, Options};
-pub use print::{banner, sort_sections, write_interval, Format, KeyKind};
+pub use print::{banner, merge_by_pod, sort_sections, write_interval, Format, KeyKind};

@@ -25,6 +25,7 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcprtt -6 -B      # IPv6 sockets only, one histogram per remote address
     tcprtt --json     # one JSON object per histogram per interval
     tcprtt --bycgroup # one histogram per cgroup v2
+    tcprtt --bypod    # one histogram per Kubernetes pod
     tcprtt -c /sys/fs/cgroup/unified/pod   # only sockets of that cgroup v2 and below";
 
 #[derive(Args)]
@@ -44,6 +45,14 @@ pub struct Options {
     /// after it).
     #[arg(long, conflicts_with_all = ["byladdr", "byraddr"])]
     pub bycgroup: bool,
+    /// show sockets histogram by Kubernetes pod
+    ///
+    /// One histogram per pod of the sockets, headed Pod = NAMESPACE/POD (with -e, [AVG n]
+    /// after it): the histograms of the pod's cgroups merged, named by the node's container
+    /// runtime (see --runtime-endpoint). A cgroup in no pod the runtime names keeps its own
+    /// histogram, headed by its cgroup v2 path.
+    #[arg(long, conflicts_with_all = ["byladdr", "byraddr", "bycgroup"])]
+    pub bypod: bool,
     // Which sockets are counted.
     /// filter for local address
     ///
@@ -142,7 +151,7 @@ pub struct Config {
 
 impl Options {
     fn format(&self) -> Format {
-        let key = if self.bycgroup {
+        let key = if self.bycgroup || self.bypod {
             KeyKind::Cgroup
         } else if self.byladdr {
             KeyKind::Local
@@ -157,6 +166,7 @@ impl Options {
             timestamp: self.timestamp,
             millisecond: self.millisecond,
             json: self.shared.json,
+            bypod: self.bypod,
         }
     }
 }
@@ -242,9 +252,10 @@ pub const MAN: ManPage = ManPage {
     name: "tcprtt",
     about: "Summarize TCP RTT as a histogram.",
     long_about: None,
-    usage: "tcprtt [-bBemTv46] [-a LADDR] [-A RADDR] [-d DURATION] [-i INTERVAL] [-p LPORT] [-P RPORT] [--json] [-c PATH] [--netns NS] [--bycgroup]",
+    usage: "tcprtt [-bBemTv46] [-a LADDR] [-A RADDR] [-d DURATION] [-i INTERVAL] [-p LPORT] [-P RPORT] [--json] [-c PATH] [--netns NS] [--bycgroup] [--bypod] [--k8s-namespace NS] [--pod [NS/]NAME] [--container NAME]",
     examples: EXAMPLES,
     json_fields: JSON_FIELDS,
+    json_names: false,
     metrics: None,
     description: "tcprtt summarizes the smoothed round-trip time (srtt) that TCP holds for \
 each segment an ESTABLISHED socket receives, as power-of-two histograms in microseconds (or \
@@ -273,6 +284,10 @@ above about 107 million samples in one slot).",
 per histogram per interval, times in RFC 3339).",
         "Added: --bycgroup prints one histogram per cgroup v2 (section header Cgroup = PATH; \
 in JSON \"key\": \"cgroup\" and the path as \"cgroup\").",
+        "Added: --bypod prints one histogram per Kubernetes pod (section header Pod = \
+NAMESPACE/POD; in JSON \"key\": \"pod\" with \"namespace\" and \"pod\"), and \
+--k8s-namespace, --pod and --container select sockets by pod and container as -c does by \
+cgroup.",
     ],
 };
 

@@ -1,6 +1,7 @@
 //! How tcprtt prints an interval: bcc's sections, or JSON.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use chrono::{DateTime, Local};
@@ -9,6 +10,7 @@ use serde_json::json;
 use super::event::RttHist;
 use crate::hist::{slot_range, write_log2_hist};
 use crate::net::{format_addr, AF_INET};
+use crate::pods::Identities;
 use crate::skel::tcprtt::types::hist_key_kind;
 use crate::time::rfc3339;
 
@@ -38,6 +40,8 @@ pub struct Format {
     pub millisecond: bool,
     /// `--json`: one object per histogram instead of text.
     pub json: bool,
+    /// `--bypod` (with the cgroup key): the cgroups' histograms merged per pod.
+    pub bypod: bool,
 }
 
 impl Format {
@@ -70,6 +74,30 @@ pub fn sort_sections(hists: &mut [RttHist]) {
             other => other,
         }
     });
+}
+
+/// `--bypod`'s section key: NAMESPACE/POD, or the cgroup path outside named pods.
+fn pod_key(hist: &RttHist) -> String {
+    match &hist.pod {
+        Some((namespace, pod)) => format!("{namespace}/{pod}"),
+        None => hist.cgroup.clone(),
+    }
+}
+
+/// `--bypod`: the cgroups' histograms merged per pod the runtime names; cgroups in no such
+/// pod keep their own. In print order.
+pub fn merge_by_pod(hists: Vec<RttHist>, identities: &mut Identities) -> Vec<RttHist> {
+    let mut merged: BTreeMap<String, RttHist> = BTreeMap::new();
+    for mut hist in hists {
+        let shown = identities.of(hist.cgroup_id);
+        hist.pod = shown.namespace.zip(shown.pod);
+        hist.cgroup = shown.cgroup;
+        match merged.get_mut(&pod_key(&hist)) {
+            Some(into) => into.merge(&hist),
+            None => drop(merged.insert(pod_key(&hist), hist)),
+        }
+    }
+    merged.into_values().collect()
 }
 
 /// The line printed once at start.
@@ -116,6 +144,7 @@ pub fn write_section_header(w: &mut dyn Write, format: &Format, hist: &RttHist) 
         KeyKind::All => w.write_all(b"All Addresses = ****** ")?,
         KeyKind::Local => write!(w, "Local Address = {} ", hist.addr_text())?,
         KeyKind::Remote => write!(w, "Remote Address = {} ", hist.addr_text())?,
+        KeyKind::Cgroup if format.bypod => write!(w, "Pod = {} ", pod_key(hist))?,
         KeyKind::Cgroup => write!(w, "Cgroup = {} ", hist.cgroup)?,
     }
     if format.extension {
@@ -130,13 +159,19 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
     ("unit", "usecs, or msecs with -m."),
     (
         "key",
-        "all, local (-b), remote (-B) or cgroup (--bycgroup).",
+        "all, local (-b), remote (-B), cgroup (--bycgroup) or pod (--bypod).",
     ),
     ("addr", "With -b or -B only: the local or remote address."),
     (
         "cgroup",
-        "With --bycgroup only: the cgroup v2 path (/ for the root).",
+        "With --bycgroup: the cgroup v2 path (/ for the root); with --bypod, for a cgroup \
+in no pod the container runtime names.",
     ),
+    (
+        "namespace",
+        "With --bypod only: the pod's Kubernetes namespace, as the container runtime names it.",
+    ),
+    ("pod", "With --bypod only: the pod's name, likewise."),
     (
         "avg",
         "With -e only: sum / count in integer division, 0 when count is 0.",
@@ -167,6 +202,7 @@ fn write_json(w: &mut dyn Write, format: &Format, time: &str, hist: &RttHist) ->
         KeyKind::All => "all",
         KeyKind::Local => "local",
         KeyKind::Remote => "remote",
+        KeyKind::Cgroup if format.bypod => "pod",
         KeyKind::Cgroup => "cgroup",
     };
     let total: u64 = hist.slots.iter().map(|&v| u64::from(v)).sum();
@@ -176,7 +212,13 @@ fn write_json(w: &mut dyn Write, format: &Format, time: &str, hist: &RttHist) ->
     object.insert("key".into(), json!(key));
     match format.key {
         KeyKind::All => {}
-        KeyKind::Cgroup => drop(object.insert("cgroup".into(), json!(hist.cgroup))),
+        KeyKind::Cgroup => match &hist.pod {
+            Some((namespace, pod)) if format.bypod => {
+                object.insert("namespace".into(), json!(namespace));
+                object.insert("pod".into(), json!(pod));
+            }
+            _ => drop(object.insert("cgroup".into(), json!(hist.cgroup))),
+        },
         _ => drop(object.insert("addr".into(), json!(hist.addr_text()))),
     }
     if format.extension {

@@ -70,6 +70,14 @@ pub struct Options {
     /// the hierarchy's root, or its id where the cgroup is gone.
     #[arg(long = "show-cgroup")]
     pub show_cgroup: bool,
+    /// Add a NAMESPACE/POD/CONTAINER column: the socket's pod and container
+    ///
+    /// A trailing NAMESPACE/POD/CONTAINER column (with -s, a trailing field), named by the
+    /// node's container runtime (see --runtime-endpoint): - for a part it does not name (a
+    /// pod's own cgroup has no container; a Docker or podman container no pod); the cgroup
+    /// path where the socket is in no container the runtime names.
+    #[arg(long = "show-pod")]
+    pub show_pod: bool,
 }
 
 impl IntoConfig for Options {
@@ -94,6 +102,7 @@ impl IntoConfig for Options {
                 json: shared.json,
                 owner: self.owner,
                 cgroup: self.show_cgroup,
+                pod: self.show_pod,
             },
             journal: self.journal,
         })
@@ -115,9 +124,10 @@ pub const MAN: ManPage = ManPage {
     name: "tcpstates",
     about: "Trace TCP session state changes and durations.",
     long_about: None,
-    usage: "tcpstates [-4] [-6] [-T] [-t] [-w] [-s] [-Y] [--json] [-L lport] [-D dport] [-c PATH] [--netns NS] [--owner] [--show-cgroup]",
+    usage: "tcpstates [-4] [-6] [-T] [-t] [-w] [-s] [-Y] [--json] [-L lport] [-D dport] [-c PATH] [--netns NS] [--owner] [--show-cgroup] [--show-pod] [--k8s-namespace NS] [--pod [NS/]NAME] [--container NAME]",
     examples: EXAMPLES,
     json_fields: JSON_FIELDS,
+    json_names: true,
     metrics: None,
     description: "tcpstates prints one line for each TCP state change of any socket in the \
 system (every network namespace), with the process that was running when it happened, both \

@@ -6,9 +6,10 @@ use serde_json::json;
 
 use super::event::{state_name, StateChange};
 use crate::comm::Comm;
-use crate::container::{AddedColumns, CgroupPaths};
+use crate::container::{AddedColumns, Shows};
 use crate::net::AddrText;
 use crate::out::Line;
+use crate::pods::{Identities, Shown};
 use crate::time::{rfc3339, WallClock};
 
 /// How lines are laid out.
@@ -28,12 +29,27 @@ pub struct Format {
     pub owner: bool,
     /// `--show-cgroup`: a trailing CGROUP column with the socket's cgroup v2 path.
     pub cgroup: bool,
+    /// `--show-pod`: a trailing NAMESPACE/POD/CONTAINER column.
+    pub pod: bool,
 }
 
 impl Format {
-    /// Whether records must carry their socket's cgroup and netns: JSON or a CGROUP column.
+    /// Whether records must carry their socket's cgroup and netns: JSON, a CGROUP or a
+    /// NAMESPACE/POD/CONTAINER column.
     pub fn needs_container(&self) -> bool {
-        self.json || self.cgroup
+        self.json || self.cgroup || self.pod
+    }
+
+    /// Whether lines name pods and containers (JSON, `--show-pod`).
+    pub fn needs_names(&self) -> bool {
+        self.json || self.pod
+    }
+
+    fn shows(&self) -> Shows {
+        Shows {
+            cgroup: self.needs_container(),
+            names: self.needs_names(),
+        }
     }
 
     /// Whether the records must carry the sockets' owners (`--owner`, or JSON's
@@ -70,13 +86,12 @@ pub struct Printer {
 }
 
 impl Printer {
-    /// A printer naming cgroups from `cgroups` (`CgroupPaths::system()`, or fixed paths
-    /// in tests).
-    pub fn new(format: Format, cgroups: CgroupPaths) -> Self {
+    /// A printer naming cgroups from `identities` (the system's, or fixed paths in tests).
+    pub fn new(format: Format, identities: impl Into<Identities>) -> Self {
         Printer {
             format,
             line: Line::default(),
-            added: AddedColumns::new(format.needs_container(), cgroups),
+            added: AddedColumns::new(format.shows(), identities),
         }
     }
 
@@ -96,14 +111,14 @@ impl Printer {
         clock: &mut WallClock,
         w: &mut dyn Write,
     ) -> io::Result<()> {
-        let (seconds, cgroup) = self.added.of(ev.ts_us, &ev.container);
+        let (seconds, shown) = self.added.of(ev.ts_us, &ev.container);
         match self.format.layout() {
             Layout::Json => {
                 let seconds = self.format.seconds.then_some(seconds);
-                json_line(ev, &cgroup, clock, seconds, w)
+                json_line(ev, &shown, clock, seconds, w)
             }
-            Layout::Csv => csv_line(ev, self.format, &cgroup, clock, seconds, w),
-            Layout::Columns => self.text_line(ev, &cgroup, clock, seconds, w),
+            Layout::Csv => csv_line(ev, self.format, &shown, clock, seconds, w),
+            Layout::Columns => self.text_line(ev, &shown, clock, seconds, w),
         }
     }
 
@@ -112,7 +127,7 @@ impl Printer {
     fn text_line(
         &mut self,
         ev: &StateChange,
-        cgroup: &str,
+        shown: &Shown,
         clock: &mut WallClock,
         seconds: f64,
         w: &mut dyn Write,
@@ -160,7 +175,10 @@ impl Printer {
             .text(" ");
         write_ms(line, ev.delta_ns / 1000);
         if f.cgroup {
-            line.text(" ").text(cgroup);
+            line.text(" ").text(&shown.cgroup);
+        }
+        if f.pod {
+            line.text(" ").text(&shown.column());
         }
         line.text("\n");
         w.write_all(line.as_bytes())
@@ -176,7 +194,7 @@ fn csv_header(f: Format, w: &mut dyn Write) -> io::Result<()> {
         w.write_all(b"TIME(s),")?;
     }
     w.write_all(b"SKADDR,C-PID,C-COMM,IP,LADDR,LPORT,RADDR,RPORT,OLDSTATE,NEWSTATE,MS")?;
-    w.write_all(if f.cgroup { b",CGROUP\n" } else { b"\n" })
+    added_header(f, b',', w)
 }
 
 /// bcc's column header (bcc labels -T's column TIME(s) too).
@@ -209,7 +227,20 @@ fn columns_header(f: Format, w: &mut dyn Write) -> io::Result<()> {
             "SKADDR", "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "OLDSTATE", "NEWSTATE"
         )?;
     }
-    w.write_all(if f.cgroup { b" CGROUP\n" } else { b"\n" })
+    added_header(f, b' ', w)
+}
+
+/// The added columns' headers, after bcc's, and the line's end.
+fn added_header(f: Format, separator: u8, w: &mut dyn Write) -> io::Result<()> {
+    if f.cgroup {
+        w.write_all(&[separator])?;
+        w.write_all(b"CGROUP")?;
+    }
+    if f.pod {
+        w.write_all(&[separator])?;
+        w.write_all(b"NAMESPACE/POD/CONTAINER")?;
+    }
+    w.write_all(b"\n")
 }
 
 /// bcc prints `delta_us / 1000.0` with `%.3f`: for whole microseconds that is exactly the
@@ -283,7 +314,7 @@ text if no directory has it any more.",
 /// `--json`: one object per change; `pid`/`comm` are always the task on the CPU.
 fn json_line(
     ev: &StateChange,
-    cgroup: &str,
+    shown: &Shown,
     clock: &WallClock,
     seconds: Option<f64>,
     w: &mut dyn Write,
@@ -302,8 +333,9 @@ fn json_line(
         "newstate": state_name(ev.newstate),
         "ms": ev.delta_ns as f64 / 1e6,
         "netns": ev.container.netns,
-        "cgroup": cgroup,
+        "cgroup": shown.cgroup,
     });
+    shown.add_to_json(&mut object);
     if let Some(seconds) = seconds {
         object["seconds"] = json!(seconds);
     }
@@ -319,7 +351,7 @@ fn json_line(
 fn csv_line(
     ev: &StateChange,
     f: Format,
-    cgroup: &str,
+    shown: &Shown,
     clock: &mut WallClock,
     seconds: f64,
     w: &mut dyn Write,
@@ -349,7 +381,10 @@ fn csv_line(
         format!("{:.3}", (ev.delta_ns / 1000) as f64 / 1000.0),
     ]);
     if f.cgroup {
-        fields.push(cgroup.to_owned());
+        fields.push(shown.cgroup.clone());
+    }
+    if f.pod {
+        fields.push(shown.column());
     }
     let mut csv = csv::WriterBuilder::new()
         .has_headers(false)
