@@ -129,7 +129,7 @@ fn validators_reject_unknown_fields() {
 }
 
 /// The smallest grant contrib/README.md describes: two capabilities, nothing from the host but
-/// BTF and the cgroup tree, both read-only.
+/// BTF, the cgroup tree and the CRI socket (for pod names), all read-only.
 #[test]
 fn daemonset_asks_for_no_more_than_it_needs() {
     let text = fs::read_to_string(Path::new(ROOT).join("contrib/kubernetes/daemonset.yaml"))
@@ -160,8 +160,12 @@ fn daemonset_asks_for_no_more_than_it_needs() {
         .collect();
     assert_eq!(
         host_paths,
-        ["path: /sys/kernel/btf", "path: /sys/fs/cgroup"],
+        [
+            "path: /sys/kernel/btf",
+            "path: /sys/fs/cgroup",
+            "path: /run/containerd/containerd.sock"
+        ],
         "hostPath volumes"
     );
-    assert_eq!(spec.iter().filter(|l| **l == "readOnly: true").count(), 2);
+    assert_eq!(spec.iter().filter(|l| **l == "readOnly: true").count(), 3);
 }
