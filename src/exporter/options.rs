@@ -106,6 +106,18 @@ With --group-by cgroup or netns every TCP metric also carries cgroup=\"/path\" o
 netns=\"INODE\", taken from the socket; the --max-groups busiest groups (at the scrape that \
 first sees them) keep a label for the exporter's lifetime, the rest are summed into \
 \"other\", so no series ever goes down.\n\
+With --group-by namespace, pod or container the kernel still counts by cgroup, and each \
+cgroup is named by the node's container runtime (--runtime-endpoint; never the API server) \
+at the first scrape that sees it: namespace=\"NS\"; namespace and pod=\"NAME\"; or \
+namespace, pod and container=\"NAME\". A group is then a set of names: a pod's containers \
+are summed into it, and a restarted container's counts stay in it, so its counters never go \
+down; it ends when its cgroups are gone and its pod's cgroup too. Sockets in no pod have \
+empty names (a Docker or podman container has its name in container=); a pod the runtime \
+does not name has namespace=\"\" and its uid in pod=, an unnamed container its id in \
+container=, for the cgroup's lifetime. A runtime that does not answer is one line on stderr \
+and tcptools_exporter_runtime_up 0; the metrics are still served. Prometheus' Kubernetes \
+discovery adds its own namespace, pod and container labels: scrape with honor_labels: true \
+(honorLabels in a ServiceMonitor), or these labels become exported_namespace and so on.\n\
 Its own cost and losses are metrics too: tcptools_exporter_bpf_runs_total and \
 tcptools_exporter_bpf_run_seconds_total per program (run-time statistics on for its \
 lifetime only), tcptools_exporter_events_skipped_total (runs the kernel skipped), map fill \
