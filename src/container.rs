@@ -319,6 +319,16 @@ impl CgroupPaths {
         fs::metadata(dir).is_ok_and(|m| m.ino() == id)
     }
 
+    /// Whether a cgroup directory exists now at `path` (from the hierarchy's root), whatever
+    /// its id: a pod's cgroup outlives its containers' (the exporter keeps a pod's series
+    /// while it stands). False without a hierarchy.
+    pub fn dir_exists(&self, path: &str) -> bool {
+        let Some(mount) = &self.mount else {
+            return false;
+        };
+        fs::metadata(mount.join(path.trim_start_matches('/'))).is_ok_and(|m| m.is_dir())
+    }
+
     fn may_scan(&self) -> bool {
         self.mount.is_some() && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY)
     }

@@ -116,7 +116,8 @@ pub fn man_page(tool: &Tool) -> io::Result<Vec<u8>> {
     let served = "Served at GET /metrics with these HELP lines, beside the process_* metrics \
         of the exporter's CPU, memory, file descriptors and threads. family is ipv4 or ipv6 \
         and states are named as by tcpstates; with --group-by every tcp_* family also has the \
-        label cgroup or netns.";
+        label cgroup or netns, or the labels namespace, pod and container that --group-by \
+        namespace, pod or container names (namespace; namespace and pod; all three).";
     let metrics = metrics
         .iter()
         .map(|(name, help)| (name.as_str(), help.as_str()));

@@ -3,7 +3,8 @@
 //! expression of every panel, and every template variable's query, must parse and return
 //! data (needs root). Grafana's variables are substituted as a dashboard with "All"
 //! selected would ($__rate_interval: 15s, four scrapes), then once more with $cgroup set to
-//! this test's own cgroup. The panels' series over the run are written to
+//! this test's own cgroup. $namespace and $pod stay All (`.*`), which also matches the
+//! series of `--group-by cgroup`, which have no such labels. The panels' series over the run are written to
 //! target/dashboard/ranges.json, which bench/dashboard.py renders (the picture in contrib/README.md);
 //! TCPTOOLS_DASHBOARD_SECONDS makes the run longer for that.
 
@@ -182,6 +183,8 @@ fn substitute(expr: &str, cgroup: &str) -> String {
         .replace("$job", "tcptools")
         .replace("$instance", ".*")
         .replace("$cgroup", cgroup)
+        .replace("$namespace", ".*")
+        .replace("$pod", ".*")
 }
 
 /// A query's result series, failing the test unless it parsed and returned data.

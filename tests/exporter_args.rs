@@ -29,6 +29,77 @@ fn usage_errors() {
     assert_fails(&["-D", "0"], 64, "Invalid ports: 0");
     assert_fails(&["--bogus"], 64, "tcptools-exporter: ");
     assert_fails(&["extra"], 64, "tcptools-exporter: ");
+    assert_fails(&["--group-by", "pods"], 64, "tcptools-exporter: ");
+}
+
+#[test]
+fn runtime_endpoint_usage_errors() {
+    let needs = "--runtime-endpoint needs --group-by namespace, pod or container";
+    assert_fails(&["--runtime-endpoint", "none"], 64, needs);
+    assert_fails(
+        &["--group-by", "cgroup", "--runtime-endpoint", "auto"],
+        64,
+        needs,
+    );
+    assert_fails(
+        &["--group-by", "netns", "--runtime-endpoint", "none"],
+        64,
+        needs,
+    );
+    assert_fails(
+        &[
+            "--group-by",
+            "pod",
+            "--runtime-endpoint",
+            "tcp://127.0.0.1:1",
+        ],
+        64,
+        "invalid runtime endpoint: tcp://127.0.0.1:1 (auto, none or unix:///PATH)",
+    );
+    assert_fails(
+        &["--group-by", "namespace", "--runtime-endpoint", "none"],
+        64,
+        "--group-by namespace needs a runtime: --runtime-endpoint none names no namespace",
+    );
+    assert_fails(
+        &["--group-by", "container", "--max-groups", "0"],
+        64,
+        "invalid --max-groups: 0 (1 to 10000)",
+    );
+}
+
+/// The new kinds and endpoints are accepted: the run gets as far as binding the address
+/// (taken here), past every usage check, before any BPF or runtime is touched.
+#[test]
+fn named_kinds_and_endpoints_are_accepted() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let expected = if nix::unistd::geteuid().is_root() {
+        format!("cannot listen on {addr}")
+    } else {
+        "needs root".to_owned()
+    };
+    for extra in [
+        &["--group-by", "namespace"][..],
+        &["--group-by", "pod", "--runtime-endpoint", "none"],
+        &["--group-by", "container", "--runtime-endpoint", "auto"],
+        &[
+            "--group-by",
+            "pod",
+            "--runtime-endpoint",
+            "unix:///run/containerd/containerd.sock",
+        ],
+        &[
+            "--group-by",
+            "namespace",
+            "--runtime-endpoint",
+            "/run/crio/crio.sock",
+        ],
+        &["--group-by", "container", "--max-groups", "5"],
+    ] {
+        let args = [&["--listen", addr.as_str()][..], extra].concat();
+        assert_fails(&args, 1, &expected);
+    }
 }
 
 #[test]
@@ -41,6 +112,10 @@ fn help_and_version() {
         "127.0.0.1:9435",
         "--localport",
         "--remoteport",
+        "--group-by",
+        "namespace, pod, container",
+        "--runtime-endpoint",
+        "--group-by pod",
         "EXAMPLES:",
     ] {
         assert!(help.contains(needle), "help lacks {needle}: {help}");

@@ -81,7 +81,7 @@ fn every_socket_s_series() {
     let counts = some_counts();
     let text = render(
         &[Series {
-            group: None,
+            group: Vec::new(),
             counts: &counts,
         }],
         &own(),
@@ -133,11 +133,11 @@ fn group_series_show_only_what_they_counted() {
     let quiet = Counts::default();
     let series = [
         Series {
-            group: Some(("cgroup", "/a \"b\"".to_owned())),
+            group: vec![("cgroup", "/a \"b\"".to_owned())],
             counts: &counts,
         },
         Series {
-            group: Some(("cgroup", "other".to_owned())),
+            group: vec![("cgroup", "other".to_owned())],
             counts: &quiet,
         },
     ];
@@ -158,6 +158,97 @@ fn group_series_show_only_what_they_counted() {
     );
     assert!(!text.contains("cgroup=\"other\""), "{text}");
     assert!(!text.contains("outcome=\"refused\""), "{text}");
+}
+
+/// `--group-by pod`: a named pod, one the runtime does not name (by uid, namespace ""),
+/// the node's own sockets (empty names) and "other" in each label; the runtime's metrics.
+#[test]
+fn pod_series_carry_namespace_and_pod() {
+    let counts = some_counts();
+    let quiet = Counts::default();
+    let pod = |namespace: &str, pod: &str| {
+        vec![("namespace", namespace.to_owned()), ("pod", pod.to_owned())]
+    };
+    let uid = "3f2a9c1e-5b7d-4e8f-a012-6c3d4e5f6a7b";
+    let series = [
+        Series {
+            group: pod("shop", "web-0"),
+            counts: &counts,
+        },
+        Series {
+            group: pod("", uid),
+            counts: &counts,
+        },
+        Series {
+            group: pod("", ""),
+            counts: &counts,
+        },
+        Series {
+            group: pod("other", "other"),
+            counts: &quiet,
+        },
+    ];
+    let runtime = tcptools::runtime::Status {
+        endpoints: vec!["unix:///run/containerd/containerd.sock".to_owned()],
+        up: false,
+        errors: 3,
+    };
+    let own = Own {
+        groups: Some((3, 0)),
+        runtime: Some(runtime),
+        ..own()
+    };
+    let text = render(&series, &own);
+    assert_lines(
+        &text,
+        &[
+            "tcp_connect_attempts_total{family=\"ipv4\",outcome=\"established\",namespace=\"shop\",pod=\"web-0\"} 2",
+            "tcp_connect_attempts_total{family=\"ipv4\",outcome=\"established\",namespace=\"\",pod=\"3f2a9c1e-5b7d-4e8f-a012-6c3d4e5f6a7b\"} 2",
+            "tcp_connect_attempts_total{family=\"ipv4\",outcome=\"established\",namespace=\"\",pod=\"\"} 2",
+            "tcp_state_transitions_total{family=\"ipv4\",old_state=\"CLOSE\",new_state=\"SYN_SENT\",namespace=\"shop\",pod=\"web-0\"} 3",
+            "tcp_rtt_seconds_bucket{family=\"ipv6\",namespace=\"shop\",pod=\"web-0\",le=\"+Inf\"} 2",
+            "tcp_rtt_seconds_sum{family=\"ipv6\",namespace=\"\",pod=\"\"} 1073.741824",
+            "tcp_state_duration_seconds_count{family=\"ipv4\",state=\"SYN_SENT\",namespace=\"\",pod=\"3f2a9c1e-5b7d-4e8f-a012-6c3d4e5f6a7b\"} 3",
+            "# HELP tcptools_exporter_runtime_up Whether the container runtimes answered the last refresh of their pods' and containers' names: 1 or 0 (with --group-by namespace, pod or container).",
+            "# TYPE tcptools_exporter_runtime_up gauge",
+            "tcptools_exporter_runtime_up 0",
+            "# TYPE tcptools_exporter_runtime_errors_total counter",
+            "tcptools_exporter_runtime_errors_total 3",
+            "tcptools_exporter_groups{kind=\"labeled\"} 3",
+        ],
+    );
+    // "other" counted nothing: no series yet.
+    assert!(!text.contains("pod=\"other\""), "{text}");
+}
+
+/// `--group-by container`: three labels, "other" in each, values escaped.
+#[test]
+fn container_series_carry_three_labels() {
+    let counts = some_counts();
+    let container = |values: [&str; 3]| {
+        let names = ["namespace", "pod", "container"];
+        names.into_iter().zip(values.map(str::to_owned)).collect()
+    };
+    let series = [
+        Series {
+            group: container(["", "", "we\\ird \"name\""]),
+            counts: &counts,
+        },
+        Series {
+            group: container(["other", "other", "other"]),
+            counts: &counts,
+        },
+    ];
+    let text = render(&series, &own());
+    assert_lines(
+        &text,
+        &[
+            "tcp_connect_attempts_total{family=\"ipv4\",outcome=\"timeout\",namespace=\"\",pod=\"\",container=\"we\\\\ird \\\"name\\\"\"} 1",
+            "tcp_connect_attempts_total{family=\"ipv4\",outcome=\"timeout\",namespace=\"other\",pod=\"other\",container=\"other\"} 1",
+        ],
+    );
+    // Without --group-by namespace, pod or container, no runtime metrics.
+    assert!(!text.contains("tcptools_exporter_runtime_"), "{text}");
 }
 
 /// Whether the kernel counts `socket` under `filter`: each list given holds its port (in the

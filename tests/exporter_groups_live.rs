@@ -1,7 +1,8 @@
 //! tcptools-exporter's kernel-side counts on real loopback traffic (needs root): connect
-//! outcomes (established, refused, timeout), `--group-by cgroup` with `--max-groups`, and
-//! `--group-by netns`, read from the exporter's own /metrics and checked with promtool.
-//! Ports 44200-44299 are this file's.
+//! outcomes (established, refused, timeout), `--group-by cgroup` with `--max-groups`,
+//! `--group-by netns`, and `--group-by pod` and `container` on cgroups laid out as kubelet's
+//! cgroupfs driver does (no runtime: pods unnamed), read from the exporter's own /metrics
+//! and checked with promtool. Ports 44200-44299 are this file's.
 //!
 //! Clients are python3 processes in the test's own cgroups and namespace; every exporter
 //! counts only the remote ports of this file (`-D`), since tracepoints see everything.
@@ -425,4 +426,256 @@ fn prometheus_over_tls_counts_outcomes_per_cgroup_and_netns() {
     drop(prometheus);
     stop(by_cgroup);
     stop(by_netns);
+}
+
+/// Pod uids and container ids as kubelet and the runtimes write them.
+const POD_A: &str = "6f1e2d3c-4b5a-4697-8877-665544332211";
+const POD_B: &str = "0a1b2c3d-4e5f-4a6b-9c8d-7e6f5a4b3c2d";
+
+fn container_id(c: char) -> String {
+    c.to_string().repeat(64)
+}
+
+/// kubelet's cgroupfs layout below a cgroup of the test's own,
+/// `tcpt-TAG-PID/kubepods/besteffort`, removed (deepest first) on drop.
+struct Kubepods {
+    besteffort: Cgroup,
+    _kubepods: Cgroup,
+    _parent: Cgroup,
+}
+
+impl Kubepods {
+    fn new(tag: &str) -> Kubepods {
+        let parent = Cgroup::new(tag);
+        let kubepods = parent.child("kubepods");
+        Kubepods {
+            besteffort: kubepods.child("besteffort"),
+            _kubepods: kubepods,
+            _parent: parent,
+        }
+    }
+
+    /// A pod's cgroup, `pod<uid>`; its containers are its children named by their ids.
+    fn pod(&self, uid: &str) -> Cgroup {
+        self.besteffort.child(&format!("pod{uid}"))
+    }
+
+    /// A cgroup beside `kubepods`, in no pod: the node's own.
+    fn outside(&self, name: &str) -> Cgroup {
+        self._parent.child(name)
+    }
+}
+
+/// Established connects by the values of `labels` (in that order).
+fn established_by(text: &str, labels: &[&str]) -> BTreeMap<Vec<String>, f64> {
+    samples(text, "tcp_connect_attempts_total")
+        .into_iter()
+        .filter(|(l, _)| l.get("outcome").map(String::as_str) == Some("established"))
+        .map(|(l, v)| {
+            let values = labels
+                .iter()
+                .map(|k| l.get(*k).cloned().unwrap_or_default());
+            (values.collect(), v)
+        })
+        .collect()
+}
+
+fn keyed(pairs: &[(&[&str], f64)]) -> BTreeMap<Vec<String>, f64> {
+    let key = |k: &[&str]| k.iter().map(|s| s.to_string()).collect();
+    pairs.iter().map(|(k, v)| (key(k), *v)).collect()
+}
+
+/// Scrapes every 200 ms until `done` holds for the exposition (20 s at most), checking
+/// `every` on each one; returns the last.
+fn scrape_until(
+    ns: &Netns,
+    port: u16,
+    what: &str,
+    every: impl Fn(&str),
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = scrape(ns, port);
+        every(&text);
+        if done(&text) {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `--group-by pod` and `container` with `--runtime-endpoint none` (no runtime names
+/// them): a pod's containers are summed under its uid with namespace="", cgroups in no pod
+/// have empty names; a restarted container's counts stay in its pod's totals, which never
+/// go down, also while the pod has no container; a removed pod's series end.
+#[test]
+fn unnamed_pods_sum_their_containers_across_restarts() {
+    const PORT: u16 = 44241;
+    const BY_POD: u16 = 44281;
+    const BY_CONTAINER: u16 = 44282;
+    let ns = Netns::new("exppod");
+    let kube = Kubepods::new("exppod");
+    let (pod_a, pod_b) = (kube.pod(POD_A), kube.pod(POD_B));
+    let (a1, a2) = (
+        pod_a.child(&container_id('a')),
+        pod_a.child(&container_id('b')),
+    );
+    let b1 = pod_b.child(&container_id('c'));
+    let node = kube.outside("node");
+    let none = ["--runtime-endpoint", "none"];
+    let dports = PORT.to_string();
+    let by_pod = exporter(
+        &ns,
+        BY_POD,
+        &dports,
+        &[&["--group-by", "pod"][..], &none].concat(),
+    );
+    let by_container = exporter(
+        &ns,
+        BY_CONTAINER,
+        &dports,
+        &[&["--group-by", "container"][..], &none].concat(),
+    );
+    let mut srv = server(&ns, PORT);
+    run_all(vec![
+        attempts(Some(&a1), &ns, PORT, 3),
+        attempts(Some(&a2), &ns, PORT, 2),
+        attempts(Some(&b1), &ns, PORT, 1),
+        attempts(Some(&node), &ns, PORT, 4),
+    ]);
+
+    let pods = ["namespace", "pod"];
+    let text = scrape(&ns, BY_POD);
+    let want = keyed(&[(&["", POD_A], 5.0), (&["", POD_B], 1.0), (&["", ""], 4.0)]);
+    assert_eq!(established_by(&text, &pods), want, "{text}");
+    assert_eq!(value(&text, "tcptools_exporter_runtime_up", &[]), 0.0);
+    assert_eq!(
+        value(&text, "tcptools_exporter_runtime_errors_total", &[]),
+        0.0
+    );
+    promtool_check(&text);
+    let containers = ["pod", "container"];
+    let (id_a, id_b, id_c) = (container_id('a'), container_id('b'), container_id('c'));
+    let by_id = [
+        (&[POD_A, id_a.as_str()][..], 3.0),
+        (&[POD_A, id_b.as_str()], 2.0),
+        (&[POD_B, id_c.as_str()], 1.0),
+        (&["", ""], 4.0),
+    ];
+    let text = scrape(&ns, BY_CONTAINER);
+    assert_eq!(established_by(&text, &containers), keyed(&by_id), "{text}");
+    promtool_check(&text);
+
+    // Both containers of pod A end: their cgroups are retired (the kernel's entries go),
+    // and pod A keeps its 5 while it has no container at all.
+    let entries = |text: &str| {
+        value(
+            text,
+            "tcptools_exporter_map_entries",
+            &[("map", "group_counters")],
+        )
+    };
+    let before = entries(&scrape(&ns, BY_POD));
+    drop((a1, a2));
+    let pod_a_is = |want: f64| {
+        move |text: &str| {
+            let got = established_by(text, &pods);
+            assert_eq!(
+                got.get(&vec![String::new(), POD_A.to_owned()]),
+                Some(&want),
+                "{text}"
+            );
+        }
+    };
+    scrape_until(&ns, BY_POD, "pod A's cgroups retired", pod_a_is(5.0), |t| {
+        entries(t) < before
+    });
+    // The container grouping keeps the ended containers' series flat while their pod stands.
+    let text = scrape(&ns, BY_CONTAINER);
+    assert_eq!(established_by(&text, &containers), keyed(&by_id), "{text}");
+
+    // A restart: a new container in pod A adds to the same series.
+    let a3 = pod_a.child(&container_id('d'));
+    run_all(vec![attempts(Some(&a3), &ns, PORT, 2)]);
+    let text = scrape(&ns, BY_POD);
+    let want = keyed(&[(&["", POD_A], 7.0), (&["", POD_B], 1.0), (&["", ""], 4.0)]);
+    assert_eq!(established_by(&text, &pods), want, "{text}");
+
+    // Pod A is removed: its series end, its place is free.
+    drop((a3, pod_a));
+    let text = scrape_until(
+        &ns,
+        BY_POD,
+        "pod A's series ended",
+        |_| {},
+        |t| !t.contains(POD_A),
+    );
+    let want = keyed(&[(&["", POD_B], 1.0), (&["", ""], 4.0)]);
+    assert_eq!(established_by(&text, &pods), want, "{text}");
+    assert_eq!(
+        value(&text, "tcptools_exporter_groups", &[("kind", "labeled")]),
+        2.0
+    );
+    srv.send_line("stop");
+    stop(by_pod);
+    stop(by_container);
+}
+
+/// With honor_labels: true, Prometheus keeps the exporter's namespace and pod over a
+/// target's own (as Kubernetes discovery gives them), and a series whose values are empty
+/// gets neither; without it, the exporter's are renamed exported_*.
+#[test]
+fn honor_labels_keeps_the_pods_names() {
+    const PORT: u16 = 44251;
+    const BY_POD: u16 = 44283;
+    const PROMETHEUS_PORT: u16 = 44284;
+    let ns = Netns::new("exphonor");
+    let kube = Kubepods::new("exphonor");
+    let pod = kube.pod(POD_A);
+    let app = pod.child(&container_id('a'));
+    let node = kube.outside("node");
+    let args = ["--group-by", "pod", "--runtime-endpoint", "none"];
+    let by_pod = exporter(&ns, BY_POD, &PORT.to_string(), &args);
+    let job = |name: &str, honor: bool| {
+        format!(
+            "  - job_name: {name}\n    honor_labels: {honor}\n    static_configs:\n      \
+             - targets: ['127.0.0.1:{BY_POD}']\n        \
+             labels: {{namespace: monitoring, pod: tcptools-exporter-x}}\n"
+        )
+    };
+    let jobs = [job("honored", true), job("plain", false)].concat();
+    let prometheus = Prometheus::start(&ns, PROMETHEUS_PORT, &jobs);
+    let mut srv = server(&ns, PORT);
+    run_all(vec![
+        attempts(Some(&app), &ns, PORT, 3),
+        attempts(Some(&node), &ns, PORT, 2),
+    ]);
+    srv.send_line("stop");
+
+    let names = ["namespace", "pod", "exported_namespace", "exported_pod"];
+    let series = |job: &str| -> BTreeMap<Labels, f64> {
+        let query = format!("tcp_connect_attempts_total{{job=\"{job}\",outcome=\"established\"}}");
+        let found = prometheus.query(&query).into_iter();
+        let found = found.map(|(mut labels, v)| {
+            labels.retain(|k, _| names.contains(&k.as_str()));
+            (labels, v)
+        });
+        found.collect()
+    };
+    let labels = |pairs: &[(&str, &str)]| -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let honored = BTreeMap::from([(labels(&[]), 2.0), (labels(&[("pod", POD_A)]), 3.0)]);
+    prometheus.wait_until(WAIT, "honored series", || series("honored") == honored);
+    let target = [("namespace", "monitoring"), ("pod", "tcptools-exporter-x")];
+    let renamed = [&target[..], &[("exported_pod", POD_A)]].concat();
+    let plain = BTreeMap::from([(labels(&target), 2.0), (labels(&renamed), 3.0)]);
+    prometheus.wait_until(WAIT, "plain series", || series("plain") == plain);
+    drop(prometheus);
+    stop(by_pod);
 }

@@ -15,6 +15,7 @@ use tcptools::docs::{self, Tool};
 use tcptools::exporter::collect::{MapFill, ProgramStats};
 use tcptools::exporter::{render, Counts, Own, Series};
 use tcptools::net::{Endpoints, AF_INET};
+use tcptools::runtime::Status;
 use tcptools::tcpstates::event::Owner;
 use tcptools::time::WallClock;
 use tcptools::{tcpconnlat, tcprtt, tcpstates};
@@ -273,10 +274,11 @@ fn every_metric_family_is_in_the_exporter_page() {
             capacity: 2,
         }],
         groups: Some((1, 1)),
+        runtime: Some(Status::default()),
         ..Own::default()
     };
     let series = [Series {
-        group: None,
+        group: Vec::new(),
         counts: &counts,
     }];
     let exposition = render(&series, &own);
@@ -286,7 +288,7 @@ fn every_metric_family_is_in_the_exporter_page() {
         .filter_map(|line| line.split(' ').next())
         .filter(|family| !family.starts_with("process_"))
         .collect();
-    assert_eq!(served.len(), 16, "{exposition}");
+    assert_eq!(served.len(), 18, "{exposition}");
     for family in served {
         assert!(
             metrics.contains(&format!(".TP {family} (")),

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use tcptools::exporter::collect::Programs;
 use tcptools::exporter::scrape::Collector;
 use tcptools::exporter::{http, web_config, Config, Options};
+use tcptools::runtime::Runtimes;
 use tcptools::{cli, signal};
 
 /// How long the main thread waits for a scrape request before it looks at signals again.
@@ -25,7 +26,13 @@ fn run(config: &Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr().unwrap_or(config.listen);
     let programs = Programs::load(config)?;
-    let mut collector = Collector::new(&programs, config.max_groups);
+    // A runtime that does not answer is one line on stderr, and a metric; serving goes on.
+    let runtimes = if config.group_by.named() {
+        Runtimes::start(&config.runtime, "tcptools-exporter", config.verbose)
+    } else {
+        Runtimes::none()
+    };
+    let mut collector = Collector::new(&programs, config.max_groups, runtimes);
     let server = http::spawn(listener, web)?;
 
     let mut stdout = std::io::stdout();

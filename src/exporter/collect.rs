@@ -108,10 +108,13 @@ impl Programs {
 
 fn settings(config: &Config) -> types::exporter_settings {
     let mut s = types::exporter_settings {
+        // Namespaces, pods and containers are named cgroups: the kernel counts by cgroup.
         group_by: match config.group_by {
             GroupBy::None => types::group_by::GROUP_NONE,
-            GroupBy::Cgroup => types::group_by::GROUP_CGROUP,
             GroupBy::Netns => types::group_by::GROUP_NETNS,
+            GroupBy::Cgroup | GroupBy::Namespace | GroupBy::Pod | GroupBy::Container => {
+                types::group_by::GROUP_CGROUP
+            }
         },
         ..Default::default()
     };

@@ -9,6 +9,7 @@ use prometheus::{Encoder, TextEncoder};
 
 use super::collect::{MapFill, ProgramStats};
 use super::metrics::{Counts, HistKind, Log2Hist, Outcome, FAMILIES, STATES};
+use crate::runtime::Status;
 use crate::tcpstates::state_name;
 
 /// The Content-Type of the text format.
@@ -23,9 +24,11 @@ pub fn family_label(f: usize) -> &'static str {
     }
 }
 
-/// One set of TCP series: a group's (labeled `label="value"`), or every socket's.
+/// One set of TCP series: a group's (labeled `label="value"` for each of its labels: one
+/// for cgroup and netns, up to three for namespace, pod and container), or every socket's
+/// (no group label).
 pub struct Series<'a> {
-    pub group: Option<(&'static str, String)>,
+    pub group: Vec<(&'static str, String)>,
     pub counts: &'a Counts,
 }
 
@@ -33,7 +36,7 @@ impl Series<'_> {
     /// Ungrouped series are shown from the start (so that `rate()` sees the first
     /// samples); a group's only once they have counted something.
     fn shows(&self, value: u64) -> bool {
-        self.group.is_none() || value > 0
+        self.group.is_empty() || value > 0
     }
 
     fn labels(&self, pairs: &[(&str, String)]) -> Vec<LabelPair> {
@@ -58,6 +61,8 @@ pub struct Own {
     pub sockets_untracked: u64,
     /// Groups with a label, and groups summed into "other" (with --group-by).
     pub groups: Option<(usize, usize)>,
+    /// The container runtimes' state, with --group-by namespace, pod or container.
+    pub runtime: Option<Status>,
     /// How the programs attached: hook and socket storage.
     pub hook: String,
     pub sk_storage: bool,
@@ -94,10 +99,11 @@ pub fn families_served() -> Vec<crate::cli::Term> {
             capacity: 0,
         }],
         groups: Some((0, 0)),
+        runtime: Some(Status::default()),
         ..Own::default()
     };
     let series = Series {
-        group: None,
+        group: Vec::new(),
         counts: &counts,
     };
     let mut families = tcp_families(&[series]);
@@ -300,7 +306,29 @@ fn own_families(own: &Own) -> Vec<MetricFamily> {
         ));
     }
     families.extend(fill_families(own));
+    families.extend(runtime_families(own));
     families
+}
+
+/// Whether the runtimes that name namespaces, pods and containers answer.
+fn runtime_families(own: &Own) -> Vec<MetricFamily> {
+    let Some(status) = &own.runtime else {
+        return Vec::new();
+    };
+    vec![
+        family(
+            "tcptools_exporter_runtime_up",
+            "Whether the container runtimes answered the last refresh of their pods' and containers' names: 1 or 0 (with --group-by namespace, pod or container).",
+            MetricType::GAUGE,
+            vec![gauge(vec![], if status.up { 1.0 } else { 0.0 })],
+        ),
+        family(
+            "tcptools_exporter_runtime_errors_total",
+            "Refreshes of names from the container runtimes that failed.",
+            MetricType::COUNTER,
+            vec![counter(vec![], status.errors)],
+        ),
+    ]
 }
 
 fn fill_families(own: &Own) -> Vec<MetricFamily> {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod collect;
 pub mod exposition;
 pub mod http;
+pub mod label_sets;
 pub mod metrics;
 pub mod options;
 pub mod scrape;

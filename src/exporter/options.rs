@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::cli::{CommonFlags, IntoConfig, ManPage, PortFlags, UsageError};
 use crate::net::PortFilter;
+use crate::runtime::Endpoint;
 
 /// Examples shown by `--help`.
 pub const EXAMPLES: &str = "EXAMPLES:
@@ -16,6 +17,7 @@ pub const EXAMPLES: &str = "EXAMPLES:
     tcptools-exporter -D 5432                  # count connections to remote port 5432 only
     tcptools-exporter --group-by cgroup        # label every TCP metric with the socket's cgroup
     tcptools-exporter --group-by netns --max-groups 20 # 20 namespaces labeled, the rest \"other\"
+    tcptools-exporter --group-by pod           # namespace=\"NS\",pod=\"NAME\" from the node's runtime
     tcptools-exporter --web.config.file web.yml # TLS and basic auth (exporter-toolkit format)";
 
 #[derive(Args)]
@@ -37,19 +39,40 @@ pub struct Options {
     pub web_config_file: Option<PathBuf>,
     #[command(flatten)]
     pub ports: PortFlags,
-    /// Label every TCP metric with the socket's cgroup v2 path or network namespace inode
+    /// Label every TCP metric with the socket's cgroup v2 path, network namespace inode, or Kubernetes namespace, pod or container
     ///
-    /// Every TCP metric also carries cgroup="/path" (the socket's cgroup v2 path) or
-    /// netns="INODE" (its network namespace inode), taken from the socket.
-    #[arg(long = "group-by", value_name = "KIND", value_parser = ["cgroup", "netns"])]
+    /// Every TCP metric also carries cgroup="/path" (the socket's cgroup v2 path),
+    /// netns="INODE" (its network namespace inode), or the names the node's container
+    /// runtime gives the socket's cgroup: namespace="NS" (namespace), namespace and
+    /// pod="NAME" (pod), or namespace, pod and container="NAME" (container). Sockets in no
+    /// pod have empty values, but for a Docker or podman container's name in container=; a
+    /// pod the runtime does not name is labeled by its uid in pod= (container= by the
+    /// container's id), with namespace="".
+    #[arg(
+        long = "group-by",
+        value_name = "KIND",
+        value_parser = ["cgroup", "netns", "namespace", "pod", "container"]
+    )]
     pub group_by: Option<String>,
     /// With --group-by: the number of groups labeled (the busiest first seen); the rest are summed into "other"
     ///
     /// With --group-by: at most N groups get a label of their own (default 100, at most
     /// 10000), the busiest at the scrape that first sees them, for the exporter's lifetime;
-    /// the rest are summed into cgroup="other" or netns="other".
+    /// the rest are summed into a group whose labels are all "other". A group is a cgroup,
+    /// a network namespace, or a set of names (a namespace, a pod, a container).
     #[arg(long = "max-groups", value_name = "N")]
     pub max_groups: Option<String>,
+    /// With --group-by namespace, pod or container: where to ask for names: auto, none or unix:///PATH
+    ///
+    /// With --group-by namespace, pod or container: the container runtime to ask for names
+    /// of pods and containers, never the API server. auto (the default) asks the runtimes'
+    /// usual sockets that exist (CRI: containerd, CRI-O; the Docker-compatible API:
+    /// Docker, podman); unix:///PATH that CRI socket (crictl's form); none asks nothing, so
+    /// pods are labeled by uid (not with --group-by namespace). A runtime that does not
+    /// answer is reported once on stderr and by tcptools_exporter_runtime_up; the exporter
+    /// keeps serving.
+    #[arg(long = "runtime-endpoint", value_name = "ENDPOINT")]
+    pub runtime_endpoint: Option<String>,
     #[command(flatten)]
     pub common: CommonFlags,
 }
@@ -84,6 +107,18 @@ With --group-by cgroup or netns every TCP metric also carries cgroup=\"/path\" o
 netns=\"INODE\", taken from the socket; the --max-groups busiest groups (at the scrape that \
 first sees them) keep a label for the exporter's lifetime, the rest are summed into \
 \"other\", so no series ever goes down.\n\
+With --group-by namespace, pod or container the kernel still counts by cgroup, and each \
+cgroup is named by the node's container runtime (--runtime-endpoint; never the API server) \
+at the first scrape that sees it: namespace=\"NS\"; namespace and pod=\"NAME\"; or \
+namespace, pod and container=\"NAME\". A group is then a set of names: a pod's containers \
+are summed into it, and a restarted container's counts stay in it, so its counters never go \
+down; it ends when its cgroups are gone and its pod's cgroup too. Sockets in no pod have \
+empty names (a Docker or podman container has its name in container=); a pod the runtime \
+does not name has namespace=\"\" and its uid in pod=, an unnamed container its id in \
+container=, for the cgroup's lifetime. A runtime that does not answer is one line on stderr \
+and tcptools_exporter_runtime_up 0; the metrics are still served. Prometheus' Kubernetes \
+discovery adds its own namespace, pod and container labels: scrape with honor_labels: true \
+(honorLabels in a ServiceMonitor), or these labels become exported_namespace and so on.\n\
 Its own cost and losses are metrics too: tcptools_exporter_bpf_runs_total and \
 tcptools_exporter_bpf_run_seconds_total per program (run-time statistics on for its \
 lifetime only), tcptools_exporter_events_skipped_total (runs the kernel skipped), map fill \
@@ -109,25 +144,48 @@ It runs until SIGINT or SIGTERM.",
     differences: &[],
 };
 
-/// What the TCP metrics are labeled with besides family and states: the values of
-/// `enum group_by` (bpf/exporter.h).
+/// What the TCP metrics are labeled with besides family and states. The kernel groups by
+/// cgroup id or network namespace inode (`enum group_by`, bpf/exporter.h); namespace, pod
+/// and container are names of the socket's cgroup, given in user space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupBy {
-    None = 0,
+    None,
     /// `cgroup="/path"`: the socket's cgroup v2.
-    Cgroup = 1,
+    Cgroup,
     /// `netns="INODE"`: the socket's network namespace.
-    Netns = 2,
+    Netns,
+    /// `namespace="NS"`: the Kubernetes namespace of the socket's pod.
+    Namespace,
+    /// `namespace`, `pod="NAME"`: the socket's pod.
+    Pod,
+    /// `namespace`, `pod`, `container="NAME"`: the socket's container.
+    Container,
 }
 
 impl GroupBy {
-    /// The label's name.
-    pub fn label(self) -> &'static str {
+    /// The labels' names, in the order the series carry them.
+    pub fn labels(self) -> &'static [&'static str] {
         match self {
-            GroupBy::None => "",
-            GroupBy::Cgroup => "cgroup",
-            GroupBy::Netns => "netns",
+            GroupBy::None => &[],
+            GroupBy::Cgroup => &["cgroup"],
+            GroupBy::Netns => &["netns"],
+            GroupBy::Namespace => &["namespace"],
+            GroupBy::Pod => &["namespace", "pod"],
+            GroupBy::Container => &["namespace", "pod", "container"],
         }
+    }
+
+    /// Whether the kernel keys this kind's groups by the socket's cgroup id.
+    pub fn by_cgroup(self) -> bool {
+        matches!(
+            self,
+            GroupBy::Cgroup | GroupBy::Namespace | GroupBy::Pod | GroupBy::Container
+        )
+    }
+
+    /// Whether the labels are names from the container runtime.
+    pub fn named(self) -> bool {
+        matches!(self, GroupBy::Namespace | GroupBy::Pod | GroupBy::Container)
     }
 }
 
@@ -144,14 +202,41 @@ pub struct Config {
     pub ports: PortFilter,
     pub group_by: GroupBy,
     pub max_groups: usize,
+    /// Where names come from, with a [`GroupBy::named`] kind.
+    pub runtime: Endpoint,
+    /// `-v`.
+    pub verbose: bool,
 }
 
 fn group_by(kind: Option<&str>) -> GroupBy {
     match kind {
         Some("cgroup") => GroupBy::Cgroup,
         Some("netns") => GroupBy::Netns,
+        Some("namespace") => GroupBy::Namespace,
+        Some("pod") => GroupBy::Pod,
+        Some("container") => GroupBy::Container,
         _ => GroupBy::None,
     }
+}
+
+/// `--runtime-endpoint`: only where names are asked for, and never `none` for namespaces,
+/// which only the runtime knows (pods and containers fall back on their uid and id).
+fn runtime(arg: Option<String>, group_by: GroupBy) -> Result<Endpoint, UsageError> {
+    let Some(arg) = arg else {
+        return Ok(Endpoint::Auto);
+    };
+    if !group_by.named() {
+        return Err(UsageError::new(
+            "--runtime-endpoint needs --group-by namespace, pod or container",
+        ));
+    }
+    let endpoint = Endpoint::parse(&arg)?;
+    if endpoint == Endpoint::None && group_by == GroupBy::Namespace {
+        return Err(UsageError::new(
+            "--group-by namespace needs a runtime: --runtime-endpoint none names no namespace",
+        ));
+    }
+    Ok(endpoint)
 }
 
 fn max_groups(arg: Option<String>, group_by: GroupBy) -> Result<usize, UsageError> {
@@ -185,6 +270,8 @@ impl IntoConfig for Options {
             ports: self.ports.into_filter()?,
             group_by,
             max_groups: max_groups(self.max_groups, group_by)?,
+            runtime: runtime(self.runtime_endpoint, group_by)?,
+            verbose: self.common.verbose,
         })
     }
 }
@@ -291,6 +378,55 @@ mod tests {
                 config_of::<Options>(&["--group-by", "cgroup", "--max-groups", bad]).unwrap_err();
             let want = format!("invalid --max-groups: {bad} (1 to 10000)");
             assert_eq!(err, UsageError::new(want));
+        }
+    }
+
+    #[test]
+    fn named_groups_and_their_runtime() {
+        for (kind, want) in [
+            ("namespace", GroupBy::Namespace),
+            ("pod", GroupBy::Pod),
+            ("container", GroupBy::Container),
+        ] {
+            let c = config_of::<Options>(&["--group-by", kind]).unwrap();
+            assert_eq!((c.group_by, c.runtime), (want, Endpoint::Auto));
+            assert!(want.by_cgroup() && want.named());
+        }
+        let c = config_of::<Options>(&["--group-by", "pod", "--runtime-endpoint", "none"]);
+        assert_eq!(c.unwrap().runtime, Endpoint::None);
+        let sock = "unix:///run/containerd/containerd.sock";
+        let c = config_of::<Options>(&["--group-by", "container", "--runtime-endpoint", sock]);
+        let want = Endpoint::Cri(PathBuf::from("/run/containerd/containerd.sock"));
+        assert_eq!(c.unwrap().runtime, want);
+        assert_eq!(
+            GroupBy::Container.labels(),
+            ["namespace", "pod", "container"]
+        );
+        assert!(GroupBy::Cgroup.by_cgroup() && !GroupBy::Cgroup.named());
+        assert!(!GroupBy::Netns.by_cgroup());
+    }
+
+    #[test]
+    fn runtime_endpoint_refusals() {
+        let needs = "--runtime-endpoint needs --group-by namespace, pod or container";
+        for args in [
+            &["--runtime-endpoint", "auto"][..],
+            &["--group-by", "cgroup", "--runtime-endpoint", "none"],
+            &["--group-by", "netns", "--runtime-endpoint", "auto"],
+        ] {
+            assert_eq!(
+                config_of::<Options>(args).unwrap_err(),
+                UsageError::new(needs)
+            );
+        }
+        let err = config_of::<Options>(&["--group-by", "namespace", "--runtime-endpoint", "none"]);
+        let want =
+            "--group-by namespace needs a runtime: --runtime-endpoint none names no namespace";
+        assert_eq!(err.unwrap_err(), UsageError::new(want));
+        for bad in ["tcp://x", "unix://relative", "", "/"] {
+            let err = config_of::<Options>(&["--group-by", "pod", "--runtime-endpoint", bad]);
+            let want = format!("invalid runtime endpoint: {bad} (auto, none or unix:///PATH)");
+            assert_eq!(err.unwrap_err(), UsageError::new(want), "{bad:?}");
         }
     }
 }

@@ -5,28 +5,36 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
-use super::collect::{program_stats, Programs};
+use super::collect::{program_stats, KernelCounts, Programs};
 use super::exposition::{self, Own, Series};
-use super::metrics::{Counts, Groups};
+use super::label_sets::LabelSets;
+use super::metrics::{Counts, Grouped, Groups};
 use super::options::GroupBy;
 use crate::container::CgroupPaths;
+use crate::runtime::Runtimes;
 
-/// The exporter's state between scrapes: which groups have labels, and cgroup paths.
+/// The exporter's state between scrapes: which groups have labels, cgroup paths, and with
+/// --group-by namespace, pod or container the cgroups' label sets.
 pub struct Collector<'a> {
     programs: &'a Programs,
     groups: Groups,
     paths: CgroupPaths,
     /// Each group's activity at the last scrape, to tell the quiet ones.
     activity: BTreeMap<u64, u64>,
+    /// The groups `groups` places are label sets, not cgroups (a named kind).
+    sets: Option<LabelSets>,
 }
 
 impl<'a> Collector<'a> {
-    pub fn new(programs: &'a Programs, max_groups: usize) -> Collector<'a> {
+    /// `runtimes` names namespaces, pods and containers where the kind is named.
+    pub fn new(programs: &'a Programs, max_groups: usize, runtimes: Runtimes) -> Collector<'a> {
+        let kind = programs.group_by;
         Collector {
             programs,
             groups: Groups::new(max_groups),
             paths: CgroupPaths::system(),
             activity: BTreeMap::new(),
+            sets: kind.named().then(|| LabelSets::new(kind, runtimes)),
         }
     }
 
@@ -34,54 +42,67 @@ impl<'a> Collector<'a> {
     pub fn scrape(&mut self) -> Result<String> {
         let mut kernel = self.programs.read()?;
         self.retire_gone(&mut kernel.groups);
-        let group_by = self.programs.group_by;
-        let (caught, skipped) = self.programs.skips();
-        let own = Own {
-            caught,
-            skipped,
-            programs: self.own_programs(),
-            stats_enabled: self.programs.stats_enabled(),
-            maps: kernel.maps,
-            group_overflow: kernel.group_overflow,
-            sockets_untracked: kernel.sockets_untracked,
-            groups: None,
-            hook: self.programs.attached.hook.to_string(),
-            sk_storage: crate::sk_store::in_sk_storage(self.programs.attached.hook),
-        };
-        if group_by == GroupBy::None {
+        let mut own = self.own(&mut kernel);
+        if self.programs.group_by == GroupBy::None {
             let series = [Series {
-                group: None,
+                group: Vec::new(),
                 counts: &kernel.all,
             }];
             return Ok(exposition::render(&series, &own));
         }
-        let grouped = self.groups.split(kernel.groups, kernel.all);
-        let name = group_by.label();
-        let mut series: Vec<Series<'_>> = grouped
-            .labeled
-            .iter()
-            .map(|(id, counts)| Series {
-                group: Some((name, self.group_value(*id))),
-                counts,
-            })
-            .collect();
+        let grouped = self.split(kernel.groups, kernel.all);
+        own.groups = Some(self.groups.sizes());
+        let mut series: Vec<Series<'_>> = Vec::with_capacity(grouped.labeled.len() + 1);
+        for (id, counts) in &grouped.labeled {
+            let group = self.group_labels(*id);
+            series.push(Series { group, counts });
+        }
+        let other = self.programs.group_by.labels().iter();
         series.push(Series {
-            group: Some((name, "other".to_owned())),
+            group: other.map(|name| (*name, "other".to_owned())).collect(),
             counts: &grouped.other,
         });
-        let own = Own {
-            groups: Some(self.groups.sizes()),
-            ..own
-        };
         Ok(exposition::render(&series, &own))
     }
 
-    /// Retires the groups whose cgroup is gone and that counted nothing since the last
-    /// scrape, and deletes their kernel entries, so that the bounded group maps keep room
-    /// for new containers. Network namespaces are never retired (no cheap way to tell one
-    /// is gone).
+    /// The kernel's groups (by cgroup, summed into label sets for a named kind) placed into
+    /// labeled groups and "other", which starts with `overflow`.
+    fn split(&mut self, groups: BTreeMap<u64, Counts>, overflow: Counts) -> Grouped {
+        let Some(sets) = &mut self.sets else {
+            return self.groups.split(groups, overflow);
+        };
+        let paths = &mut self.paths;
+        sets.assign(groups.keys().copied(), |id| paths.path(id));
+        let paths = &self.paths;
+        sets.split(&mut self.groups, &groups, overflow, |dir| {
+            paths.dir_exists(dir)
+        })
+    }
+
+    /// The exporter's own figures (the map fill is taken from `kernel`).
+    fn own(&self, kernel: &mut KernelCounts) -> Own {
+        let (caught, skipped) = self.programs.skips();
+        Own {
+            caught,
+            skipped,
+            programs: self.own_programs(),
+            stats_enabled: self.programs.stats_enabled(),
+            maps: std::mem::take(&mut kernel.maps),
+            group_overflow: kernel.group_overflow,
+            sockets_untracked: kernel.sockets_untracked,
+            groups: None,
+            runtime: self.sets.as_ref().map(LabelSets::status),
+            hook: self.programs.attached.hook.to_string(),
+            sk_storage: crate::sk_store::in_sk_storage(self.programs.attached.hook),
+        }
+    }
+
+    /// Retires the cgroups that are gone and counted nothing since the last scrape, and
+    /// deletes their kernel entries, so that the bounded group maps keep room for new
+    /// containers; a label set keeps what they counted. Network namespaces are never
+    /// retired (no cheap way to tell one is gone).
     fn retire_gone(&mut self, groups: &mut BTreeMap<u64, Counts>) {
-        if self.programs.group_by != GroupBy::Cgroup {
+        if !self.programs.group_by.by_cgroup() {
             return;
         }
         // At most one walk of the hierarchy per scrape, and only for new ids: a group's
@@ -97,19 +118,23 @@ impl<'a> Collector<'a> {
         }
         for id in gone {
             if let Some(counts) = groups.remove(&id) {
-                self.groups.retire(id, &counts);
+                match &mut self.sets {
+                    Some(sets) => sets.retire_cgroup(id, &counts),
+                    None => self.groups.retire(id, &counts),
+                }
                 self.programs.forget_group(id);
                 self.activity.remove(&id);
             }
         }
     }
 
-    /// A group's label value: the cgroup's path from the hierarchy's root, or the network
-    /// namespace's inode.
-    fn group_value(&mut self, id: u64) -> String {
-        match self.programs.group_by {
-            GroupBy::Cgroup => self.paths.path(id),
-            _ => id.to_string(),
+    /// A group's labels: the cgroup's path from the hierarchy's root, the network
+    /// namespace's inode, or a label set's names.
+    fn group_labels(&mut self, id: u64) -> Vec<(&'static str, String)> {
+        match (&self.sets, self.programs.group_by) {
+            (Some(sets), _) => sets.labels(id),
+            (None, GroupBy::Cgroup) => vec![("cgroup", self.paths.path(id))],
+            (None, kind) => kind.labels().iter().map(|l| (*l, id.to_string())).collect(),
         }
     }
 

@@ -77,6 +77,8 @@ pub struct Status {
 #[derive(Clone, Default)]
 pub struct Runtimes {
     _shared: Arc<()>,
+    /// What `fixed` was given: (pods, containers).
+    fixed: Arc<(Vec<PodNames>, Vec<ContainerNames>)>,
 }
 
 impl Runtimes {
@@ -93,19 +95,22 @@ impl Runtimes {
     }
 
     /// Fixed names, for golden tests: never refreshed.
-    pub fn fixed(_pods: Vec<PodNames>, _containers: Vec<ContainerNames>) -> Runtimes {
-        Runtimes::default()
+    pub fn fixed(pods: Vec<PodNames>, containers: Vec<ContainerNames>) -> Runtimes {
+        Runtimes {
+            fixed: Arc::new((pods, containers)),
+            ..Runtimes::default()
+        }
     }
 
     /// The pod with this uid (with dashes, as `identity::PodRef::uid`), if known. An unknown
     /// uid asks for a refresh (at most once a second) and answers None now.
-    pub fn pod(&self, _uid: &str) -> Option<PodNames> {
-        None
+    pub fn pod(&self, uid: &str) -> Option<PodNames> {
+        self.fixed.0.iter().find(|pod| pod.uid == uid).cloned()
     }
 
     /// The container with this full id, if known; an unknown id asks for a refresh.
-    pub fn container(&self, _id: &str) -> Option<ContainerNames> {
-        None
+    pub fn container(&self, id: &str) -> Option<ContainerNames> {
+        self.fixed.1.iter().find(|c| c.id == id).cloned()
     }
 
     /// Refreshes now, waiting for the answer (bounded by a short timeout).
