@@ -2,6 +2,7 @@
 //! traffic, and tools run as child processes. Live tests need root; without it they fail.
 #![allow(dead_code)]
 
+pub mod cri;
 pub mod web;
 
 use std::collections::BTreeMap;
