@@ -1,7 +1,8 @@
 //! The pod tests' harness (tests/common/cri.rs) against a real containerd driven through
-//! the CRI as kubelet drives it: two pods in two namespaces and QoS classes, their
-//! containers' cgroups in kubelet's cgroupfs layout, the CRI's lists, the workload's
-//! connections to a listener of the test's own, a restart, and nothing left after the drop.
+//! the CRI as kubelet drives it: two pods in two namespaces, QoS classes and network modes
+//! (the host's, the pod's own), their containers' cgroups in kubelet's cgroupfs layout, the
+//! CRI's lists, the workload's connections to a listener of the test's, a restart, and
+//! nothing left after the drop.
 //! Needs root; ports are free ones picked at run time (host network).
 
 mod common;
@@ -10,8 +11,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::cri::{
-    cgroup_roots, pod_uid, Container, Containerd, EchoListener, Footprint, Pod, PodSpec, Qos,
+    cgroup_roots, pod_uid, Container, Containerd, EchoListener, Footprint, Network, Pod, PodSpec,
+    Qos,
 };
+use common::inode_of;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -137,20 +140,30 @@ fn run_pods(containerd: &Containerd) {
         name: "web",
         uid: &uid_a,
         qos: Qos::BestEffort,
+        network: Network::Node,
     };
     let back = PodSpec {
         namespace: "tcpt-back",
         name: "db",
         uid: &uid_b,
         qos: Qos::Guaranteed,
+        network: Network::Pod,
     };
-    let (listen_a, listen_b) = (EchoListener::start(), EchoListener::start());
     let pod_a = containerd.run_pod(&front);
     let pod_b = containerd.run_pod(&back);
+    // The host-network pod reaches the test's loopback; the other one only its own.
+    let (listen_a, listen_b) = (
+        EchoListener::start(),
+        EchoListener::start_in(&pod_b.netns()),
+    );
     let dir_a = format!("{prefix}/kubepods/besteffort/pod{uid_a}");
     let dir_b = format!("{prefix}/kubepods/pod{uid_b}");
     let client_a = check_client(containerd, (&pod_a, &front, &dir_a), &listen_a, 5);
-    let _client_b = check_client(containerd, (&pod_b, &back, &dir_b), &listen_b, 7);
+    let client_b = check_client(containerd, (&pod_b, &back, &dir_b), &listen_b, 7);
+    let test_netns = inode_of("/proc/self/ns/net");
+    assert_eq!(netns_of(client_a.pid()), test_netns);
+    assert_ne!(netns_of(client_b.pid()), test_netns);
+    assert_eq!(netns_of(client_b.pid()), inode_of(&pod_b.netns()));
     // runc's cgroupfs driver on a hybrid host: the prefix in v2 and in every v1 hierarchy.
     assert_eq!(
         containerd.footprint().cgroup_dirs().len(),
@@ -166,6 +179,10 @@ fn run_pods(containerd: &Containerd) {
         "{}",
         once.log()
     );
+}
+
+fn netns_of(pid: u32) -> u64 {
+    inode_of(&format!("/proc/{pid}/ns/net"))
 }
 
 /// A pod, its spec, and the cgroup kubelet's layout gives it.

@@ -41,6 +41,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const K8S_NAMESPACE: &str = "k8s.io";
 /// Where containerd 1.6's shims put their sockets (`s/<hash>`), whatever the config says.
 const SHIM_RUN_DIR: &str = "/run/containerd";
+/// Where CNI keeps what its plugins answered, `NETWORK-SANDBOX-IFNAME` (libcni's default).
+const CNI_RESULTS: &str = "/var/lib/cni/results";
 
 /// A pod's QoS class: which kubepods directory holds its cgroup (kubelet's cgroupfs layout).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +63,16 @@ impl Qos {
     }
 }
 
+/// A pod's network namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// hostNetwork: the node's (the test's) namespace.
+    Node,
+    /// One of the pod's own, made by containerd, with loopback only (up, 127.0.0.1 and
+    /// ::1): tests/pods/cni-loopback is the only CNI plugin. See [`Pod::netns`].
+    Pod,
+}
+
 /// What kubelet knows of a pod when it asks for its sandbox.
 #[derive(Clone, Debug)]
 pub struct PodSpec<'a> {
@@ -69,6 +81,7 @@ pub struct PodSpec<'a> {
     /// The pod's uid, with dashes (see [`pod_uid`]).
     pub uid: &'a str,
     pub qos: Qos,
+    pub network: Network,
 }
 
 /// A pod uid (UUID form) unique to this process and `n`.
@@ -109,6 +122,11 @@ impl Footprint {
                 .map(|d| format!("cgroup {}", d.display())),
         );
         left.extend(self.mounts().iter().map(|m| format!("mount {m}")));
+        left.extend(
+            self.cni_results()
+                .iter()
+                .map(|f| format!("CNI result {}", f.display())),
+        );
         for dir in [&self.dir, Path::new(SHIM_RUN_DIR)] {
             if dir.exists() && (dir != Path::new(SHIM_RUN_DIR) || self.made_run_dir) {
                 left.push(format!("directory {}", dir.display()));
@@ -144,6 +162,23 @@ impl Footprint {
             .collect()
     }
 
+    /// The name of the run's CNI network list: the prefix's name, `tcptools-test-PID-TAG`.
+    pub fn cni_network(&self) -> &str {
+        self.prefix.trim_start_matches('/')
+    }
+
+    /// CNI's cached results for the run's network (the pods of [`Network::Pod`]).
+    pub fn cni_results(&self) -> Vec<PathBuf> {
+        let ours = format!("{}-", self.cni_network());
+        files_in(Path::new(CNI_RESULTS))
+            .into_iter()
+            .filter(|f| {
+                let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                name.starts_with(&ours)
+            })
+            .collect()
+    }
+
     /// Mount points under the directory, in /proc/mounts' order.
     pub fn mounts(&self) -> Vec<String> {
         let dir = format!("{}/", self.dir.display());
@@ -155,6 +190,13 @@ impl Footprint {
             .map(str::to_owned)
             .collect()
     }
+}
+
+/// The entries of a directory (none when it cannot be read).
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
 }
 
 /// Every process's pid and argv, from /proc.
@@ -337,7 +379,7 @@ impl Containerd {
         answer.containers
     }
 
-    /// Runs a pod sandbox on the host network, as kubelet would for `spec`.
+    /// Runs a pod sandbox, as kubelet would for `spec`.
     pub fn run_pod(&self, spec: &PodSpec) -> Pod<'_> {
         let config = self.sandbox_config(spec);
         std::fs::create_dir_all(&config.log_directory)
@@ -353,6 +395,7 @@ impl Containerd {
         Pod {
             containerd: self,
             id,
+            network: spec.network,
             config,
         }
     }
@@ -376,12 +419,24 @@ impl Containerd {
             linux: Some(cri::LinuxPodSandboxConfig {
                 cgroup_parent: format!("{}{}/pod{}", self.prefix(), spec.qos.parent(), spec.uid),
                 security_context: Some(cri::LinuxSandboxSecurityContext {
-                    namespace_options: Some(host_network()),
+                    namespace_options: Some(namespaces(spec.network)),
                     ..Default::default()
                 }),
                 ..Default::default()
             }),
             ..Default::default()
+        }
+    }
+
+    /// The pid in containerd's verbose status of `id` (`info`'s JSON `pid`).
+    fn pid_in(&self, info: &HashMap<String, String>, id: &str) -> u32 {
+        let json: serde_json::Value = info
+            .get("info")
+            .and_then(|i| serde_json::from_str(i).ok())
+            .unwrap_or_default();
+        match json["pid"].as_u64() {
+            Some(pid) if pid > 0 => pid as u32,
+            _ => self.fail(&format!("no pid in the verbose status of {id}: {info:?}")),
         }
     }
 
@@ -424,11 +479,15 @@ fn pod_labels(namespace: &str, name: &str, uid: &str) -> HashMap<String, String>
     ])
 }
 
-/// hostNetwork: the node's network namespace; each container its own PID namespace and
+/// The node's network namespace or the pod's; each container its own PID namespace and
 /// the pod's IPC namespace (kubelet's defaults).
-fn host_network() -> cri::NamespaceOption {
+fn namespaces(network: Network) -> cri::NamespaceOption {
+    let network = match network {
+        Network::Node => cri::NamespaceMode::Node,
+        Network::Pod => cri::NamespaceMode::Pod,
+    };
     cri::NamespaceOption {
-        network: cri::NamespaceMode::Node as i32,
+        network: network as i32,
         pid: cri::NamespaceMode::Container as i32,
         ipc: cri::NamespaceMode::Pod as i32,
         ..Default::default()
@@ -508,6 +567,7 @@ impl Containerd {
         for sub in ["cni/bin", "cni/conf", "pods"] {
             std::fs::create_dir_all(self.dir.path.join(sub)).expect("create a directory");
         }
+        self.install_cni();
         let config = self.dir.write("config.toml", &self.config(snapshotter));
         let log = File::create(self.log_path()).expect("create containerd's log");
         let child = Command::new("containerd")
@@ -520,6 +580,22 @@ impl Containerd {
         self.child = Some(child);
         self.wait_for_socket();
         snapshotter
+    }
+
+    /// tests/pods/cni-loopback as the `loopback` plugin (containerd's own loopback network)
+    /// and a network list that names it: pods of [`Network::Pod`] get a namespace with
+    /// loopback only.
+    fn install_cni(&self) {
+        let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pods/cni-loopback");
+        std::fs::copy(&plugin, self.dir.path.join("cni/bin/loopback"))
+            .unwrap_or_else(|e| panic!("copy {}: {e}", plugin.display()));
+        let list = serde_json::json!({
+            "cniVersion": "0.4.0",
+            "name": self.footprint.cni_network(),
+            "plugins": [{"type": "loopback"}],
+        });
+        self.dir
+            .write("cni/conf/10-tcpt.conflist", &list.to_string());
     }
 
     /// Whether an overlay mount works in the directory (else the native snapshotter).
@@ -688,6 +764,7 @@ fn image_spec(image: &str) -> cri::ImageSpec {
 pub struct Pod<'c> {
     containerd: &'c Containerd,
     id: String,
+    network: Network,
     config: cri::PodSandboxConfig,
 }
 
@@ -701,6 +778,25 @@ impl<'c> Pod<'c> {
     /// `PREFIX/kubepods/besteffort/pod<uid>`, ...
     pub fn cgroup_parent(&self) -> &str {
         &self.linux().cgroup_parent
+    }
+
+    /// The pid of the sandbox's pause process (PodSandboxStatus' verbose `info`).
+    pub fn pid(&self) -> u32 {
+        let mut client = self.containerd.clients().runtime.clone();
+        let request = cri::PodSandboxStatusRequest {
+            pod_sandbox_id: self.id.clone(),
+            verbose: true,
+        };
+        let answer = self
+            .containerd
+            .call("PodSandboxStatus", client.pod_sandbox_status(request));
+        self.containerd.pid_in(&answer.info, &self.id)
+    }
+
+    /// The pod's network namespace, `/proc/PID/ns/net` of its pause process (the node's
+    /// with [`Network::Node`]); for [`super::run_in_netns`] and [`EchoListener::start_in`].
+    pub fn netns(&self) -> String {
+        format!("/proc/{}/ns/net", self.pid())
     }
 
     pub fn metadata(&self) -> &cri::PodSandboxMetadata {
@@ -806,7 +902,7 @@ impl<'c> Pod<'c> {
             log_path: format!("{name}/{attempt}.log"),
             linux: Some(cri::LinuxContainerConfig {
                 security_context: Some(cri::LinuxContainerSecurityContext {
-                    namespace_options: Some(host_network()),
+                    namespace_options: Some(namespaces(self.network)),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -927,20 +1023,9 @@ impl Container<'_> {
         (status, answer.info)
     }
 
-    /// The pid in containerd's verbose status (`info`'s JSON `pid`).
     fn status_pid(&self) -> u32 {
         let (_, info) = self.status_verbose(true);
-        let json: serde_json::Value = info
-            .get("info")
-            .and_then(|i| serde_json::from_str(i).ok())
-            .unwrap_or_default();
-        match json["pid"].as_u64() {
-            Some(pid) if pid > 0 => pid as u32,
-            _ => self.containerd().fail(&format!(
-                "no pid in the verbose status of {}: {info:?}",
-                self.id
-            )),
-        }
+        self.containerd().pid_in(&info, &self.id)
     }
 }
 
@@ -998,20 +1083,38 @@ impl Containerd {
         let _ = child.wait();
     }
 
-    /// The shims' socket files (outside the directory: /run/containerd/s/...), from the
-    /// `address` file in each task bundle.
+    /// Files made outside the directory for the run's pods and containers: the shims'
+    /// sockets and CNI's cached results of the run's sandboxes (containerd's own loopback
+    /// network's too). Removed by a clean stop; a failed one may leave them.
+    fn files_outside(&self) -> Vec<PathBuf> {
+        let sandboxes = files_in(
+            &self
+                .dir
+                .path
+                .join("root/io.containerd.grpc.v1.cri/sandboxes"),
+        );
+        let ids: Vec<String> = sandboxes
+            .iter()
+            .filter_map(|s| Some(format!("-{}-", s.file_name()?.to_str()?)))
+            .collect();
+        let mut files: Vec<PathBuf> = files_in(Path::new(CNI_RESULTS))
+            .into_iter()
+            .filter(|f| {
+                let name = f.to_str().unwrap_or("");
+                ids.iter().any(|id| name.contains(id.as_str()))
+            })
+            .collect();
+        files.extend(self.shim_sockets());
+        files
+    }
+
+    /// The shims' socket files (/run/containerd/s/...), from the `address` file in each
+    /// task bundle.
     fn shim_sockets(&self) -> Vec<PathBuf> {
-        let tasks = self
-            .dir
-            .path
-            .join("state/io.containerd.runtime.v2.task")
-            .join(K8S_NAMESPACE);
-        let Ok(entries) = std::fs::read_dir(tasks) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path().join("address")).ok())
+        let tasks = self.dir.path.join("state/io.containerd.runtime.v2.task");
+        files_in(&tasks.join(K8S_NAMESPACE))
+            .into_iter()
+            .filter_map(|bundle| std::fs::read_to_string(bundle.join("address")).ok())
             .filter_map(|a| a.trim().strip_prefix("unix://").map(PathBuf::from))
             .collect()
     }
@@ -1100,14 +1203,14 @@ impl Drop for Containerd {
         self.remove_everything();
         self.clients = None;
         self.stop_daemon();
-        let shim_sockets = self.shim_sockets();
+        let outside = self.files_outside();
         self.kill_leftover_processes();
         self.unmount_all();
         for dir in self.footprint.cgroup_dirs() {
             remove_cgroup_tree(&dir);
         }
-        for socket in shim_sockets {
-            let _ = std::fs::remove_file(socket);
+        for file in outside {
+            let _ = std::fs::remove_file(file);
         }
         self.remove_run_dir();
         // The TempDir field removes the directory after this.
@@ -1124,8 +1227,20 @@ pub struct EchoListener {
 }
 
 impl EchoListener {
+    /// Listens in the test's network namespace.
     pub fn start() -> EchoListener {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        EchoListener::serve(TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+    }
+
+    /// Listens in the network namespace at `netns` (a pod's: [`Pod::netns`]).
+    pub fn start_in(netns: &str) -> EchoListener {
+        let listener = super::run_in_netns(netns, "tcpt-listen", || {
+            TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")
+        });
+        EchoListener::serve(listener)
+    }
+
+    fn serve(listener: TcpListener) -> EchoListener {
         listener
             .set_nonblocking(true)
             .expect("make the listener non-blocking");
