@@ -2,14 +2,18 @@
 //! Debian's containerd with a config, root, state and socket of its own in a temporary
 //! directory, two images built here (a pause image and the workload of
 //! tests/pods/workload.c, both static binaries FROM scratch, written as OCI archives by
-//! tests/pods/ociimage.py and imported with ctr), and pods on the host network whose
-//! cgroups follow kubelet's cgroupfs layout under a prefix of the run's own:
-//! `/tcptools-test-PID-TAG/kubepods[/besteffort|/burstable]/pod<uid>/<container id>`.
+//! tests/pods/ociimage.py and imported with ctr), and pods whose cgroups follow kubelet's
+//! cgroupfs layout under a prefix of the run's own:
+//! `/tcptools-test-PID-TAG/kubepods[/besteffort|/burstable]/pod<uid>/<container id>`. A
+//! pod runs on the host network, or in a network namespace of its own with loopback only
+//! (tests/pods/cni-loopback is the only CNI plugin). No kubelet: the harness sends the CRI
+//! calls kubelet would, with kubelet's metadata, labels and namespace options.
 //!
 //! Dropping the [`Containerd`] removes every pod and container, ends containerd and any shim
 //! started for its socket, unmounts what is mounted under its directory, removes the cgroup
-//! prefix in the v2 hierarchy and in every v1 controller, and removes the directory; also
-//! when the test panics. [`Footprint::leftovers`] says what, if anything, is left.
+//! prefix in the v2 hierarchy and in every v1 controller, the shims' sockets and CNI's
+//! cached results, and the directory; also when the test panics. [`Footprint::leftovers`]
+//! says what, if anything, is left.
 
 use std::collections::HashMap;
 use std::fs::File;
