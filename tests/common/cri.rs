@@ -131,10 +131,12 @@ impl Footprint {
                 .iter()
                 .map(|f| format!("CNI result {}", f.display())),
         );
-        for dir in [&self.dir, Path::new(SHIM_RUN_DIR)] {
-            if dir.exists() && (dir != Path::new(SHIM_RUN_DIR) || self.made_run_dir) {
-                left.push(format!("directory {}", dir.display()));
-            }
+        if self.dir.exists() {
+            left.push(format!("directory {}", self.dir.display()));
+        }
+        // Another test's containerd may still use it.
+        if self.made_run_dir && Path::new(SHIM_RUN_DIR).exists() && !containerd_runs() {
+            left.push(format!("directory {SHIM_RUN_DIR}"));
         }
         left
     }
@@ -201,6 +203,14 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .map(|entries| entries.flatten().map(|e| e.path()).collect())
         .unwrap_or_default()
+}
+
+/// Whether any containerd or containerd shim runs on the machine.
+fn containerd_runs() -> bool {
+    processes().iter().any(|(_, argv)| {
+        argv.first()
+            .is_some_and(|a| a.rsplit('/').next().unwrap_or("").starts_with("containerd"))
+    })
 }
 
 /// Every process's pid and argv, from /proc.
@@ -1169,14 +1179,11 @@ impl Containerd {
 }
 
 impl Containerd {
-    /// Removes SHIM_RUN_DIR when this run made it, it is empty and no other containerd or
-    /// shim runs (a concurrent test's shims may be about to use it).
+    /// Removes SHIM_RUN_DIR if it is empty and no containerd or shim runs (a concurrent
+    /// test's shims may be about to use it); the last run of concurrent ones removes it,
+    /// whichever made it.
     fn remove_run_dir(&self) {
-        let others = processes().iter().any(|(_, argv)| {
-            argv.first()
-                .is_some_and(|a| a.rsplit('/').next().unwrap_or("").starts_with("containerd"))
-        });
-        if self.footprint.made_run_dir && !others {
+        if !containerd_runs() {
             let _ = std::fs::remove_dir(Path::new(SHIM_RUN_DIR).join("s"));
             let _ = std::fs::remove_dir(SHIM_RUN_DIR);
         }
