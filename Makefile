@@ -35,10 +35,11 @@ VERSION := $(shell awk -F'"' '/^version/ { print $$2; exit }' Cargo.toml)
 # `make vmlinux` (bpftool), the exporter's live tests (prometheus; openssl for test
 # certificates and curl as a TLS client), the kernel matrix (qemu, busybox, cpio, and gcc
 # with libc6-dev for its static traffic generator), protoc for the CRI protobufs (k8s-cri's
-# build) and containerd (its CRI plugin) for the pod tests.
+# build) and containerd (its CRI plugin, with runc) for the pod tests, whose images are
+# static binaries from gcc written as OCI archives by python3 (tests/common/cri.rs).
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config nftables iproute2 libbpf-tools bpftool prometheus \
 	openssl curl qemu-system-x86 busybox-static cpio gcc libc6-dev \
-	lintian man-db dpkg-dev podman runc python3-venv python3-matplotlib \
+	lintian man-db dpkg-dev podman runc python3 python3-venv python3-matplotlib \
 	protobuf-compiler containerd
 # The delivery tests (tests/delivery_*.rs): the .deb (lintian, man-db, dpkg-shlibdeps), the
 # image (podman; runc, as crun refuses hybrid cgroup hosts), the manifests (kubernetes-validate

@@ -2,6 +2,7 @@
 //! traffic, and tools run as child processes. Live tests need root; without it they fail.
 #![allow(dead_code)]
 
+pub mod cri;
 pub mod web;
 
 use std::collections::BTreeMap;
@@ -61,17 +62,7 @@ impl Netns {
     /// Runs `f` on a thread named `comm` that has entered this namespace; its sockets live
     /// there, and the kernel sees this process's pid with `comm` as the task name.
     pub fn run<T: Send + 'static>(&self, comm: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        thread::Builder::new()
-            .name(comm.to_owned())
-            .spawn(move || {
-                let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-                setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).expect("setns into the test namespace");
-                f()
-            })
-            .expect("spawn traffic thread")
-            .join()
-            .expect("traffic thread panicked")
+        run_in_netns(&format!("/run/netns/{}", self.name), comm, f)
     }
 
     /// `tc`/`nft`/`ip` inside the namespace.
@@ -106,6 +97,26 @@ impl Netns {
         );
         self.exec("nft", &[&rule]);
     }
+}
+
+/// Runs `f` on a thread named `comm` that has entered the network namespace at `path`
+/// (`/run/netns/NAME`, `/proc/PID/ns/net`).
+pub fn run_in_netns<T: Send + 'static>(
+    path: &str,
+    comm: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let path = path.to_owned();
+    thread::Builder::new()
+        .name(comm.to_owned())
+        .spawn(move || {
+            let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).expect("setns into the test namespace");
+            f()
+        })
+        .expect("spawn traffic thread")
+        .join()
+        .expect("traffic thread panicked")
 }
 
 impl Drop for Netns {
