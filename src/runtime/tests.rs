@@ -187,7 +187,7 @@ fn start_is_bounded_when_a_runtime_hangs() {
     let sources = vec![cri(&hanging.path, true), docker];
     let cache = Runtimes::launch(sources, Settings::default(), report);
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(2_900), "start took {took:?}");
+    assert!(took < Duration::from_secs(3), "start took {took:?}");
     assert_eq!(cache.container("d1").map(|c| c.name), Some("w".into()));
     assert!(within(Duration::from_secs(2), || cache.status().errors == 1));
     assert!(!cache.status().up);
@@ -265,4 +265,20 @@ fn garbage_answers_are_failures() {
     let said = lines(&said);
     assert_eq!(said.len(), 1);
     assert!(said[0].contains("not a list of containers"), "{said:?}");
+}
+
+#[test]
+fn the_thread_ends_with_the_last_clone() {
+    let server = FakeCri::start("cache-drop");
+    let (report, _) = collector();
+    let cache = Runtimes::launch(vec![cri(&server.path, true)], Settings::default(), report);
+    let shared = Arc::downgrade(&cache.owner.0);
+    let clone = cache.clone();
+    drop(cache);
+    clone.refresh();
+    assert!(shared.upgrade().is_some());
+    drop(clone);
+    assert!(within(Duration::from_secs(1), || shared
+        .upgrade()
+        .is_none()));
 }
