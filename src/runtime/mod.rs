@@ -209,7 +209,10 @@ impl Runtimes {
     }
 
     /// Refreshes now, waiting for the answer (bounded by a short timeout). Refreshes stay a
-    /// second apart: one asked inside the second starts when it ends.
+    /// second apart: one asked inside the second starts when it ends. A refresh already
+    /// under way serves the call when no lookup has missed since it started: it answers
+    /// every id missed before, so a caller that looked up, missed, then calls this waits
+    /// for no second refresh.
     pub fn refresh(&self) {
         self.owner.0.refresh(REFRESH_WAIT);
     }

@@ -282,3 +282,23 @@ fn the_thread_ends_with_the_last_clone() {
         .upgrade()
         .is_none()));
 }
+
+#[test]
+fn refresh_takes_the_refresh_under_way_that_a_miss_started() {
+    let server = FakeCri::start("cache-under-way");
+    let (report, _) = collector();
+    let cache = Runtimes::launch(vec![cri(&server.path, true)], Settings::default(), report);
+    server.set(vec![(pod(2), "s2")], vec![]);
+    server.hang(Duration::from_millis(300));
+    sleep(Duration::from_millis(1_000));
+    assert_eq!(cache.pod("uid-2"), None);
+    assert!(within(Duration::from_secs(1), || server.calls().len() == 2));
+    let asked = Instant::now();
+    cache.refresh();
+    let took = asked.elapsed();
+    assert!(took < Duration::from_millis(900), "refresh took {took:?}");
+    assert_eq!(
+        (cache.pod("uid-2"), server.calls().len()),
+        (Some(pod(2)), 2)
+    );
+}

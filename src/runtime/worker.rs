@@ -86,15 +86,22 @@ impl Shared {
         }
     }
 
-    /// Asks for a refresh and waits, at most `bound`, for one that starts after now.
+    /// Waits, at most `bound`, for a refresh that serves every lookup made before the call:
+    /// the one in progress when no lookup has asked since it started (the caller's own
+    /// misses asked before it started, so it lists what they missed), else the next one.
     pub fn refresh(&self, bound: Duration) {
         if !self.refreshes {
             return;
         }
         let mut schedule = lock(&self.schedule);
-        let target = schedule.started + 1;
-        schedule.wanted = true;
-        self.wake.notify_all();
+        let busy = schedule.started > schedule.finished;
+        let target = if busy && !schedule.wanted {
+            schedule.started
+        } else {
+            schedule.wanted = true;
+            self.wake.notify_all();
+            schedule.started + 1
+        };
         drop(schedule);
         self.wait_finished(target, bound);
     }
