@@ -6,11 +6,11 @@
 
 /* Set by user space before load; 0 everywhere filters nothing and records nothing. */
 struct container_settings {
-	__u64 cgroup_id;     /* -c: only sockets in this cgroup (its kernfs id) or below it */
-	__u32 cgroup_level;  /* its depth below the root, where its descendants keep its id */
-	__u32 netns;         /* --netns: only sockets in this network namespace (inode) */
-	__u8 record;         /* 1: records carry cgroup_id and netns */
-	__u8 pad[7];
+	__u32 netns;          /* --netns: only sockets in this network namespace (inode) */
+	__u8 filter_cgroups;  /* 1: only sockets in a cgroup of the cgroup set or below one
+	                       * (bpf/container.bpf.h), even while the set is empty */
+	__u8 record;          /* 1: records carry cgroup_id and netns */
+	__u8 pad[2];
 };
 
 /* Who acted on a socket: the connect() caller at CLOSE -> SYN_SENT, the listen() caller

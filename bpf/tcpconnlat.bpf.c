@@ -78,7 +78,7 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	ev.rport = bpf_ntohs(rport);
 	SK_READ_ADDRS(hook, sk, family, ev.laddr, ev.raddr);
 	/* Filtered when the connect started; read now for the record. */
-	sk_in_container(sk, &settings.container, &ev.cgroup_id, &ev.netns);
+	sk_container_record(sk, &settings.container, &ev.cgroup_id, &ev.netns);
 	emit_event(ctx, &ev, sizeof(ev), now);
 forget:
 	sk_store_release(start, sk, hook, &ref);

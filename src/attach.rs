@@ -89,6 +89,22 @@ where
     B: ProgramSets,
     F: Fn(&mut B::Output, Hook) -> Result<()>,
 {
+    load_then(builder, configure, |_| Ok(())).map(|(attached, ())| attached)
+}
+
+/// [`load`], with `prepare` run on the loaded skeleton before any of its programs is
+/// attached (to fill the maps they filter on, say); what it returns is handed back with the
+/// attached skeleton.
+pub fn load_then<B, F, P, T>(
+    builder: impl Fn() -> B,
+    configure: F,
+    prepare: P,
+) -> Result<(Attached<SkelOf<B>>, T)>
+where
+    B: ProgramSets,
+    F: Fn(&mut B::Output, Hook) -> Result<()>,
+    P: Fn(&SkelOf<B>) -> Result<T>,
+{
     let mut refused = Vec::new();
     let hooks = if env_set(FORCE_RAW_TP_ENV) {
         refused.push(format!("tp_btf skipped ({FORCE_RAW_TP_ENV} is set)"));
@@ -97,11 +113,11 @@ where
         vec![Hook::TpBtf, Hook::RawTp]
     };
     for hook in hooks {
-        match load_with(hook, builder(), &configure) {
-            Ok(attached) => {
+        match load_with(hook, builder(), &configure, &prepare) {
+            Ok(loaded) => {
                 refused.push(format!("attached with {hook}"));
                 report_hook(&refused.join("; "));
-                return Ok(attached);
+                return Ok(loaded);
             }
             Err(err) => refused.push(format!("{hook} refused ({err:#})")),
         }
@@ -121,11 +137,12 @@ where
 /// The loaded skeleton type of a skeleton builder.
 pub type SkelOf<B> = <<B as SkelBuilder<'static>>::Output as OpenSkel<'static>>::Output;
 
-fn load_with<B: ProgramSets>(
+fn load_with<B: ProgramSets, T>(
     hook: Hook,
     builder: B,
     configure: &impl Fn(&mut B::Output, Hook) -> Result<()>,
-) -> Result<Attached<SkelOf<B>>> {
+    prepare: &impl Fn(&SkelOf<B>) -> Result<T>,
+) -> Result<(Attached<SkelOf<B>>, T)> {
     // A skeleton borrows the storage of its object for as long as it lives, and the tools
     // keep theirs until they exit: one small allocation per attempt, never freed.
     let object: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
@@ -135,19 +152,21 @@ fn load_with<B: ProgramSets>(
     }
     configure(&mut open, hook)?;
     let mut skel = open.load().context("failed to load BPF object")?;
+    let prepared = prepare(&skel)?;
     let (links, programs) = attach_programs::<B>(&mut skel, hook)?;
     let nested = B::nested_maps(&skel)
         .into_iter()
         .map(libbpf_rs::MapHandle::try_from)
         .collect::<libbpf_rs::Result<_>>()
         .context("failed to duplicate a map descriptor")?;
-    Ok(Attached {
+    let attached = Attached {
         _links: links,
         skel,
         hook,
         programs,
         nested,
-    })
+    };
+    Ok((attached, prepared))
 }
 
 /// The links of attached programs, and a descriptor of every loaded program.

@@ -1,14 +1,18 @@
-//! A socket's container: the -c/--netns options, resolved to the cgroup v2 id and network
-//! namespace inode the BPF side filters on, and cgroup ids turned back into paths.
+//! A socket's container: the -c/--netns options, resolved to the cgroup v2 ids and network
+//! namespace inode the BPF side filters on (bpf/container.bpf.h), the set of cgroups it
+//! filters on (which may change while the programs run), and cgroup ids turned back into
+//! paths.
 
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapMut, OpenMapMut};
 use nix::sys::statfs::{statfs, FsType};
 
 use crate::cli::UsageError;
@@ -114,23 +118,36 @@ pub struct Cgroup {
 /// What the BPF side filters on and whether its records carry the container.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ContainerFilter {
-    pub cgroup: Option<Cgroup>,
+    /// The cgroup set at load (bpf/container.bpf.h): only sockets in these cgroups or below
+    /// them are traced (`-c`: one).
+    pub cgroups: Vec<Cgroup>,
+    /// The set may grow while the tool runs (cgroups that appear later, through
+    /// [`CgroupSet::insert`]): the filter is on even while the set is empty.
+    pub cgroups_may_grow: bool,
     pub netns: Option<u32>,
     /// Records carry their socket's cgroup id and network namespace.
     pub record: bool,
 }
 
+impl ContainerFilter {
+    /// Whether the BPF side filters by the cgroup set (its `filter_cgroups`).
+    pub fn filter_cgroups(&self) -> bool {
+        self.cgroups_may_grow || !self.cgroups.is_empty()
+    }
+}
+
 impl ContainerArgs {
     /// Resolves the paths; a path that is not what it should be is one line, exit 1.
     pub fn resolve(&self, record: bool) -> Result<ContainerFilter> {
-        let cgroup = self.cgroup.as_deref().map(cgroup_of).transpose()?;
+        let cgroups = self.cgroup.as_deref().map(cgroup_of).transpose()?;
         let netns = match &self.netns {
             Some(NetnsArg::Inode(inode)) => Some(*inode),
             Some(NetnsArg::Path(path)) => Some(netns_of(path)?),
             None => None,
         };
         Ok(ContainerFilter {
-            cgroup,
+            cgroups: cgroups.into_iter().collect(),
+            cgroups_may_grow: false,
             netns,
             record,
         })
@@ -207,14 +224,151 @@ macro_rules! container_settings {
     ($ty:ty, $filter:expr) => {{
         let filter: &$crate::container::ContainerFilter = $filter;
         let mut settings = <$ty>::default();
-        if let Some(cgroup) = &filter.cgroup {
-            settings.cgroup_id = cgroup.id;
-            settings.cgroup_level = cgroup.level;
-        }
+        settings.filter_cgroups = u8::from(filter.filter_cgroups());
         settings.netns = filter.netns.unwrap_or(0);
         settings.record = u8::from(filter.record);
         settings
     }};
+}
+
+/// Room in the cgroup set (`cgroup_set` of bpf/container.bpf.h) when a tool filters by
+/// cgroup: a node's pods and containers with room to spare (about 64 bytes of kernel memory
+/// each). A tool that does not filter gives it one entry.
+pub const CGROUP_SET_ENTRIES: u32 = 4096;
+/// The levels (depths below the root) a member of the set may sit at: the bits of the BPF
+/// side's level mask, CGROUP_SET_LEVELS (a u64 there too).
+pub const CGROUP_SET_LEVELS: u32 = u64::BITS;
+
+/// Sizes the cgroup set of an open skeleton for `filter`, before load:
+/// `size_cgroup_set!(open, filter)` for a tool whose BPF side includes bpf/container.bpf.h.
+#[macro_export]
+macro_rules! size_cgroup_set {
+    ($open:expr, $filter:expr) => {
+        $crate::container::size_cgroup_set(&mut $open.maps.cgroup_set, $filter)
+    };
+}
+
+/// The [`CgroupSet`] of a loaded skeleton, holding `filter`'s cgroups:
+/// `cgroup_set!(skel, filter)`, after load and before the programs are attached, so that
+/// they never run with the set still empty.
+#[macro_export]
+macro_rules! cgroup_set {
+    ($skel:expr, $filter:expr) => {
+        $crate::container::CgroupSet::new(
+            &$skel.maps.cgroup_set,
+            &$skel.maps.cgroup_set_levels,
+            $filter,
+        )
+    };
+}
+
+/// Gives the open map `cgroup_set` room for CGROUP_SET_ENTRIES members where `filter`
+/// filters by cgroup, else one entry.
+pub fn size_cgroup_set(members: &mut OpenMapMut<'_>, filter: &ContainerFilter) -> Result<()> {
+    let entries = if filter.filter_cgroups() {
+        CGROUP_SET_ENTRIES
+    } else {
+        1
+    };
+    members
+        .set_max_entries(entries)
+        .context("failed to size the cgroup set")
+}
+
+/// The cgroup set of loaded programs (bpf/container.bpf.h): the cgroups whose sockets, and
+/// those of the cgroups below them, pass the filter. Members can be added and removed while
+/// the programs run, from any thread; it holds duplicates of the maps' descriptors, so it
+/// may outlive the skeleton's borrow, and dropping it changes nothing in the kernel.
+#[derive(Debug)]
+pub struct CgroupSet {
+    members: MapHandle,
+    levels: MapHandle,
+    filtering: bool,
+    /// Each member's level: the level mask is recomputed from it when one leaves.
+    copy: Mutex<HashMap<u64, u32>>,
+}
+
+impl CgroupSet {
+    /// The set of the maps `cgroup_set` and `cgroup_set_levels` of a loaded skeleton loaded
+    /// for `filter`, with `filter.cgroups` in it.
+    pub fn new(members: &MapMut, levels: &MapMut, filter: &ContainerFilter) -> Result<CgroupSet> {
+        let duplicate = |map| MapHandle::try_from(map).context("failed to duplicate a map");
+        let set = CgroupSet {
+            members: duplicate(members)?,
+            levels: duplicate(levels)?,
+            filtering: filter.filter_cgroups(),
+            copy: Mutex::new(HashMap::new()),
+        };
+        for cgroup in &filter.cgroups {
+            set.insert(cgroup)?;
+        }
+        Ok(set)
+    }
+
+    /// Adds `cgroup`: its sockets and those below it pass from now on. Fails where the
+    /// programs were loaded without a cgroup filter, the set is full or the cgroup is deeper
+    /// than CGROUP_SET_LEVELS - 1.
+    pub fn insert(&self, cgroup: &Cgroup) -> Result<()> {
+        if !self.filtering {
+            bail!(
+                "cannot add cgroup {}: the programs were loaded without a cgroup filter",
+                cgroup.path
+            );
+        }
+        if cgroup.level >= CGROUP_SET_LEVELS {
+            bail!(
+                "cannot filter on cgroup {}: {} levels deep, the most is {}",
+                cgroup.path,
+                cgroup.level,
+                CGROUP_SET_LEVELS - 1
+            );
+        }
+        let mut copy = self.copy();
+        if copy.len() >= CGROUP_SET_ENTRIES as usize && !copy.contains_key(&cgroup.id) {
+            bail!(
+                "cannot add cgroup {}: the cgroup set is full ({CGROUP_SET_ENTRIES} cgroups)",
+                cgroup.path
+            );
+        }
+        // Between the two writes a program passes what the set passed before the insert.
+        self.members
+            .update(&cgroup.id.to_ne_bytes(), &[1], MapFlags::ANY)
+            .with_context(|| format!("failed to add cgroup {} to the cgroup set", cgroup.path))?;
+        copy.insert(cgroup.id, cgroup.level);
+        self.write_levels(&copy)
+    }
+
+    /// Removes the member with id `id` (a cgroup not in the set is no error): its sockets no
+    /// longer pass, unless a member above it is in the set.
+    pub fn remove(&self, id: u64) -> Result<()> {
+        let mut copy = self.copy();
+        if copy.remove(&id).is_none() {
+            return Ok(());
+        }
+        // Between the two writes a program passes what the set passes after the removal.
+        self.write_levels(&copy)?;
+        self.members
+            .delete(&id.to_ne_bytes())
+            .with_context(|| format!("failed to remove cgroup {id} from the cgroup set"))
+    }
+
+    /// Whether cgroup `id` is a member.
+    pub fn contains(&self, id: u64) -> bool {
+        self.copy().contains_key(&id)
+    }
+
+    fn copy(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u32>> {
+        // A panic elsewhere while holding the lock left the copy as the maps are.
+        self.copy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the level mask of the members in `copy`.
+    fn write_levels(&self, copy: &HashMap<u64, u32>) -> Result<()> {
+        let mask = copy.values().fold(0u64, |mask, level| mask | 1 << level);
+        self.levels
+            .update(&0u32.to_ne_bytes(), &mask.to_ne_bytes(), MapFlags::ANY)
+            .context("failed to update the cgroup set's levels")
+    }
 }
 
 /// The columns the event tools add to bcc's, for each record: its seconds since the first

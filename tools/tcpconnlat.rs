@@ -17,7 +17,7 @@ fn main() {
 fn trace(config: &Config) -> Result<()> {
     let container = config.container.resolve(config.format.needs_container())?;
     let transport = Transport::choose();
-    let bpf = bpf::load(&config.filter, &container, transport)?;
+    let (bpf, _cgroups) = bpf::load(&config.filter, &container, transport)?;
 
     let runtimes = config
         .container

@@ -22,7 +22,8 @@ fn main() {
 fn trace(config: &Config) -> Result<()> {
     let format = config.format;
     let container = config.container.resolve(format.key == KeyKind::Cgroup)?;
-    let mut bpf = bpf::load(&config.filter, &container, format.key, format.millisecond)?;
+    let (mut bpf, _cgroups) =
+        bpf::load(&config.filter, &container, format.key, format.millisecond)?;
     let runtimes = config.container.pods.runtimes(format.bypod, "tcprtt");
     let mut identities = Identities::new(CgroupPaths::system(), runtimes);
     let mut out = Output::stdout();

@@ -20,7 +20,7 @@ fn trace(config: &Config) -> Result<()> {
     let journal = config.journal.then(Journal::connect).transpose()?;
     let container = config.container.resolve(config.format.needs_container())?;
     let transport = Transport::choose();
-    let bpf = bpf::load(
+    let (bpf, _cgroups) = bpf::load(
         &config.filter,
         &container,
         config.format.needs_owner(),

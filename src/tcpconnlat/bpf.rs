@@ -3,11 +3,11 @@
 use anyhow::Result;
 
 use crate::attach::{self, Attached};
-use crate::container::ContainerFilter;
-use crate::container_settings;
+use crate::container::{CgroupSet, ContainerFilter};
 use crate::sk_store::{self, Slots};
 use crate::skel::tcpconnlat::{types, TcpconnlatSkel, TcpconnlatSkelBuilder};
 use crate::stream::Transport;
+use crate::{cgroup_set, container_settings, size_cgroup_set};
 
 /// Which connects are sent. The default sends every answered connect.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,23 +25,28 @@ pub struct Filter {
 const CONNECT_SLOT_BITS: u32 = 10;
 
 /// Loads and attaches the programs that send every connect `filter` and `container` let
-/// through.
+/// through. The cgroup set holds `container`'s cgroups before the programs are attached.
 pub fn load(
     filter: &Filter,
     container: &ContainerFilter,
     transport: Transport,
-) -> Result<Attached<TcpconnlatSkel<'static>>> {
-    attach::load(TcpconnlatSkelBuilder::default, |open, hook| {
-        let rodata = attach::rodata(&mut open.maps.rodata_data)?;
-        transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
-        rodata.settings = types::tcpconnlat_settings {
-            container: container_settings!(types::container_settings, container),
-            family: filter.family,
-            pid: filter.pid,
-            min_us: filter.min_us,
-            ..Default::default()
-        };
-        let store = crate::open_store!(start, open, rodata);
-        sk_store::size(store, hook, Slots::Buckets(CONNECT_SLOT_BITS))
-    })
+) -> Result<(Attached<TcpconnlatSkel<'static>>, CgroupSet)> {
+    attach::load_then(
+        TcpconnlatSkelBuilder::default,
+        |open, hook| {
+            let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+            transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
+            rodata.settings = types::tcpconnlat_settings {
+                container: container_settings!(types::container_settings, container),
+                family: filter.family,
+                pid: filter.pid,
+                min_us: filter.min_us,
+                ..Default::default()
+            };
+            size_cgroup_set!(open, container)?;
+            let store = crate::open_store!(start, open, rodata);
+            sk_store::size(store, hook, Slots::Buckets(CONNECT_SLOT_BITS))
+        },
+        |skel| cgroup_set!(skel, container),
+    )
 }

@@ -10,10 +10,10 @@ use libbpf_rs::{MapCore, MapFlags, MapMut};
 use super::event::RttHist;
 use super::print::{sort_sections, KeyKind};
 use crate::attach::{self, Attached};
-use crate::container::ContainerFilter;
-use crate::container_settings;
+use crate::container::{CgroupSet, ContainerFilter};
 use crate::pods::Identities;
 use crate::skel::tcprtt::{types, TcprttSkel, TcprttSkelBuilder};
+use crate::{cgroup_set, container_settings, size_cgroup_set};
 
 pub type Skel = TcprttSkel<'static>;
 
@@ -60,27 +60,33 @@ impl Filter {
     }
 }
 
-/// Loads and attaches the programs that count the segments `filter` lets through into
-/// histograms keyed by `key`, in milliseconds or microseconds.
+/// Loads and attaches the programs that count the segments `filter` and `container` let
+/// through into histograms keyed by `key`, in milliseconds or microseconds. The cgroup set
+/// holds `container`'s cgroups before the programs are attached.
 pub fn load(
     filter: &Filter,
     container: &ContainerFilter,
     key: KeyKind,
     millisecond: bool,
-) -> Result<Attached<Skel>> {
-    attach::load(TcprttSkelBuilder::default, |open, _| {
-        let rodata = attach::rodata(&mut open.maps.rodata_data)?;
-        rodata.settings = filter.settings(key, millisecond);
-        rodata.settings.container = container_settings!(types::container_settings, container);
-        // The default key's histograms are in the array: the keyed map costs no memory.
-        if key == KeyKind::All {
-            let keyed = &mut open.maps.keyed_hists;
-            keyed
-                .set_max_entries(1)
-                .context("failed to size keyed_hists")?;
-        }
-        Ok(())
-    })
+) -> Result<(Attached<Skel>, CgroupSet)> {
+    attach::load_then(
+        TcprttSkelBuilder::default,
+        |open, _| {
+            let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+            rodata.settings = filter.settings(key, millisecond);
+            rodata.settings.container = container_settings!(types::container_settings, container);
+            size_cgroup_set!(open, container)?;
+            // The default key's histograms are in the array: the keyed map costs no memory.
+            if key == KeyKind::All {
+                let keyed = &mut open.maps.keyed_hists;
+                keyed
+                    .set_max_entries(1)
+                    .context("failed to size keyed_hists")?;
+            }
+            Ok(())
+        },
+        |skel| cgroup_set!(skel, container),
+    )
 }
 
 /// How long a program run can still be using the generation it read before user space

@@ -3,12 +3,12 @@
 use anyhow::Result;
 
 use crate::attach::{self, Attached};
-use crate::container::ContainerFilter;
-use crate::container_settings;
+use crate::container::{CgroupSet, ContainerFilter};
 use crate::net::PortList;
 use crate::sk_store::{self, Slots};
 use crate::skel::tcpstates::{types, TcpstatesSkel, TcpstatesSkelBuilder};
 use crate::stream::Transport;
+use crate::{cgroup_set, container_settings, size_cgroup_set};
 
 /// Which sockets are traced. The default traces every TCP socket.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,26 +43,32 @@ impl Filter {
 const STATE_SLOT_BITS: u32 = 11;
 
 /// Loads and attaches the programs that send every state change `filter` and `container`
-/// let through; with `owners`, records carry the sockets' owners.
+/// let through; with `owners`, records carry the sockets' owners. The cgroup set holds
+/// `container`'s cgroups before the programs are attached.
 pub fn load(
     filter: &Filter,
     container: &ContainerFilter,
     owners: bool,
     transport: Transport,
-) -> Result<Attached<TcpstatesSkel<'static>>> {
-    attach::load(TcpstatesSkelBuilder::default, |open, hook| {
-        let rodata = attach::rodata(&mut open.maps.rodata_data)?;
-        transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
-        rodata.settings = filter.settings();
-        rodata.settings.container = container_settings!(types::container_settings, container);
-        rodata.settings.owners = u8::from(owners);
-        // An accepted socket learns its owner from its listener's cloned socket storage.
-        let slots = if owners {
-            Slots::None
-        } else {
-            Slots::Buckets(STATE_SLOT_BITS)
-        };
-        let store = crate::open_store!(state, open, rodata);
-        sk_store::size(store, hook, slots)
-    })
+) -> Result<(Attached<TcpstatesSkel<'static>>, CgroupSet)> {
+    attach::load_then(
+        TcpstatesSkelBuilder::default,
+        |open, hook| {
+            let rodata = attach::rodata(&mut open.maps.rodata_data)?;
+            transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
+            rodata.settings = filter.settings();
+            rodata.settings.container = container_settings!(types::container_settings, container);
+            size_cgroup_set!(open, container)?;
+            rodata.settings.owners = u8::from(owners);
+            // An accepted socket learns its owner from its listener's cloned socket storage.
+            let slots = if owners {
+                Slots::None
+            } else {
+                Slots::Buckets(STATE_SLOT_BITS)
+            };
+            let store = crate::open_store!(state, open, rodata);
+            sk_store::size(store, hook, slots)
+        },
+        |skel| cgroup_set!(skel, container),
+    )
 }

@@ -402,6 +402,57 @@ check_containers() {
 	fi
 }
 
+# connlat_c VARIANT ENV: tcpconnlat -c on a cgroup v2 tree, IPv4 traffic inside and outside
+# it: exactly the inside connects, the refused one included, each naming its cgroup.
+check_connlat_c() {
+	WHY= HOOK=? BUFFER=?
+	cg=/sys/fs/cgroup/tt
+	mkdir -p $cg/inner
+	if start tcpconnlat 1 env $2 /bin/tcpconnlat -v --json -c $cg &&
+		traffic_in $cg/inner 127.0.0.1 && traffic 127.0.0.1 && sleep 1 && stop INT; then
+		total=$(wc -l <$T.tcpconnlat.out)
+		inside=$(grep -c '"cgroup":"/tt/inner"' $T.tcpconnlat.out)
+		if [ "$total" -ne $((CONNS + 1)) ] || [ "$inside" -ne "$total" ]; then
+			WHY="$total connects, $inside in /tt/inner; want $((CONNS + 1)), all in /tt/inner"
+		else
+			want_attach "$1" ringbuf
+		fi
+	fi
+	rmdir $cg/inner $cg 2>/dev/null
+	if [ -n "$WHY" ]; then
+		report "tcpconnlat -c" "$HOOK $BUFFER" "FAIL: $WHY"
+	else
+		report "tcpconnlat -c" "$HOOK $BUFFER" "ok ($total connects, all in /tt/inner)"
+	fi
+}
+
+# rtt_c VARIANT ENV: tcprtt -c on a cgroup v2 tree: IPv4 traffic outside it, then inside it
+# while the kernel's trace counts tcp_probe: the histogram counts exactly the inside runs.
+check_rtt_c() {
+	WHY= HOOK=? BUFFER=?
+	cg=/sys/fs/cgroup/tt
+	mkdir -p $cg/inner
+	if start tcprtt 1 env $2 /bin/tcprtt --json -v -c $cg && traffic 127.0.0.1 && trace_on &&
+		traffic_in $cg/inner 127.0.0.1 && sleep 1; then
+		probes=$(trace_count) || WHY="trace buffer overran"
+		if [ -z "$WHY" ] && stop INT; then
+			got=$(sed -n 's/.*\],"count":\([0-9]*\),.*/\1/p' $T.tcprtt.out | awk '{ s += $1 } END { print s + 0 }')
+			lines=$(wc -l <$T.tcprtt.out)
+			if [ "$lines" -ne 1 ] || [ "$got" -ne "$probes" ] || [ "$probes" -lt $((CONNS * ROUNDS)) ]; then
+				WHY="histogram count $got in $lines lines, tcp_probe ran $probes times inside (at least $((CONNS * ROUNDS)) expected)"
+			else
+				want_attach "$1" -
+			fi
+		fi
+	fi
+	rmdir $cg/inner $cg 2>/dev/null
+	if [ -n "$WHY" ]; then
+		report "tcprtt -c" "$HOOK $BUFFER" "FAIL: $WHY"
+	else
+		report "tcprtt -c" "$HOOK $BUFFER" "ok ($got samples = $probes tcp_probe runs inside)"
+	fi
+}
+
 if [ ! -e /sys/kernel/btf/vmlinux ]; then
 	report setup "- -" "FAIL: this kernel has no /sys/kernel/btf/vmlinux"
 elif [ ! -e $TRACING/events/tcp/tcp_probe/enable ]; then
@@ -422,6 +473,10 @@ else
 	check_exporter btf "" cgroup
 	check_containers btf ""
 	check_containers raw TCPTOOLS_RAW_TP=1
+	check_connlat_c btf ""
+	check_connlat_c raw TCPTOOLS_RAW_TP=1
+	check_rtt_c btf ""
+	check_rtt_c raw TCPTOOLS_RAW_TP=1
 	check_no_btf
 fi
 echo MATRIX-END
