@@ -15,14 +15,21 @@ fn main() {
 }
 
 fn trace(config: &Config) -> Result<()> {
-    let container = config.container.resolve(config.format.needs_container())?;
-    let transport = Transport::choose();
-    let (bpf, _cgroups) = bpf::load(&config.filter, &container, transport)?;
-
     let runtimes = config
         .container
         .pods
         .runtimes(config.format.needs_names(), "tcpconnlat");
+    let mut container = config.container.resolve(config.format.needs_container())?;
+    let selection = config
+        .container
+        .pods
+        .select(&mut container, &runtimes, "tcpconnlat");
+    let transport = Transport::choose();
+    let (bpf, cgroups) = bpf::load(&config.filter, &container, transport)?;
+    if let Some(selection) = selection {
+        selection.follow(cgroups);
+    }
+
     let identities = Identities::new(CgroupPaths::system(), runtimes);
     let mut printer = Printer::new(config.format, identities);
     let mut header = Vec::new();

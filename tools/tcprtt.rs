@@ -21,10 +21,16 @@ fn main() {
 
 fn trace(config: &Config) -> Result<()> {
     let format = config.format;
-    let container = config.container.resolve(format.key == KeyKind::Cgroup)?;
-    let (mut bpf, _cgroups) =
-        bpf::load(&config.filter, &container, format.key, format.millisecond)?;
     let runtimes = config.container.pods.runtimes(format.bypod, "tcprtt");
+    let mut container = config.container.resolve(format.key == KeyKind::Cgroup)?;
+    let selection = config
+        .container
+        .pods
+        .select(&mut container, &runtimes, "tcprtt");
+    let (mut bpf, cgroups) = bpf::load(&config.filter, &container, format.key, format.millisecond)?;
+    if let Some(selection) = selection {
+        selection.follow(cgroups);
+    }
     let mut identities = Identities::new(CgroupPaths::system(), runtimes);
     let mut out = Output::stdout();
     out.emit(|w| banner(w, config.duration, &format))?;

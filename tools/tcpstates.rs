@@ -18,23 +18,30 @@ fn main() {
 
 fn trace(config: &Config) -> Result<()> {
     let journal = config.journal.then(Journal::connect).transpose()?;
-    let container = config.container.resolve(config.format.needs_container())?;
+    let runtimes = config
+        .container
+        .pods
+        .runtimes(config.format.needs_names(), "tcpstates");
+    let mut container = config.container.resolve(config.format.needs_container())?;
+    let selection = config
+        .container
+        .pods
+        .select(&mut container, &runtimes, "tcpstates");
     let transport = Transport::choose();
-    let (bpf, _cgroups) = bpf::load(
+    let (bpf, cgroups) = bpf::load(
         &config.filter,
         &container,
         config.format.needs_owner(),
         transport,
     )?;
+    if let Some(selection) = selection {
+        selection.follow(cgroups);
+    }
     if config.format.owner && !sk_store::in_sk_storage(bpf.hook) {
         bail!("--owner needs socket storage in tp_btf programs (Linux 5.12 or later), and the programs attached with raw_tp (-v says why)");
     }
 
     let mut clock = WallClock::system();
-    let runtimes = config
-        .container
-        .pods
-        .runtimes(config.format.needs_names(), "tcpstates");
     let identities = Identities::new(CgroupPaths::system(), runtimes);
     let mut printer = Printer::new(config.format, identities);
     let mut header = Vec::new();

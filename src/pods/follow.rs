@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::Selector;
-use crate::container::{Cgroup, CgroupPaths};
+use crate::container::{Cgroup, CgroupPaths, CgroupSet};
 use crate::runtime::Runtimes;
 
 /// How often the selection looks for new and removed pods and containers.
@@ -15,6 +15,17 @@ const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 pub trait CgroupSink: Send + 'static {
     fn insert(&mut self, cgroup: &Cgroup) -> anyhow::Result<()>;
     fn remove(&mut self, id: u64) -> anyhow::Result<()>;
+}
+
+/// The kernel's set, shared with the thread that follows the selector.
+impl CgroupSink for CgroupSet {
+    fn insert(&mut self, cgroup: &Cgroup) -> anyhow::Result<()> {
+        CgroupSet::insert(self, cgroup)
+    }
+
+    fn remove(&mut self, id: u64) -> anyhow::Result<()> {
+        CgroupSet::remove(self, id)
+    }
 }
 
 /// A selector's cgroups: those found at start (the kernel's initial set), then followed by a

@@ -6,7 +6,7 @@
 use clap::Args;
 
 use crate::cli::UsageError;
-use crate::container::{Cgroup, CgroupPaths};
+use crate::container::{Cgroup, CgroupPaths, ContainerFilter};
 use crate::identity::{parse_cgroup_path, CgroupIdentity};
 use crate::runtime::{Endpoint, Runtimes};
 
@@ -68,6 +68,22 @@ pub struct PodArgs {
 }
 
 impl PodArgs {
+    /// With a selector: its cgroups now into `filter`, whose set then may grow (the tool
+    /// traces nothing until a selected pod appears), and the selection to follow once the
+    /// programs are loaded ([`Selection::follow`]).
+    pub fn select(
+        &self,
+        filter: &mut ContainerFilter,
+        runtimes: &Runtimes,
+        tool: &'static str,
+    ) -> Option<Selection> {
+        let selector = self.selector.clone()?;
+        let selection = Selection::start(selector, runtimes.clone(), tool);
+        filter.cgroups = selection.initial();
+        filter.cgroups_may_grow = true;
+        Some(selection)
+    }
+
     /// The names cache, started where names are printed (`names`) or selected; else one
     /// that asks nothing.
     pub fn runtimes(&self, names: bool, tool: &'static str) -> Runtimes {
