@@ -445,9 +445,20 @@ impl CgroupPaths {
     }
 
     /// The path of cgroup `id` from the hierarchy's root (`/` for the root itself).
+    ///
+    /// An id not seen yet is asked of the kernel (a cgroup made since the last walk: a
+    /// container that just started), else found by a walk (at most once a second).
     pub fn path(&mut self, id: u64) -> String {
-        if !self.paths.contains_key(&id) && self.may_scan() {
-            self.scan();
+        if !self.paths.contains_key(&id) {
+            match self
+                .mount
+                .as_deref()
+                .and_then(|mount| path_of_id(mount, id))
+            {
+                Some(path) => drop(self.paths.insert(id, path)),
+                None if self.may_scan() => drop(self.scan()),
+                None => {}
+            }
         }
         self.paths
             .get(&id)
@@ -527,6 +538,43 @@ impl CgroupPaths {
     }
 }
 
+/// The path of cgroup `id` below `mount`, from the kernel: the id is the cgroup's kernfs
+/// file handle, which open_by_handle_at(2) opens (CAP_DAC_READ_SEARCH, which the tools'
+/// root has), and the opened directory's /proc/self/fd link is its path. None if no cgroup
+/// has that id (any more).
+fn path_of_id(mount: &Path, id: u64) -> Option<String> {
+    use nix::libc;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    /// `struct file_handle` with the 8 bytes of a kernfs handle (FILEID_KERNFS).
+    #[repr(C)]
+    struct KernfsHandle {
+        handle_bytes: u32,
+        handle_type: i32,
+        id: u64,
+    }
+    const FILEID_KERNFS: i32 = 0xfe;
+    let root = fs::File::open(mount).ok()?;
+    let mut handle = KernfsHandle {
+        handle_bytes: 8,
+        handle_type: FILEID_KERNFS,
+        id,
+    };
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    let handle_ptr = (&mut handle as *mut KernfsHandle).cast::<libc::file_handle>();
+    // SAFETY: handle is a valid file_handle header followed by its handle_bytes bytes; the
+    // call returns a new descriptor or -1.
+    let fd = unsafe { libc::open_by_handle_at(root.as_raw_fd(), handle_ptr, flags) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd is a new descriptor that nothing else owns.
+    let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+    let link = fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())).ok()?;
+    let below = link.strip_prefix(mount).ok()?;
+    Some(format!("/{}", below.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,6 +611,20 @@ mod tests {
     #[test]
     fn mount_fields_are_unescaped() {
         assert_eq!(unescape_mount("/a\\040b"), "/a b");
+    }
+
+    /// The kernel names a cgroup by its id: this process's own, and the root.
+    #[test]
+    fn paths_of_ids_from_the_kernel() {
+        let mount = cgroup2_mount().expect("a cgroup v2 mount");
+        let own = fs::read_to_string("/proc/self/cgroup").expect("/proc/self/cgroup");
+        let own = own.lines().find_map(|l| l.strip_prefix("0::")).expect("a 0:: line");
+        for path in [own, "/"] {
+            let dir = mount.join(path.trim_start_matches('/'));
+            let id = fs::metadata(&dir).expect("the cgroup's directory").ino();
+            assert_eq!(path_of_id(&mount, id).as_deref(), Some(path), "{}", dir.display());
+        }
+        assert_eq!(path_of_id(&mount, u64::MAX), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What the output says of a socket's cgroup: its path, and its pod's and container's
 //! names (JSON, `--show-pod`, tcprtt's `--bypod`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::container::CgroupPaths;
 use crate::identity::{parse_cgroup_path, CgroupIdentity};
@@ -83,6 +83,8 @@ pub struct Identities {
     paths: CgroupPaths,
     runtimes: Runtimes,
     parsed: HashMap<u64, Option<CgroupIdentity>>,
+    /// Cgroups whose names were waited for once.
+    waited: HashSet<u64>,
 }
 
 impl Identities {
@@ -91,6 +93,7 @@ impl Identities {
             paths,
             runtimes,
             parsed: HashMap::new(),
+            waited: HashSet::new(),
         }
     }
 
@@ -107,25 +110,46 @@ impl Identities {
             cgroup,
             ..Shown::default()
         };
-        let Some(identity) = identity else {
-            return shown;
-        };
-        if let Some(pod) = identity.pod.and_then(|pod| self.runtimes.pod(&pod.uid)) {
-            shown.namespace = Some(pod.namespace);
-            shown.pod = Some(pod.name);
+        if let Some(identity) = identity {
+            if !self.name(&identity, &mut shown) && self.may_wait(id) {
+                self.runtimes.refresh();
+                self.name(&identity, &mut shown);
+            }
+        }
+        shown
+    }
+
+    /// Whether to wait for the runtime's names of cgroup `id`, once: a container that just
+    /// started is named by the next refresh, a second at most. Only once per cgroup, and only
+    /// while the runtime answers, so that output never stalls on one that does not.
+    fn may_wait(&mut self, id: u64) -> bool {
+        if self.waited.len() >= MAX_KNOWN {
+            self.waited.clear();
+        }
+        self.waited.insert(id) && self.runtimes.status().up
+    }
+
+    /// Fills `shown` with the runtime's names of `identity`; false if one it tells of is not
+    /// named (yet).
+    fn name(&self, identity: &CgroupIdentity, shown: &mut Shown) -> bool {
+        let pod = identity.pod.as_ref().map(|pod| self.runtimes.pod(&pod.uid));
+        if let Some(Some(pod)) = &pod {
+            shown.namespace = Some(pod.namespace.clone());
+            shown.pod = Some(pod.name.clone());
         }
         let container = identity
             .container
-            .and_then(|c| self.runtimes.container(&c.id));
-        if let Some(container) = container {
-            if let (None, Some(pod)) = (&shown.pod, container.pod) {
-                shown.namespace = Some(pod.namespace);
-                shown.pod = Some(pod.name);
+            .as_ref()
+            .map(|c| self.runtimes.container(&c.id));
+        if let Some(Some(container)) = &container {
+            if let (None, Some(pod)) = (&shown.pod, &container.pod) {
+                shown.namespace = Some(pod.namespace.clone());
+                shown.pod = Some(pod.name.clone());
             }
-            shown.container = Some(container.name).filter(|name| !name.is_empty());
-            shown.container_id = Some(container.id);
+            shown.container = Some(container.name.clone()).filter(|name| !name.is_empty());
+            shown.container_id = Some(container.id.clone());
         }
-        shown
+        !matches!(pod, Some(None)) && !matches!(container, Some(None))
     }
 
     /// The parsed identity of `id` at `path`, parsed once (an id printed as a number, its
