@@ -36,7 +36,7 @@ import run  # noqa: E402
 import exporter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-PODS_EXAMPLE = run.RELEASE / "examples" / "pods"
+PODS_EXAMPLE = ROOT / "target" / "release" / "examples" / "pods"  # run.RELEASE's
 RESULTS = ROOT / "bench" / "results" / "pods.json"
 SECTION = "## Pods (a containerd of the bench's own)"
 
