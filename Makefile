@@ -13,7 +13,8 @@
 #   make release    static release build in target/static (needs only libc), with sizes
 #   make static-check  make release, then ldd: fail on any library but the libc family
 #   make vmlinux    regenerate vmlinux/<arch>/vmlinux.h from the running kernel's BTF
-#   make bench      regenerate BENCHMARKS.md
+#   make bench      regenerate BENCHMARKS.md (PODS=0: without bench/pods.py's section)
+#   make bench-pods BENCHMARKS.md's pods section alone (a containerd of its own, 100 pods)
 #   make bench-before REV=<commit>  that commit's release binaries in target/before/release;
 #                   then make bench BEFORE=target/before/release sets them beside today's
 #                   in the same storms (BENCHMARKS.md's "Before and after")
@@ -65,7 +66,7 @@ STATIC_LIBDIR := $(abspath $(dir $(shell $(CC) -print-file-name=libelf.a)))
 LIBC_ONLY := ^(linux-vdso\.so\.1|linux-gate\.so\.1|libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|(/[^ ]*/)?ld-linux[^ /]*\.so\.[0-9]+)$$
 
 .PHONY: deb deb-files image image-context
-.PHONY: all deps build test test-kernels kernels-doc run docs install install-files uninstall release static-check ldd-check vmlinux bench bench-before clean
+.PHONY: all deps build test test-kernels kernels-doc run docs install install-files uninstall release static-check ldd-check vmlinux bench bench-pods bench-before clean
 
 all: build
 
@@ -163,9 +164,17 @@ vmlinux: deps
 	mv vmlinux/$(ARCH)/vmlinux.h.tmp vmlinux/$(ARCH)/vmlinux.h
 
 BEFORE ?=
+# PODS=0 leaves out bench/pods.py (containerd's pods: --pod against -c, the exporter
+# grouped by 100 pods; a few minutes), which `make bench-pods` runs alone.
+PODS ?= 1
 bench: build
 	$(CARGO) build --release --examples
 	python3 bench/run.py $(if $(BEFORE),--before $(BEFORE)) $(BENCH_ARGS)
+	$(if $(filter 1,$(PODS)),python3 bench/pods.py $(PODS_ARGS))
+
+bench-pods: build
+	$(CARGO) build --release --examples
+	python3 bench/pods.py $(PODS_ARGS)
 
 # The release binaries of commit REV (the code before a refactor) for `make bench
 # BEFORE=$(BEFORE_TARGET)/release`: REV checked out in a detached git worktree under target/,

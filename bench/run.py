@@ -41,6 +41,9 @@ from pathlib import Path
 # under the name `run`: the same module object, also when this file runs as a script.
 sys.modules.setdefault("run", sys.modules[__name__])
 import exporter  # noqa: E402
+# bench/pods.py (containerd's pods: the --pod filter, the exporter grouped by pod) runs on its
+# own (`make bench-pods`, also after this in `make bench`); its section comes from its file.
+import pods  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
@@ -1217,6 +1220,8 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
             a(f"| {key.replace('/ours', '').replace('tcpstates/peer', 'Debian tcpstates (peer)')} | "
               f"{fmm(su[key]['ready_ms'], 1)} | {fmm(su[key]['rss_mib'], 1)} |")
     a("")
+    if section := pods.report_section():
+        a(section)
 
     a("## Targets")
     a("")
