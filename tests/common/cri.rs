@@ -827,7 +827,14 @@ impl<'c> Pod<'c> {
     /// A container's restart as kubelet does it: stops and removes `old`, then creates and
     /// starts one with the same name and arguments and the next attempt number.
     pub fn restart(&self, old: Container<'_>) -> Container<'_> {
-        let (name, args, attempt) = (old.name.clone(), old.args.clone(), old.attempt);
+        let args = old.args.clone();
+        self.restart_with(old, args)
+    }
+
+    /// A restart as [`Pod::restart`], the new container running with `args` (a pod spec
+    /// changed between the two attempts, as a rollout of new arguments does).
+    pub fn restart_with(&self, old: Container<'_>, args: Vec<String>) -> Container<'_> {
+        let (name, attempt) = (old.name.clone(), old.attempt);
         old.remove();
         self.create_and_start(&name, args, attempt + 1)
     }
