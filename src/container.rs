@@ -3,7 +3,7 @@
 //! filters on (which may change while the programs run), and cgroup ids turned back into
 //! paths.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -22,8 +22,11 @@ use crate::time::SinceFirst;
 /// statfs(2)'s f_type of a cgroup v2 hierarchy and of a namespace file.
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const NSFS_MAGIC: i64 = 0x6e73_6673;
-/// How often an unknown cgroup id may trigger a new walk of the hierarchy.
+/// How often an id that a walk of the hierarchy did not find may trigger another walk (a
+/// new id always does, once).
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
+/// Bound on the ids remembered as not found by a walk.
+const MAX_MISSED: usize = 65_536;
 /// Bound on the directories one walk of the hierarchy visits.
 const MAX_CGROUPS: usize = 100_000;
 
@@ -417,12 +420,16 @@ impl AddedColumns {
 }
 
 /// Cgroup v2 paths by id, for printing: found by walking the hierarchy, cached, and walked
-/// again (at most once a second) for an id not seen yet. An id with no directory (the
+/// again for an id not seen yet: at once the first time it is asked for (a container's
+/// cgroup made just after another one's must not wait for the next second), then at most
+/// once a second while it stays unknown. An id with no directory (the
 /// cgroup was removed) prints as its number.
 pub struct CgroupPaths {
     mount: Option<PathBuf>,
     paths: HashMap<u64, String>,
     last_scan: Option<Instant>,
+    /// Ids a walk did not find: asked again, they walk at most once a second.
+    missed: HashSet<u64>,
 }
 
 impl CgroupPaths {
@@ -432,6 +439,7 @@ impl CgroupPaths {
             mount: cgroup2_mount().ok(),
             paths: HashMap::new(),
             last_scan: None,
+            missed: HashSet::new(),
         }
     }
 
@@ -441,13 +449,20 @@ impl CgroupPaths {
             mount: None,
             paths: paths.into_iter().collect(),
             last_scan: None,
+            missed: HashSet::new(),
         }
     }
 
     /// The path of cgroup `id` from the hierarchy's root (`/` for the root itself).
     pub fn path(&mut self, id: u64) -> String {
-        if !self.paths.contains_key(&id) && self.may_scan() {
+        if !self.paths.contains_key(&id) && self.may_scan(id) {
             self.scan();
+            if !self.paths.contains_key(&id) {
+                if self.missed.len() >= MAX_MISSED {
+                    self.missed.clear();
+                }
+                self.missed.insert(id);
+            }
         }
         self.paths
             .get(&id)
@@ -483,8 +498,11 @@ impl CgroupPaths {
         fs::metadata(mount.join(path.trim_start_matches('/'))).is_ok_and(|m| m.is_dir())
     }
 
-    fn may_scan(&self) -> bool {
-        self.mount.is_some() && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY)
+    /// A walk for unknown `id`: at once if no walk missed it yet, else once a second.
+    fn may_scan(&self, id: u64) -> bool {
+        self.mount.is_some()
+            && (!self.missed.contains(&id)
+                || self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY))
     }
 
     /// Walks the hierarchy now, and returns every directory it has now (selection by pod,
