@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::container::CgroupPaths;
 use crate::identity::{parse_cgroup_path, CgroupIdentity};
-use crate::runtime::Runtimes;
+use crate::runtime::{ContainerNames, PodNames, Runtimes};
 
 /// Bound on the parsed identities a printer keeps (one per cgroup it printed).
 const MAX_KNOWN: usize = 65_536;
@@ -99,9 +99,14 @@ impl Identities {
         self.paths.path(id)
     }
 
-    /// What the output says of cgroup `id`.
+    /// What the output says of cgroup `id`. At the first sight of a cgroup whose pod or
+    /// container the cache does not name, it waits for one refresh first (when the runtime
+    /// is up), as the exporter does: a container is listed by its runtime before its
+    /// processes run, but the cache may not have asked since, and its first sockets would
+    /// go unnamed.
     pub fn of(&mut self, id: u64) -> Shown {
         let cgroup = self.paths.path(id);
+        let first_sight = !self.parsed.contains_key(&id);
         let identity = self.identity(id, &cgroup);
         let mut shown = Shown {
             cgroup,
@@ -110,14 +115,16 @@ impl Identities {
         let Some(identity) = identity else {
             return shown;
         };
-        if let Some(pod) = identity.pod.and_then(|pod| self.runtimes.pod(&pod.uid)) {
+        let mut names = self.names(&identity);
+        if first_sight && names.unnamed(&identity) && self.runtimes.status().up {
+            self.runtimes.refresh();
+            names = self.names(&identity);
+        }
+        if let Some(pod) = names.pod {
             shown.namespace = Some(pod.namespace);
             shown.pod = Some(pod.name);
         }
-        let container = identity
-            .container
-            .and_then(|c| self.runtimes.container(&c.id));
-        if let Some(container) = container {
+        if let Some(container) = names.container {
             if let (None, Some(pod)) = (&shown.pod, container.pod) {
                 shown.namespace = Some(pod.namespace);
                 shown.pod = Some(pod.name);
@@ -126,6 +133,14 @@ impl Identities {
             shown.container_id = Some(container.id);
         }
         shown
+    }
+
+    /// What the cache names now of `identity`'s pod and container.
+    fn names(&self, identity: &CgroupIdentity) -> Names {
+        Names {
+            pod: (identity.pod.as_ref()).and_then(|pod| self.runtimes.pod(&pod.uid)),
+            container: (identity.container.as_ref()).and_then(|c| self.runtimes.container(&c.id)),
+        }
     }
 
     /// The parsed identity of `id` at `path`, parsed once (an id printed as a number, its
@@ -142,6 +157,23 @@ impl Identities {
             self.parsed.insert(id, identity.clone());
         }
         identity
+    }
+}
+
+/// A cgroup's pod and container as the cache names them.
+struct Names {
+    pod: Option<PodNames>,
+    container: Option<ContainerNames>,
+}
+
+impl Names {
+    /// Whether the cgroup's pod or container (those its path has) goes unnamed: a pod
+    /// named neither itself nor through its container.
+    fn unnamed(&self, identity: &CgroupIdentity) -> bool {
+        let pod_named =
+            self.pod.is_some() || self.container.as_ref().is_some_and(|c| c.pod.is_some());
+        (identity.pod.is_some() && !pod_named)
+            || (identity.container.is_some() && self.container.is_none())
     }
 }
 
