@@ -967,8 +967,8 @@ impl Container<'_> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let usr1 = 1u64 << (Signal::SIGUSR1 as i32 - 1);
         loop {
-            let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-                .unwrap_or_default();
+            let status =
+                std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
             let caught = status
                 .lines()
                 .find_map(|l| l.strip_prefix("SigCgt:"))
