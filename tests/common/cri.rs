@@ -968,6 +968,33 @@ impl Container<'_> {
         cgroup_of_pid(self.pid)
     }
 
+    /// Starts the traffic of a workload started with `gated`: waits (at most 10 s) until
+    /// its SIGUSR1 handler is set (SigCgt in /proc/PID/status), then sends SIGUSR1.
+    pub fn open_gate(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let usr1 = 1u64 << (Signal::SIGUSR1 as i32 - 1);
+        loop {
+            let status =
+                std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+            let caught = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok());
+            if caught.is_some_and(|mask| mask & usr1 != 0) {
+                break;
+            }
+            if Instant::now() > deadline {
+                self.containerd().fail(&format!(
+                    "container {} (pid {}) never caught SIGUSR1: started without gated?",
+                    self.name, self.pid
+                ));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        kill(Pid::from_raw(self.pid as i32), Signal::SIGUSR1)
+            .unwrap_or_else(|e| panic!("SIGUSR1 to container {}: {e}", self.name));
+    }
+
     /// What it wrote to stdout and stderr, from its CRI log file (CRI log lines).
     pub fn log(&self) -> String {
         let path = Path::new(&self.pod.config.log_directory)

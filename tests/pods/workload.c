@@ -1,17 +1,20 @@
 /* A pod test's workload (tests/common/cri.rs): known TCP connections, one after another.
  *
- *   workload client ADDR PORT CONNS ROUNDS [hold]
+ *   workload client ADDR PORT CONNS ROUNDS [hold] [gated]
  *       CONNS connections to ADDR:PORT; on each, ROUNDS one-byte exchanges (write one,
  *       read one back), then the client closes first and reads the server's EOF.
- *   workload server ADDR PORT CONNS [hold]
+ *   workload server ADDR PORT CONNS [hold] [gated]
  *       listens on ADDR:PORT, accepts CONNS connections one at a time, echoes every
  *       byte until EOF, then closes.
  *   workload wait
  *       does nothing until SIGTERM.
  *
- * With `hold` it waits for SIGTERM after the traffic instead of exiting. It prints one
- * line when the traffic is done and exits 0 only when every step went as planned; SIGTERM
- * and SIGINT end it with 0. Built with `gcc -static`: the image has no library. */
+ * With `hold` it waits for SIGTERM after the traffic instead of exiting. With `gated` it
+ * starts the traffic when a SIGUSR1 arrives: a test that must know the container's
+ * cgroup before its first socket sends it, once /proc/PID/status' SigCgt shows SIGUSR1
+ * caught (its handler is set first thing; one sent earlier would end the process). It prints one line when the traffic is done and exits 0
+ * only when every step went as planned; SIGTERM and SIGINT end it with 0. Built with
+ * `gcc -static`: the image has no library. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -129,27 +132,59 @@ static void wait_for_sigterm(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: workload client ADDR PORT CONNS ROUNDS [hold]\n"
-			"       workload server ADDR PORT CONNS [hold]\n"
+	fprintf(stderr, "usage: workload client ADDR PORT CONNS ROUNDS [hold] [gated]\n"
+			"       workload server ADDR PORT CONNS [hold] [gated]\n"
 			"       workload wait\n");
 	return 64;
 }
 
+static volatile sig_atomic_t opened;
+
+static void open_gate(int sig)
+{
+	(void)sig;
+	opened = 1;
+}
+
+/* Waits for SIGUSR1, blocked since its handler was set (so one sent since is kept). */
+static void wait_for_usr1(void)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	while (!opened)
+		sigsuspend(&none);
+}
+
 int main(int argc, char **argv)
 {
-	struct sigaction end = { .sa_handler = quit };
+	struct sigaction end = { .sa_handler = quit }, gate = { .sa_handler = open_gate };
 	int client = argc >= 6 && !strcmp(argv[1], "client");
 	int server = argc >= 5 && !strcmp(argv[1], "server");
-	int fixed = client ? 6 : 5;
+	int fixed = client ? 6 : 5, hold = 0, gated = 0;
+	sigset_t usr1;
 
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, NULL);
+	sigaction(SIGUSR1, &gate, NULL);
 	sigaction(SIGTERM, &end, NULL);
 	sigaction(SIGINT, &end, NULL);
 	if (argc == 2 && !strcmp(argv[1], "wait"))
 		wait_for_sigterm();
-	if (!(client || server) || argc > fixed + 1 ||
-	    (argc == fixed + 1 && strcmp(argv[fixed], "hold")))
+	if (!(client || server))
 		return usage();
+	for (int i = fixed; i < argc; i++) {
+		if (!strcmp(argv[i], "hold") && !hold)
+			hold = 1;
+		else if (!strcmp(argv[i], "gated") && !gated)
+			gated = 1;
+		else
+			return usage();
+	}
 	set_addr(argv[2], argv[3]);
+	if (gated)
+		wait_for_usr1();
 	if (client)
 		for (long i = 0; i < atol(argv[4]); i++)
 			client_once(atol(argv[5]));
@@ -157,7 +192,7 @@ int main(int argc, char **argv)
 		serve(atol(argv[4]));
 	printf("workload: %s %s connections on %s port %s\n", argv[1], argv[4], argv[2], argv[3]);
 	fflush(stdout);
-	if (argc == fixed + 1)
+	if (hold)
 		wait_for_sigterm();
 	return 0;
 }
