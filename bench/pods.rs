@@ -44,7 +44,11 @@ mod web {
         }
 
         pub fn file(&self, name: &str) -> String {
-            self.path.join(name).to_str().expect("UTF-8 path").to_owned()
+            self.path
+                .join(name)
+                .to_str()
+                .expect("UTF-8 path")
+                .to_owned()
         }
 
         pub fn write(&self, name: &str, text: &str) -> String {
@@ -82,8 +86,7 @@ fn run_in_netns<T: Send + 'static>(
         .name(comm.to_owned())
         .spawn(move || {
             let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                .expect("setns");
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
             f()
         })
         .expect("spawn a thread")

@@ -618,11 +618,19 @@ mod tests {
     fn paths_of_ids_from_the_kernel() {
         let mount = cgroup2_mount().expect("a cgroup v2 mount");
         let own = fs::read_to_string("/proc/self/cgroup").expect("/proc/self/cgroup");
-        let own = own.lines().find_map(|l| l.strip_prefix("0::")).expect("a 0:: line");
+        let own = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .expect("a 0:: line");
         for path in [own, "/"] {
             let dir = mount.join(path.trim_start_matches('/'));
             let id = fs::metadata(&dir).expect("the cgroup's directory").ino();
-            assert_eq!(path_of_id(&mount, id).as_deref(), Some(path), "{}", dir.display());
+            assert_eq!(
+                path_of_id(&mount, id).as_deref(),
+                Some(path),
+                "{}",
+                dir.display()
+            );
         }
         assert_eq!(path_of_id(&mount, u64::MAX), None);
     }
