@@ -9,141 +9,19 @@
 //! a line is read), removes them and containerd (the drop), and prints a second JSON line
 //! with the seconds that took.
 
-// The pod tests' containerd harness, with the few helpers of tests/common/mod.rs and web.rs
-// it uses beside it (those files also hold test-only parts an example cannot build, such as
-// CARGO_BIN_EXE_ paths).
+// The pod tests' containerd harness and the host helpers it uses (tests/common/host.rs);
+// tests/common/mod.rs itself holds test-only parts an example cannot build.
 #[path = "../tests/common/cri.rs"]
 #[allow(dead_code)]
 mod cri;
+#[path = "../tests/common/host.rs"]
+mod host;
 
-use std::fs::File;
 use std::io::BufRead;
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cri::{pod_uid, Containerd, Network, PodSpec, Qos};
-
-/// tests/common/web.rs' TempDir: `tcpt-TAG-PID` under the temporary directory.
-mod web {
-    use std::path::PathBuf;
-
-    pub struct TempDir {
-        pub path: PathBuf,
-    }
-
-    impl TempDir {
-        pub fn new(tag: &str) -> TempDir {
-            let path = std::env::temp_dir().join(format!("tcpt-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path)
-                .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-            TempDir { path }
-        }
-
-        pub fn file(&self, name: &str) -> String {
-            self.path
-                .join(name)
-                .to_str()
-                .expect("UTF-8 path")
-                .to_owned()
-        }
-
-        pub fn write(&self, name: &str, text: &str) -> String {
-            let path = self.file(name);
-            std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {path}: {e}"));
-            path
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-// tests/common/mod.rs' helpers that cri.rs calls.
-
-fn sh(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(out.status.success(), "{program} {args:?} failed: {out:?}");
-}
-
-#[allow(dead_code)]
-fn run_in_netns<T: Send + 'static>(
-    path: &str,
-    comm: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let path = path.to_owned();
-    thread::Builder::new()
-        .name(comm.to_owned())
-        .spawn(move || {
-            let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .expect("spawn a thread")
-        .join()
-        .expect("thread panicked")
-}
-
-fn mounts_of_type(fstype: &str) -> Vec<PathBuf> {
-    std::fs::read_to_string("/proc/mounts")
-        .expect("read /proc/mounts")
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(2) == Some(&fstype)).then(|| PathBuf::from(f[1]))
-        })
-        .collect()
-}
-
-fn cgroup2_mount() -> PathBuf {
-    mounts_of_type("cgroup2")
-        .into_iter()
-        .next()
-        .expect("no cgroup2 line in /proc/mounts")
-}
-
-fn remove_cgroup_tree(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_cgroup_tree(&entry.path());
-            }
-        }
-    }
-    let root_procs = cgroup2_mount().join("cgroup.procs");
-    for _ in 0..100 {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs.lines() {
-            let _ = std::fs::write(&root_procs, pid);
-        }
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(_) => thread::sleep(Duration::from_millis(20)),
-        }
-    }
-    eprintln!("could not remove cgroup {}", dir.display());
-}
-
-#[allow(dead_code)]
-fn cgroup_of_pid(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .expect("read /proc/PID/cgroup")
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .expect("a 0:: line in /proc/PID/cgroup")
-        .to_owned()
-}
+use host::cgroup2_mount;
 
 fn main() {
     let mut args = std::env::args().skip(1);

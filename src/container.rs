@@ -389,6 +389,17 @@ pub struct Shows {
     pub names: bool,
 }
 
+impl Shows {
+    /// A format's: JSON shows the path and the names, `--show-cgroup` the path, `--show-pod`
+    /// the names (and the path, where a socket is in no container).
+    pub fn of(json: bool, cgroup: bool, pod: bool) -> Shows {
+        Shows {
+            cgroup: json || cgroup || pod,
+            names: json || pod,
+        }
+    }
+}
+
 impl AddedColumns {
     pub fn new(shown: Shows, identities: impl Into<Identities>) -> AddedColumns {
         AddedColumns {

@@ -4,9 +4,7 @@ use anyhow::Result;
 use chrono::Local;
 
 use tcptools::cli;
-use tcptools::container::CgroupPaths;
 use tcptools::event_source;
-use tcptools::pods::Identities;
 use tcptools::stream::{self, Transport};
 use tcptools::tcpconnlat::{bpf, Config, ConnectLatency, Options, Printer};
 
@@ -15,23 +13,13 @@ fn main() {
 }
 
 fn trace(config: &Config) -> Result<()> {
-    let runtimes = config
-        .container
-        .pods
-        .runtimes(config.format.needs_names(), "tcpconnlat");
-    let mut container = config.container.resolve(config.format.needs_container())?;
-    let selection = config
-        .container
-        .pods
-        .select(&mut container, &runtimes, "tcpconnlat");
+    let format = config.format;
+    let mut traced = config.container.trace(format.shows(), "tcpconnlat")?;
     let transport = Transport::choose();
-    let (bpf, cgroups) = bpf::load(&config.filter, &container, transport)?;
-    if let Some(selection) = selection {
-        selection.follow(cgroups);
-    }
+    let (bpf, cgroups) = bpf::load(&config.filter, &traced.filter, transport)?;
+    traced.follow(cgroups);
 
-    let identities = Identities::new(CgroupPaths::system(), runtimes);
-    let mut printer = Printer::new(config.format, identities);
+    let mut printer = Printer::new(config.format, traced.identities());
     let mut header = Vec::new();
     printer.header(&mut header)?;
     // Unlike bcc, an event buffer that cannot be set up is an error (exit 1, bcc: 0).

@@ -5,10 +5,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::Local;
 
-use tcptools::container::CgroupPaths;
+use tcptools::container::Shows;
 use tcptools::nested::Skips;
 use tcptools::out::Output;
-use tcptools::pods::Identities;
 use tcptools::tcprtt::{banner, bpf, merge_by_pod, write_interval, Config, KeyKind, Options};
 use tcptools::{cli, signal};
 
@@ -21,17 +20,21 @@ fn main() {
 
 fn trace(config: &Config) -> Result<()> {
     let format = config.format;
-    let runtimes = config.container.pods.runtimes(format.bypod, "tcprtt");
-    let mut container = config.container.resolve(format.key == KeyKind::Cgroup)?;
-    let selection = config
-        .container
-        .pods
-        .select(&mut container, &runtimes, "tcprtt");
-    let (mut bpf, cgroups) = bpf::load(&config.filter, &container, format.key, format.millisecond)?;
-    if let Some(selection) = selection {
-        selection.follow(cgroups);
-    }
-    let mut identities = Identities::new(CgroupPaths::system(), runtimes);
+    let mut traced = config.container.trace(
+        Shows {
+            cgroup: format.key == KeyKind::Cgroup,
+            names: format.bypod,
+        },
+        "tcprtt",
+    )?;
+    let (mut bpf, cgroups) = bpf::load(
+        &config.filter,
+        &traced.filter,
+        format.key,
+        format.millisecond,
+    )?;
+    traced.follow(cgroups);
+    let mut identities = traced.identities();
     let mut out = Output::stdout();
     out.emit(|w| banner(w, config.duration, &format))?;
     out.flush()?;

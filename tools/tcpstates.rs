@@ -3,9 +3,7 @@
 use anyhow::{bail, Result};
 
 use tcptools::cli;
-use tcptools::container::CgroupPaths;
 use tcptools::event_source;
-use tcptools::pods::Identities;
 use tcptools::sk_store;
 use tcptools::stream::{self, Transport};
 use tcptools::tcpstates::journal::Journal;
@@ -18,32 +16,22 @@ fn main() {
 
 fn trace(config: &Config) -> Result<()> {
     let journal = config.journal.then(Journal::connect).transpose()?;
-    let runtimes = config
-        .container
-        .pods
-        .runtimes(config.format.needs_names(), "tcpstates");
-    let mut container = config.container.resolve(config.format.needs_container())?;
-    let selection = config
-        .container
-        .pods
-        .select(&mut container, &runtimes, "tcpstates");
+    let format = config.format;
+    let mut traced = config.container.trace(format.shows(), "tcpstates")?;
     let transport = Transport::choose();
     let (bpf, cgroups) = bpf::load(
         &config.filter,
-        &container,
+        &traced.filter,
         config.format.needs_owner(),
         transport,
     )?;
-    if let Some(selection) = selection {
-        selection.follow(cgroups);
-    }
+    traced.follow(cgroups);
     if config.format.owner && !sk_store::in_sk_storage(bpf.hook) {
         bail!("--owner needs socket storage in tp_btf programs (Linux 5.12 or later), and the programs attached with raw_tp (-v says why)");
     }
 
     let mut clock = WallClock::system();
-    let identities = Identities::new(CgroupPaths::system(), runtimes);
-    let mut printer = Printer::new(config.format, identities);
+    let mut printer = Printer::new(config.format, traced.identities());
     let mut header = Vec::new();
     printer.header(&mut header)?;
     let source = event_source!(transport, bpf);

@@ -6,7 +6,9 @@
 use clap::Args;
 
 use crate::cli::UsageError;
-use crate::container::{Cgroup, CgroupPaths, ContainerFilter};
+use anyhow::Result;
+
+use crate::container::{Cgroup, CgroupPaths, CgroupSet, ContainerArgs, ContainerFilter, Shows};
 use crate::identity::{parse_cgroup_path, CgroupIdentity};
 use crate::runtime::{Endpoint, Runtimes};
 
@@ -65,6 +67,44 @@ pub struct Selector {
 pub struct PodArgs {
     pub selector: Option<Selector>,
     pub endpoint: Endpoint,
+}
+
+/// What a tool traces and how it names it: the kernel's filter (-c, --netns, the pod
+/// selectors), the names cache, and the selection to follow once the programs are loaded.
+pub struct Traced {
+    pub filter: ContainerFilter,
+    pub runtimes: Runtimes,
+    selection: Option<Selection>,
+}
+
+impl ContainerArgs {
+    /// Resolves the filter (records carry their socket's cgroup and netns where the output
+    /// `shows` it), starts the names cache where names are shown or pods selected, and finds
+    /// the selected pods' cgroups.
+    pub fn trace(&self, shows: Shows, tool: &'static str) -> Result<Traced> {
+        let runtimes = self.pods.runtimes(shows.names, tool);
+        let mut filter = self.resolve(shows.cgroup)?;
+        let selection = self.pods.select(&mut filter, &runtimes, tool);
+        Ok(Traced {
+            filter,
+            runtimes,
+            selection,
+        })
+    }
+}
+
+impl Traced {
+    /// Follows the selection, if any, into the loaded programs' cgroup set.
+    pub fn follow(&mut self, cgroups: CgroupSet) {
+        if let Some(selection) = self.selection.take() {
+            selection.follow(cgroups);
+        }
+    }
+
+    /// Names for the cgroups of the records, from the system's hierarchy and the cache.
+    pub fn identities(&self) -> Identities {
+        Identities::new(CgroupPaths::system(), self.runtimes.clone())
+    }
 }
 
 impl PodArgs {

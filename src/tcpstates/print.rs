@@ -34,22 +34,10 @@ pub struct Format {
 }
 
 impl Format {
-    /// Whether records must carry their socket's cgroup and netns: JSON, a CGROUP or a
-    /// NAMESPACE/POD/CONTAINER column.
-    pub fn needs_container(&self) -> bool {
-        self.json || self.cgroup || self.pod
-    }
-
-    /// Whether lines name pods and containers (JSON, `--show-pod`).
-    pub fn needs_names(&self) -> bool {
-        self.json || self.pod
-    }
-
-    fn shows(&self) -> Shows {
-        Shows {
-            cgroup: self.needs_container(),
-            names: self.needs_names(),
-        }
+    /// What lines show of a socket's cgroup (JSON its path and names, --show-cgroup its
+    /// path, --show-pod its names).
+    pub fn shows(&self) -> Shows {
+        Shows::of(self.json, self.cgroup, self.pod)
     }
 
     /// Whether the records must carry the sockets' owners (`--owner`, or JSON's

@@ -34,8 +34,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tonic::transport::{Channel, Endpoint};
 
-use super::web::TempDir;
-use super::{cgroup_of_pid, mounts_of_type, remove_cgroup_tree};
+use super::host::{cgroup_of_pid, mounts_of_type, remove_cgroup_tree, run_in_netns, sh, TempDir};
 
 /// The longest any one CRI call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -630,7 +629,7 @@ impl Containerd {
             .output()
             .is_ok_and(|o| o.status.success());
         if mounted {
-            super::sh("umount", &[&p("merged")]);
+            sh("umount", &[&p("merged")]);
         }
         let _ = std::fs::remove_dir_all(&base);
         mounted
@@ -808,7 +807,7 @@ impl<'c> Pod<'c> {
     }
 
     /// The pod's network namespace, `/proc/PID/ns/net` of its pause process (the node's
-    /// with [`Network::Node`]); for [`super::run_in_netns`] and [`EchoListener::start_in`].
+    /// with [`Network::Node`]); for [`run_in_netns`] and [`EchoListener::start_in`].
     pub fn netns(&self) -> String {
         format!("/proc/{}/ns/net", self.pid())
     }
@@ -1279,7 +1278,7 @@ impl EchoListener {
 
     /// Listens in the network namespace at `netns` (a pod's: [`Pod::netns`]).
     pub fn start_in(netns: &str) -> EchoListener {
-        let listener = super::run_in_netns(netns, "tcpt-listen", || {
+        let listener = run_in_netns(netns, "tcpt-listen", || {
             TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")
         });
         EchoListener::serve(listener)

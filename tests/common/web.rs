@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,42 +17,7 @@ use super::{Finished, Netns, Tool};
 
 pub const EXPORTER: &str = env!("CARGO_BIN_EXE_tcptools-exporter");
 
-/// A directory of this test's own, `tcpt-TAG-PID` under the temporary directory; removed
-/// on drop.
-pub struct TempDir {
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("tcpt-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-        TempDir { path }
-    }
-
-    /// `name` inside the directory, as a string for command lines.
-    pub fn file(&self, name: &str) -> String {
-        self.path
-            .join(name)
-            .to_str()
-            .expect("UTF-8 path")
-            .to_owned()
-    }
-
-    /// Writes `text` to `name` in the directory; its path.
-    pub fn write(&self, name: &str, text: &str) -> String {
-        let path = self.file(name);
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {path}: {e}"));
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
+pub use super::host::TempDir;
 
 /// Test certificates (P-256 keys, valid two days) in a directory: `ca.crt` signed
 /// `server.crt` (for IP 127.0.0.1 and localhost) and `client.crt`; `stranger.crt` is a
