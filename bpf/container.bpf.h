@@ -84,6 +84,22 @@ static __always_inline __u64 cgroup_ancestor_id(const struct cgroup *cgrp, __u32
 	return id;
 }
 
+/* The id of cgrp's parent (NULL: the root): its ancestor one level up, which outlives it
+ * (a container's cgroup and its pod's); the root's own id at level 0, and cgrp's own where
+ * the ancestor cannot be read. */
+static __always_inline __u64 cgroup_parent_id(const struct cgroup *cgrp)
+{
+	__u64 id = 0;
+	int level;
+
+	if (!cgrp)
+		return 1;
+	level = BPF_CORE_READ(cgrp, level);
+	if (level > 0)
+		id = cgroup_ancestor_id(cgrp, level - 1);
+	return id ? id : cgroup_id_of(cgrp);
+}
+
 /* Whether cgrp (NULL: the root) is a member of the cgroup set or below one: for each level
  * a member sits at, up to cgrp's own, one ancestor read and one hash lookup. */
 static __always_inline int cgroup_in_set(const struct cgroup *cgrp)

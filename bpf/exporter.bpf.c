@@ -118,11 +118,14 @@ static __always_inline int family_index(__u16 family)
 	return family == AF_INET6 ? 1 : -1;
 }
 
-/* The group sk counts in: its cgroup v2 id or its network namespace inode. */
+/* The group sk counts in: its cgroup v2 id, its cgroup's parent's, or its network
+ * namespace inode. */
 static __always_inline __u64 sk_group(const struct sock *sk)
 {
 	if (settings.group_by == GROUP_CGROUP)
 		return cgroup_id_of(sk_cgroup(sk));
+	if (settings.group_by == GROUP_CGROUP_PARENT)
+		return cgroup_parent_id(sk_cgroup(sk));
 	if (settings.group_by == GROUP_NETNS)
 		return sk_netns(sk);
 	return 0;

@@ -52,6 +52,9 @@ enum group_by {
 	GROUP_NONE = 0,
 	GROUP_CGROUP = 1, /* the socket's cgroup v2 id */
 	GROUP_NETNS = 2,  /* the socket's network namespace inode */
+	/* The cgroup v2 id of the socket's cgroup's parent: for a container's socket its pod's
+	 * cgroup, which outlives the container's (--group-by pod and namespace). */
+	GROUP_CGROUP_PARENT = 3,
 };
 
 /* The key of a group's counter or histogram. */

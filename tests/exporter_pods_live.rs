@@ -142,12 +142,17 @@ fn traffic<'p>(pod: &'p Pod<'p>, port: u16, conns: usize) -> (Container<'p>, Con
     (server, client)
 }
 
-/// The cgroup v2 id (the directory's inode) of a running container's process.
-fn cgroup_id(container: &Container) -> u64 {
-    let dir = cgroup2_mount().join(container.cgroup_dir().trim_start_matches('/'));
+/// The cgroup v2 id (the directory's inode) of a cgroup path from the hierarchy's root.
+fn cgroup_id_of(path: &str) -> u64 {
+    let dir = cgroup2_mount().join(path.trim_start_matches('/'));
     std::fs::metadata(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .ino()
+}
+
+/// The cgroup v2 id of a running container's process.
+fn cgroup_id(container: &Container) -> u64 {
+    cgroup_id_of(&container.cgroup_dir())
 }
 
 /// The groups (cgroup ids) the exporter's kernel maps hold counters for now.
@@ -219,7 +224,8 @@ fn series_of(prometheus: &Prometheus, namespace: &str, pod: &str) -> BTreeSet<La
 /// Two pods of one namespace, each a server and a client container in its own network
 /// namespace, through a real Prometheus: exact state changes per pod; then pod a's
 /// containers restart with more connections, and its one series (same labels) grows by
-/// exactly their changes, never down, also once the old cgroups are retired.
+/// exactly their changes, never down, also once the old cgroups are gone. The kernel
+/// counts pod a in its pod's cgroup throughout, never in its containers'.
 #[test]
 fn pods_are_counted_exactly_through_prometheus() {
     const PORT: u16 = 44701;
@@ -264,8 +270,20 @@ fn pods_are_counted_exactly_through_prometheus() {
 
         // Both containers of pod a restart (new cgroups, attempt 1) with k connections.
         let old = [cgroup_id(&server_a), cgroup_id(&client_a)];
+        let old_dirs = [server_a.cgroup_dir(), client_a.cgroup_dir()];
+        let pod_cgroup = cgroup_id_of(pod_a.cgroup_parent());
+        for dir in &old_dirs {
+            assert_eq!(
+                Path::new(dir).parent(),
+                Some(Path::new(pod_a.cgroup_parent()))
+            );
+        }
         let in_kernel = kernel_groups(exporter.pid());
-        assert!(old.iter().all(|id| in_kernel.contains(id)), "{old:?}");
+        assert!(
+            in_kernel.contains(&pod_cgroup),
+            "{pod_cgroup} {in_kernel:?}"
+        );
+        assert!(old.iter().all(|id| !in_kernel.contains(id)), "{old:?}");
         let server_a = pod_a.restart_with(server_a, server_args(PORT, k));
         assert_eq!(server_a.attempt(), 1);
         wait_listening(server_a.pid(), PORT);
@@ -286,13 +304,15 @@ fn pods_are_counted_exactly_through_prometheus() {
             never_down();
             pod_transitions(&prometheus, &namespace, "a") == want_a
         });
-        // The old cgroups are gone: quiet over a scrape, they are retired (their kernel
-        // entries deleted), and the pod keeps what they counted.
-        prometheus.wait_until(WAIT, "the old cgroups retired", || {
-            never_down();
-            let in_kernel = kernel_groups(exporter.pid());
-            old.iter().all(|id| !in_kernel.contains(id))
-        });
+        // The old cgroups are gone; the pod's cgroup, which counted them, stays.
+        let gone = |dir: &String| !cgroup2_mount().join(dir.trim_start_matches('/')).exists();
+        assert!(old_dirs.iter().all(gone), "{old_dirs:?}");
+        let in_kernel = kernel_groups(exporter.pid());
+        assert!(
+            in_kernel.contains(&pod_cgroup),
+            "{pod_cgroup} {in_kernel:?}"
+        );
+        assert!(old.iter().all(|id| !in_kernel.contains(id)), "{old:?}");
         thread::sleep(Duration::from_secs(3));
         never_down();
         assert_eq!(pod_transitions(&prometheus, &namespace, "a"), want_a);
@@ -763,5 +783,79 @@ fn podman_container_label() {
         assert!(done.status.success(), "{:?} {}", done.status, done.stderr);
     }
     let left = Podman::leftovers(&dir, &made_parents);
+    assert!(left.is_empty(), "left after the drop: {left:#?}");
+}
+
+/// A pod whose client container makes its connections and exits, and is removed (its
+/// cgroup with it), before the exporter's first scrape: the kernel counts by the pod's
+/// cgroup (the parent of the socket's), so the pod's series has exactly the client's
+/// changes, and nothing of it goes to the series with empty names (`-D`: only the
+/// client's sockets are counted).
+#[test]
+fn a_container_that_ends_before_a_scrape_counts_under_its_pod() {
+    const PORT: u16 = 44721;
+    const EXPORTER_PORT: u16 = 44794;
+    const CONNS: usize = 4;
+    let containerd = Containerd::start("expshort");
+    let footprint = containerd.footprint();
+    let namespace = format!("tcpt-short-{}", std::process::id());
+    {
+        let ns = Netns::new("exppodshort");
+        let endpoint = containerd.endpoint();
+        let port = PORT.to_string();
+        let args = [
+            "--group-by",
+            "pod",
+            "--runtime-endpoint",
+            endpoint.as_str(),
+            "-D",
+            port.as_str(),
+        ];
+        let exporter = Exporter::start(&ns, EXPORTER_PORT, &args);
+        let uid = pod_uid(721);
+        let pod = containerd.run_pod(&pod_spec(&namespace, "job", &uid));
+        let server = start(&pod, "server", &server_args(PORT, CONNS));
+        wait_listening(server.pid(), PORT);
+        let args = [
+            "client",
+            "127.0.0.1",
+            port.as_str(),
+            &CONNS.to_string(),
+            "2",
+        ];
+        let client = start(&pod, "client", &args.map(str::to_owned));
+        let client_dir = cgroup2_mount()
+            .join(pod.cgroup_parent().trim_start_matches('/'))
+            .join(client.id());
+        assert_eq!(client.wait_exit(WAIT), 0, "{}", client.log());
+        wait_done(&server, CONNS);
+        client.remove();
+        assert!(!client_dir.exists(), "{} is left", client_dir.display());
+
+        let want = BTreeMap::from([((namespace.clone(), "job".to_owned()), model(CONNS, false))]);
+        let deadline = Instant::now() + WAIT;
+        let text = loop {
+            let text = scrape(&ns, EXPORTER_PORT, WAIT);
+            if pods_in(&text) == want {
+                break text;
+            }
+            assert!(Instant::now() < deadline, "{:#?}\n{text}", pods_in(&text));
+            thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(
+            value(&text, "tcptools_exporter_groups", ("kind", "labeled")),
+            1.0,
+            "{text}"
+        );
+        // Scrapes later, the same: nothing moved to other series.
+        thread::sleep(Duration::from_secs(2));
+        let text = scrape(&ns, EXPORTER_PORT, WAIT);
+        assert_eq!(pods_in(&text), want, "{text}");
+        drop(server);
+        let done = exporter.stop();
+        assert!(done.status.success(), "{:?} {}", done.status, done.stderr);
+    }
+    drop(containerd);
+    let left = footprint.leftovers();
     assert!(left.is_empty(), "left after the drop: {left:#?}");
 }

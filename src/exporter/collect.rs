@@ -109,12 +109,14 @@ impl Programs {
 fn settings(config: &Config) -> types::exporter_settings {
     let mut s = types::exporter_settings {
         // Namespaces, pods and containers are named cgroups: the kernel counts by cgroup.
+        // Pods and namespaces by the parent of the socket's: a container's cgroup is a
+        // child of its pod's, which outlives it (a container gone before a scrape still
+        // counts under its pod). Containers need their own.
         group_by: match config.group_by {
             GroupBy::None => types::group_by::GROUP_NONE,
             GroupBy::Netns => types::group_by::GROUP_NETNS,
-            GroupBy::Cgroup | GroupBy::Namespace | GroupBy::Pod | GroupBy::Container => {
-                types::group_by::GROUP_CGROUP
-            }
+            GroupBy::Namespace | GroupBy::Pod => types::group_by::GROUP_CGROUP_PARENT,
+            GroupBy::Cgroup | GroupBy::Container => types::group_by::GROUP_CGROUP,
         },
         ..Default::default()
     };

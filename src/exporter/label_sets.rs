@@ -216,7 +216,9 @@ mod tests {
 
     /// Cgroups by id: 1-3 in pod web (its containers a, b, and a's restart c), 4 in pod
     /// db, 5 a Docker container, 6 a node service, 7 a pod no runtime names, 8 an unnamed
-    /// container in pod web.
+    /// container in pod web; and the parents the kernel keys `pod` and `namespace` by: 9
+    /// pod web's cgroup, 10 db's, 11 the unnamed pod's, 12 the node's services, 13 a QoS
+    /// class (the parent of a pod's own cgroup).
     fn path_of(cgroup: u64) -> String {
         let docker = format!("/system.slice/docker-{}.scope", id('d'));
         match cgroup {
@@ -228,6 +230,11 @@ mod tests {
             6 => "/system.slice/ssh.service".to_owned(),
             7 => format!("{}/{}", pod_dir(UID_UNKNOWN), id('f')),
             8 => format!("{}/{}", pod_dir(UID_WEB), id('9')),
+            9 => pod_dir(UID_WEB),
+            10 => pod_dir(UID_DB),
+            11 => pod_dir(UID_UNKNOWN),
+            12 => "/system.slice".to_owned(),
+            13 => "/kubepods/besteffort".to_owned(),
             n => n.to_string(),
         }
     }
@@ -403,5 +410,44 @@ mod tests {
         let got = s.scrape(&[(1, 3), (2, 2), (6, 1)], 0);
         let web = format!("/{UID_WEB}");
         assert_eq!(got, series(&[(&web, 5), ("/", 1), ("other", 0)]));
+    }
+
+    /// `--group-by pod` and `namespace` as the kernel keys them, by the parent of the
+    /// socket's cgroup: a pod's directory has the pod's names (no container), the node's
+    /// parents (a slice, a QoS class) empty ones; an unnamed pod's directory its uid.
+    #[test]
+    fn pod_directories_and_other_parents() {
+        let mut s = Scraper::new(GroupBy::Pod, runtimes(), 10);
+        let got = s.scrape(&[(9, 5), (10, 7), (12, 4), (13, 1)], 0);
+        let want = [("shop/web-0", 5), ("shop/db-0", 7), ("/", 5), ("other", 0)];
+        assert_eq!(got, series(&want));
+        let got = s.scrape(&[(9, 6), (10, 7), (11, 2), (12, 4), (13, 1)], 0);
+        let unknown = format!("/{UID_UNKNOWN}");
+        let want = [
+            ("shop/web-0", 6),
+            ("shop/db-0", 7),
+            (unknown.as_str(), 2),
+            ("/", 5),
+            ("other", 0),
+        ];
+        assert_eq!(got, series(&want));
+        let mut s = Scraper::new(GroupBy::Namespace, runtimes(), 10);
+        let got = s.scrape(&[(9, 5), (10, 7), (11, 2), (12, 4), (13, 1)], 0);
+        assert_eq!(got, series(&[("shop", 12), ("", 7), ("other", 0)]));
+    }
+
+    /// A pod's directory retired when the pod is deleted: its set ends with it.
+    #[test]
+    fn a_deleted_pod_s_directory_ends_its_set() {
+        let mut s = Scraper::new(GroupBy::Pod, runtimes(), 1);
+        assert_eq!(s.scrape(&[(9, 3)], 0)["shop/web-0"], 3);
+        s.sets.retire_cgroup(9, &busy(3));
+        s.dirs.clear();
+        assert_eq!(s.scrape(&[], 0), series(&[("other", 0)]));
+        assert_eq!(s.placed.sizes(), (0, 0));
+        assert_eq!(
+            s.scrape(&[(10, 2)], 0),
+            series(&[("shop/db-0", 2), ("other", 0)])
+        );
     }
 }

@@ -107,12 +107,15 @@ With --group-by cgroup or netns every TCP metric also carries cgroup=\"/path\" o
 netns=\"INODE\", taken from the socket; the --max-groups busiest groups (at the scrape that \
 first sees them) keep a label for the exporter's lifetime, the rest are summed into \
 \"other\", so no series ever goes down.\n\
-With --group-by namespace, pod or container the kernel still counts by cgroup, and each \
-cgroup is named by the node's container runtime (--runtime-endpoint; never the API server) \
-at the first scrape that sees it: namespace=\"NS\"; namespace and pod=\"NAME\"; or \
-namespace, pod and container=\"NAME\". A group is then a set of names: a pod's containers \
-are summed into it, and a restarted container's counts stay in it, so its counters never go \
-down; it ends when its cgroups are gone and its pod's cgroup too. Sockets in no pod have \
+With --group-by namespace, pod or container the kernel still counts by cgroup (with \
+namespace and pod by the parent of the socket's cgroup: a container's pod cgroup, which \
+outlives the container, so a container that ends before a scrape is still counted in its \
+pod; with container by the socket's own cgroup), and each cgroup is named by the node's \
+container runtime (--runtime-endpoint; never the API server) at the first scrape that sees \
+it: namespace=\"NS\"; namespace and pod=\"NAME\"; or namespace, pod and \
+container=\"NAME\". A group is then a set of names: a pod's containers are summed into \
+it, and a restarted container's counts stay in it, so its counters never go down; it ends \
+when its cgroups are gone and its pod's cgroup too. Sockets in no pod have \
 empty names (a Docker or podman container has its name in container=); a pod the runtime \
 does not name has namespace=\"\" and its uid in pod=, an unnamed container its id in \
 container=, for the cgroup's lifetime. A runtime that does not answer is one line on stderr \
@@ -145,8 +148,9 @@ It runs until SIGINT or SIGTERM.",
 };
 
 /// What the TCP metrics are labeled with besides family and states. The kernel groups by
-/// cgroup id or network namespace inode (`enum group_by`, bpf/exporter.h); namespace, pod
-/// and container are names of the socket's cgroup, given in user space.
+/// cgroup id, the id of the cgroup's parent, or network namespace inode (`enum group_by`,
+/// bpf/exporter.h); namespace, pod and container are names of that cgroup, given in user
+/// space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupBy {
     None,
@@ -175,7 +179,8 @@ impl GroupBy {
         }
     }
 
-    /// Whether the kernel keys this kind's groups by the socket's cgroup id.
+    /// Whether the kernel keys this kind's groups by a cgroup id: the socket's cgroup's, or
+    /// with namespace and pod its parent's.
     pub fn by_cgroup(self) -> bool {
         matches!(
             self,

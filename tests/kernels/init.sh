@@ -30,6 +30,9 @@ for arg in $(cat /proc/cmdline); do
 done
 T=/tmp/run
 PORT=5000
+# A pod's uid and a container's id as kubelet and the runtimes write them (--group-by pod).
+POD_UID=6f1e2d3c-4b5a-4697-8877-665544332211
+CONTAINER_ID=cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
 TRACING=/sys/kernel/tracing
 # Every kernel here has tp_btf (5.5+), but the tp_btf programs of the tools that keep
 # per-socket state need Linux 5.12 (socket storage in tracing programs came in 5.11,
@@ -293,17 +296,25 @@ metric() {
 
 # exporter VARIANT ENV [GROUP]: the exporter, scraped over IPv4 while the traffic runs over
 # IPv6 (the scrape's own connection cannot touch the family="ipv6" series, which must match
-# the traffic exactly); with GROUP, --group-by cgroup and the traffic in /tt/inner.
+# the traffic exactly); with GROUP cgroup, --group-by cgroup and the traffic in /tt/inner;
+# with GROUP pod, --group-by pod (no runtime) and the traffic in a container's cgroup of
+# kubelet's cgroupfs layout, which the kernel counts by its parent, the pod's cgroup.
 check_exporter() {
 	WHY= HOOK=? BUFFER=? G= args=
 	cg=/sys/fs/cgroup/tt
-	mkdir -p $cg/inner
-	if [ -n "$3" ]; then
-		G=',cgroup="/tt/inner"' args="--group-by cgroup"
-	fi
+	inner=$cg/inner
+	pod=$cg/kubepods/besteffort/pod$POD_UID
+	case "$3" in
+	cgroup) G=',cgroup="/tt/inner"' args="--group-by cgroup" ;;
+	pod)
+		inner=$pod/$CONTAINER_ID
+		G=",namespace=\"\",pod=\"$POD_UID\"" args="--group-by pod --runtime-endpoint none"
+		;;
+	esac
+	mkdir -p $inner
 	PAIRS=2
 	if start exporter 1 env $2 /bin/tcptools-exporter -v -l 127.0.0.1:9435 $args && trace_on &&
-		traffic_in "${3:+$cg/inner}" ::1 && sleep 1; then
+		traffic_in "${3:+$inner}" ::1 && sleep 1; then
 		probes=$(trace_count) || WHY="trace buffer overran"
 		if [ -z "$WHY" ] && timeout 30 wget -q -O $T.metrics http://127.0.0.1:9435/metrics &&
 			stop TERM; then
@@ -334,7 +345,7 @@ check_exporter() {
 		fi
 	fi
 	PAIRS=1
-	rmdir $cg/inner $cg 2>/dev/null
+	rmdir $inner $pod $cg/kubepods/besteffort $cg/kubepods $cg/inner $cg 2>/dev/null
 	name="exporter${3:+ --group-by $3}"
 	if [ -n "$WHY" ]; then
 		report "$name" "$HOOK $BUFFER" "FAIL: $WHY"
@@ -471,6 +482,7 @@ else
 	check_exporter btf ""
 	check_exporter raw TCPTOOLS_RAW_TP=1
 	check_exporter btf "" cgroup
+	check_exporter btf "" pod
 	check_containers btf ""
 	check_containers raw TCPTOOLS_RAW_TP=1
 	check_connlat_c btf ""

@@ -43,12 +43,13 @@ def running_series():
 
 # Checks init.sh reports per kernel, by tool: tcpstates on tp_btf and raw_tp, each over the
 # ring buffer and the perf buffer; tcpconnlat on tp_btf + ring buffer and raw_tp + perf
-# buffer; tcprtt on tp_btf and raw_tp; the exporter on tp_btf and raw_tp, and grouped by
-# cgroup; tcpstates -c, tcpconnlat -c and tcprtt -c on tp_btf and raw_tp; each tool once more
-# without vmlinux BTF. Unforced, tcpstates, tcpconnlat and the exporter attach with raw_tp
+# buffer; tcprtt on tp_btf and raw_tp; the exporter on tp_btf and raw_tp, grouped by cgroup,
+# and grouped by pod (keyed by the parent of the socket's cgroup); tcpstates -c, tcpconnlat
+# -c and tcprtt -c on tp_btf and raw_tp; each tool once more without vmlinux BTF. Unforced, tcpstates, tcpconnlat and the exporter attach with raw_tp
 # before Linux 5.12 (5.10 here).
 EXPECTED_CHECKS = {"tcpstates": 5, "tcpconnlat": 3, "tcprtt": 3, "exporter": 2,
-                   "exporter --group-by cgroup": 1, "tcptools-exporter": 1, "tcpstates -c": 2,
+                   "exporter --group-by cgroup": 1,
+                   "exporter --group-by pod": 1, "tcptools-exporter": 1, "tcpstates -c": 2,
                    "tcpconnlat -c": 2, "tcprtt -c": 2}
 
 
