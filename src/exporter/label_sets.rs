@@ -83,8 +83,8 @@ impl LabelSets {
         let unnamed = new.iter().any(|(_, who)| self.names(who.as_ref()).unnamed);
         // Names at first sight: a container is known to its runtime before its processes
         // run, but the cache may not have asked since.
-        if unnamed && self.runtimes.status().up {
-            self.runtimes.refresh();
+        if unnamed {
+            self.runtimes.refresh_if_up();
         }
         for (id, who) in new {
             let Names { values, .. } = self.names(who.as_ref());

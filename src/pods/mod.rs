@@ -111,7 +111,7 @@ impl PodArgs {
     /// With a selector: its cgroups now into `filter`, whose set then may grow (the tool
     /// traces nothing until a selected pod appears), and the selection to follow once the
     /// programs are loaded ([`Selection::follow`]).
-    pub fn select(
+    fn select(
         &self,
         filter: &mut ContainerFilter,
         runtimes: &Runtimes,
@@ -126,7 +126,7 @@ impl PodArgs {
 
     /// The names cache, started where names are printed (`names`) or selected; else one
     /// that asks nothing.
-    pub fn runtimes(&self, names: bool, tool: &'static str) -> Runtimes {
+    fn runtimes(&self, names: bool, tool: &'static str) -> Runtimes {
         if names || self.selector.is_some() {
             Runtimes::start(&self.endpoint, tool, crate::attach::verbose())
         } else {

@@ -111,22 +111,21 @@ impl Identities {
             ..Shown::default()
         };
         if let Some(identity) = identity {
-            if !self.name(&identity, &mut shown) && self.may_wait(id) {
-                self.runtimes.refresh();
+            let named = self.name(&identity, &mut shown);
+            if !named && self.first_wait(id) && self.runtimes.refresh_if_up() {
                 self.name(&identity, &mut shown);
             }
         }
         shown
     }
 
-    /// Whether to wait for the runtime's names of cgroup `id`, once: a container that just
-    /// started is named by the next refresh, a second at most. Only once per cgroup, and only
-    /// while the runtime answers, so that output never stalls on one that does not.
-    fn may_wait(&mut self, id: u64) -> bool {
+    /// Whether this is the first time cgroup `id` waits for the runtime's names: a container
+    /// that just started is named by the next refresh, a second at most; once per cgroup.
+    fn first_wait(&mut self, id: u64) -> bool {
         if self.waited.len() >= MAX_KNOWN {
             self.waited.clear();
         }
-        self.waited.insert(id) && self.runtimes.status().up
+        self.waited.insert(id)
     }
 
     /// Fills `shown` with the runtime's names of `identity`; false if one it tells of is not

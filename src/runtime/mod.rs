@@ -217,6 +217,17 @@ impl Runtimes {
         self.owner.0.refresh(REFRESH_WAIT);
     }
 
+    /// Refreshes now, waiting, only while the runtimes answer (the last refresh of every
+    /// endpoint succeeded): what a caller that met an unnamed new cgroup does, so that its
+    /// output never stalls on a runtime that does not answer. Whether it refreshed.
+    pub fn refresh_if_up(&self) -> bool {
+        let up = self.status().up;
+        if up {
+            self.refresh();
+        }
+        up
+    }
+
     /// The endpoints asked now (named ones, and found ones whose socket exists), whether
     /// each answered its last refresh (false with none), and the failed calls since start.
     pub fn status(&self) -> Status {
