@@ -904,6 +904,40 @@ for s in conns:
 print('done', flush=True)
 "#;
 
+/// The sockets whose changes are neither a client's nor an accepted socket's whole path (at
+/// most five), each as its list of changes: what a failure needs to tell a lost event from a
+/// connection that took another path (a reset, a retransmitted FIN).
+fn off_the_paths(by_socket: &std::collections::HashMap<&str, Vec<&Value>>) -> Vec<Vec<String>> {
+    let client = [
+        "CLOSE -> SYN_SENT",
+        "SYN_SENT -> ESTABLISHED",
+        "ESTABLISHED -> FIN_WAIT1",
+    ];
+    let client_end = ["FIN_WAIT1 -> FIN_WAIT2", "FIN_WAIT2 -> CLOSE"];
+    let server = [
+        "LISTEN -> SYN_RECV",
+        "SYN_RECV -> ESTABLISHED",
+        "ESTABLISHED -> CLOSE_WAIT",
+    ];
+    let server_end = ["CLOSE_WAIT -> LAST_ACK", "LAST_ACK -> CLOSE"];
+    let listener = ["CLOSE -> LISTEN", "LISTEN -> CLOSE"];
+    let paths: [Vec<&str>; 3] = [
+        [&client[..], &client_end[..]].concat(),
+        [&server[..], &server_end[..]].concat(),
+        listener.to_vec(),
+    ];
+    by_socket
+        .values()
+        .map(|changes| changes.iter().map(|e| transition(e)).collect::<Vec<_>>())
+        .filter(|seq| {
+            !paths
+                .iter()
+                .any(|p| p.iter().copied().eq(seq.iter().map(String::as_str)))
+        })
+        .take(5)
+        .collect()
+}
+
 /// 12,000 connections held open (24,000 sockets and a listener), then closed: every change
 /// whose start was seen has a non-zero MS (the 10,240-entry table of old filled up and
 /// printed 0.000), and tcpconnlat prints every connect. The raw_tp fallback, which keeps a
@@ -1021,7 +1055,9 @@ fn twelve_thousand_connections_keep_their_durations() {
         (skipped(&done) as i64, missing),
         (lost, lost),
         "(reported skips, missing events) vs bpftool's recursion_misses - catches \
-         {account:?}; stderr: {}",
+         {account:?}; census {:?}; sockets off the two paths: {:#?}; stderr: {}",
+        census(&events),
+        off_the_paths(&by_socket),
         done.stderr
     );
     assert_changes(&events, &transitions_of(N, true, 1), &done);

@@ -272,7 +272,7 @@ fn deb_installs_runs_and_purges_cleanly() {
         verify.stderr
     );
     let text = fs::read_to_string(unit).expect("unit");
-    assert!(text.contains("\nExecStart=/usr/sbin/tcptools-exporter --listen 127.0.0.1:9435\n"));
+    assert!(text.contains("\nExecStart=/usr/sbin/tcptools-exporter --listen 127.0.0.1:10187\n"));
     assert!(!text.contains("/usr/local"), "{text}");
     let enabled = must(
         "find",

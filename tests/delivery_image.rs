@@ -181,13 +181,13 @@ fn image_runs_with_two_capabilities_and_counts_traffic() {
     );
     assert_eq!(
         config["Cmd"],
-        serde_json::json!(["--listen", "0.0.0.0:9435"])
+        serde_json::json!(["--listen", "0.0.0.0:10187"])
     );
     // One layer, the binaries and the C library they load: nothing else.
     let layers = podman.must(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", &image]);
     assert_eq!(layers.trim(), "1");
 
-    // The container joins this test's network namespace, so its 0.0.0.0:9435 is private.
+    // The container joins this test's network namespace, so its 0.0.0.0:10187 is private.
     let ns = Netns::new("image");
     let cgroup2 = cgroup2_mount();
     let cgroup2 = cgroup2.to_str().expect("UTF-8 mount");
@@ -234,7 +234,7 @@ fn image_runs_with_two_capabilities_and_counts_traffic() {
         "nproc=32768:32768",
         &image,
         "--listen",
-        "0.0.0.0:9435",
+        "0.0.0.0:10187",
         "-D",
         &ports,
         "--group-by",
@@ -243,7 +243,7 @@ fn image_runs_with_two_capabilities_and_counts_traffic() {
     thread::sleep(Duration::from_millis(500));
     let (_, _, logs) = podman.run(&["logs", &podman.container]);
     assert!(!logs.contains("failed"), "{logs}");
-    let first = scrape(&ns, 9435);
+    let first = scrape(&ns, 10187);
     assert!(
         first.contains("tcptools_exporter_attach_info{hook=\"tp_btf\""),
         "{first}"
@@ -299,7 +299,7 @@ fn image_runs_with_two_capabilities_and_counts_traffic() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut text;
     loop {
-        text = scrape(&ns, 9435);
+        text = scrape(&ns, 10187);
         let all = samples(&text);
         let counts: Vec<Option<f64>> = expected
             .iter()
@@ -335,7 +335,7 @@ fn image_runs_with_two_capabilities_and_counts_traffic() {
     assert_eq!(code.trim(), "0", "{logs:?}");
     assert!(
         logs.1
-            .contains("Serving metrics on http://0.0.0.0:9435/metrics"),
+            .contains("Serving metrics on http://0.0.0.0:10187/metrics"),
         "{logs:?}"
     );
 }

@@ -109,7 +109,7 @@ fn help_and_version() {
     let help = done.stdout.join("\n");
     for needle in [
         "--listen",
-        "127.0.0.1:9435",
+        "127.0.0.1:10187",
         "--localport",
         "--remoteport",
         "--group-by",

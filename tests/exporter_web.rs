@@ -16,7 +16,7 @@ use common::web::{
 use common::Netns;
 
 /// The exporter's port inside each test's namespace.
-const PORT: u16 = 9435;
+const PORT: u16 = 10187;
 const PROMETHEUS_PORT: u16 = 9090;
 /// What the exporter answers an unauthenticated request with.
 const CHALLENGE: &str = "Basic realm=\"tcptools-exporter\"";

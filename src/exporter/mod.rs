@@ -18,7 +18,7 @@ pub use metrics::{slot_of, Counts, Groups, HistKind, Log2Hist, Outcome};
 pub use options::{Config, GroupBy, Options};
 
 /// Default address of the `/metrics` endpoint.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9435";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:10187";
 
 /// Log2 slots of the RTT histogram: the tools' (bpf/tcprtt.h `MAX_SLOTS`).
 pub const RTT_SLOTS: usize = crate::tcprtt::MAX_SLOTS;

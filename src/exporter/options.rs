@@ -11,8 +11,8 @@ use crate::runtime::Endpoint;
 
 /// Examples shown by `--help`.
 pub const EXAMPLES: &str = "EXAMPLES:
-    tcptools-exporter                          # serve http://127.0.0.1:9435/metrics
-    tcptools-exporter --listen 0.0.0.0:9435    # serve on every address
+    tcptools-exporter                          # serve http://127.0.0.1:10187/metrics
+    tcptools-exporter --listen 0.0.0.0:10187    # serve on every address
     tcptools-exporter -L 80,443                # count sockets of local ports 80 and 443 only
     tcptools-exporter -D 5432                  # count connections to remote port 5432 only
     tcptools-exporter --group-by cgroup        # label every TCP metric with the socket's cgroup
@@ -24,7 +24,7 @@ pub const EXAMPLES: &str = "EXAMPLES:
 pub struct Options {
     /// Address and port to serve /metrics on
     ///
-    /// IP:PORT to serve on ([::1]:9435 for IPv6); --web.listen-address is the same option,
+    /// IP:PORT to serve on ([::1]:10187 for IPv6); --web.listen-address is the same option,
     /// as node_exporter names it.
     #[arg(
         short = 'l',
@@ -290,7 +290,7 @@ mod tests {
     fn listen_addresses() {
         assert_eq!(
             config_of::<Options>(&[]).unwrap().listen.to_string(),
-            "127.0.0.1:9435"
+            "127.0.0.1:10187"
         );
         assert_eq!(
             config_of::<Options>(&["-l", "[::1]:80"])

@@ -313,10 +313,10 @@ check_exporter() {
 	esac
 	mkdir -p $inner
 	PAIRS=2
-	if start exporter 1 env $2 /bin/tcptools-exporter -v -l 127.0.0.1:9435 $args && trace_on &&
+	if start exporter 1 env $2 /bin/tcptools-exporter -v -l 127.0.0.1:10187 $args && trace_on &&
 		traffic_in "${3:+$inner}" ::1 && sleep 1; then
 		probes=$(trace_count) || WHY="trace buffer overran"
-		if [ -z "$WHY" ] && timeout 30 wget -q -O $T.metrics http://127.0.0.1:9435/metrics &&
+		if [ -z "$WHY" ] && timeout 30 wget -q -O $T.metrics http://127.0.0.1:10187/metrics &&
 			stop TERM; then
 			sed -n 's|^tcp_state_transitions_total{family="ipv6",old_state="\([A-Z_0-9]*\)",new_state="\([A-Z_0-9]*\)"'"$G"'} \([0-9]*\)$|\3 \1 \2|p' \
 				$T.metrics | sort -k2 >$T.got
