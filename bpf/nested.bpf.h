@@ -14,18 +14,12 @@
  * stack (level 0) or elsewhere (level 1). (preempt_count would say it too, but it is a
  * per-CPU variable that kernels without CONFIG_KALLSYMS_ALL do not let BPF programs
  * address, this machine's among them.) Each level has a per-CPU counter of main program
- * runs: the main program adds one to its level's at entry. The catcher takes one from its
- * level's counter when there is one, else it catches.
- *
- * Leftovers: a softirq that interrupts a task-level catcher runs its main program (counted
- * at level 1) but not its catcher (skipped), so level 1's counter keeps a run no catcher
- * will take. Left there, it would pair with the next softirq event whose main program is
- * skipped, and that event would be lost in silence (seen: 32 of 120,002 changes, with
- * recursion_misses and catches equal). So every task-level run clears level 1's counter
- * when no softirq can be in progress on its CPU: the main program at entry, and the
- * catcher as its last step. What remains is the kernel's few instructions after a catcher's
- * code and before its `active` drops, followed by a skip that lands in the kernel's
- * prologue of the next task-level main program, before that program's first step. On a kernel that re-enters programs instead of skipping
+ * runs: the main program adds one to its level's at entry, and at level 0 clears level 1's
+ * (left over when a softirq's catcher was skipped: when a task-level main program starts,
+ * no softirq is in progress on its CPU). The catcher takes one from its level's counter
+ * when there is one, else it catches. This holds in the kernel's own prologue and epilogue
+ * around the main program too, where the program is already `active` but has not yet, or
+ * no longer, run any of its code. On a kernel that re-enters programs instead of skipping
  * them (older kernels lack the per-program counter), every main program run is followed by
  * its catcher's, the counts pair up and the catcher never catches, even where softirqs run
  * on the task's stack and both contexts read as level 0.
@@ -115,9 +109,6 @@ static __always_inline int nested_skipped(void *ctx, void *map, const int hook)
 	level = nested_level(ctx, st, 1, hook) & 1;
 	if (st->ran[level]) {
 		st->ran[level] -= 1;
-		/* The catcher's last step at level 0 clears level 1's leftovers too. */
-		if (level == 0)
-			st->ran[1] = 0;
 		return 0;
 	}
 	st->catches += 1;
