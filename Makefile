@@ -220,9 +220,14 @@ image-context:
 		done; \
 	done
 
+# The OCI labels version, revision and source (IMAGE_SOURCE: the repository's URL).
+IMAGE_SOURCE   ?= $(shell git remote get-url origin 2>/dev/null || echo unknown)
+IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE_ARGS     := --build-arg VERSION=$(VERSION) --build-arg REVISION=$(IMAGE_REVISION) \
+	--build-arg SOURCE=$(IMAGE_SOURCE)
 image: release
 	@$(MAKE) --no-print-directory image-context
-	podman build -f Containerfile -t $(IMAGE) $(IMAGE_CONTEXT)
+	podman build -f Containerfile $(IMAGE_ARGS) -t $(IMAGE) $(IMAGE_CONTEXT)
 
 clean:
 	$(CARGO) clean

@@ -183,6 +183,7 @@ fn deb_installs_runs_and_purges_cleanly() {
     }
     for path in [
         "/usr/lib/systemd/system/tcptools-exporter.service",
+        "/etc/default/tcptools-exporter",
         "/usr/share/doc/tcptools/copyright",
         "/usr/share/doc/tcptools/changelog.Debian.gz",
     ] {
@@ -272,7 +273,19 @@ fn deb_installs_runs_and_purges_cleanly() {
         verify.stderr
     );
     let text = fs::read_to_string(unit).expect("unit");
-    assert!(text.contains("\nExecStart=/usr/sbin/tcptools-exporter --listen 127.0.0.1:10187\n"));
+    assert!(text.contains("\nEnvironmentFile=-/etc/default/tcptools-exporter\n"));
+    assert!(text.contains("\nExecStart=/usr/sbin/tcptools-exporter $ARGS\n"));
+    // Its arguments: a conffile the unit reads, whose listen address the exporter takes.
+    let conffiles = must("dpkg-query", &["-W", "-f=${Conffiles}", "tcptools"]);
+    assert!(
+        conffiles.contains("/etc/default/tcptools-exporter "),
+        "{conffiles}"
+    );
+    let default = fs::read_to_string("/etc/default/tcptools-exporter").expect("default");
+    assert!(
+        default.contains("\nARGS=\"--web.listen-address 127.0.0.1:10187\"\n"),
+        "{default}"
+    );
     assert!(!text.contains("/usr/local"), "{text}");
     let enabled = must(
         "find",

@@ -15,6 +15,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -164,17 +165,39 @@ fn image_runs_with_two_capabilities_and_counts_traffic() {
 
     let image = format!("localhost/tcptools-test:{}", std::process::id());
     let containerfile = Path::new(ROOT).join("Containerfile");
+    let version = format!("VERSION={}", env!("CARGO_PKG_VERSION"));
     podman.must(&[
         "build",
         "-q",
         "-f",
         containerfile.to_str().expect("UTF-8"),
+        "--build-arg",
+        &version,
+        "--build-arg",
+        "REVISION=0123456789abcdef",
+        "--build-arg",
+        "SOURCE=https://example.invalid/tcptools",
         "-t",
         &image,
         context.to_str().expect("UTF-8"),
     ]);
     let config = podman.must(&["image", "inspect", "-f", "{{json .Config}}", &image]);
     let config: serde_json::Value = serde_json::from_str(&config).expect("image config");
+    // The OCI labels of what it was built from, as `make image` passes them.
+    let labels = &config["Labels"];
+    for (key, value) in [
+        ("version", env!("CARGO_PKG_VERSION")),
+        ("revision", "0123456789abcdef"),
+        ("source", "https://example.invalid/tcptools"),
+    ] {
+        let key = format!("org.opencontainers.image.{key}");
+        assert_eq!(labels[&key], value, "{key}: {labels}");
+    }
+    let make = fs::read_to_string(Path::new(ROOT).join("Makefile")).expect("Makefile");
+    assert!(
+        make.contains("podman build -f Containerfile $(IMAGE_ARGS)"),
+        "make image passes the labels' build arguments"
+    );
     assert_eq!(
         config["Entrypoint"],
         serde_json::json!(["/usr/sbin/tcptools-exporter"])

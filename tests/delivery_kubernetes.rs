@@ -169,3 +169,33 @@ fn daemonset_asks_for_no_more_than_it_needs() {
     );
     assert_eq!(spec.iter().filter(|l| **l == "readOnly: true").count(), 3);
 }
+
+/// Scheduled only where the image runs (Linux, its architecture), and probed on the paths
+/// that need no auth and no scrape (so a web config with TLS or basic auth keeps it ready).
+#[test]
+fn daemonset_selects_its_nodes_and_probes_without_a_scrape() {
+    let text = fs::read_to_string(Path::new(ROOT).join("contrib/kubernetes/daemonset.yaml"))
+        .expect("daemonset.yaml");
+    let spec: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    let after = |key: &str, n: usize| -> Vec<&str> {
+        let at = spec.iter().position(|l| *l == key).unwrap_or_else(|| panic!("{key}"));
+        spec[at + 1..at + 1 + n].to_vec()
+    };
+    assert_eq!(
+        after("nodeSelector:", 2),
+        ["kubernetes.io/os: linux", "kubernetes.io/arch: amd64"]
+    );
+    assert_eq!(
+        after("livenessProbe:", 3),
+        ["httpGet:", "path: /-/healthy", "port: metrics"]
+    );
+    assert_eq!(
+        after("readinessProbe:", 3),
+        ["httpGet:", "path: /-/ready", "port: metrics"]
+    );
+    assert!(!spec.contains(&"path: /metrics"), "a probe scrapes");
+}
