@@ -462,7 +462,10 @@ impl App {
     /// it does not answer in time, 500 if the scrape failed.
     async fn metrics(&self, gzip: bool) -> Response<Full<Bytes>> {
         let Ok(_in_flight) = self.scrapes_in_flight.try_acquire() else {
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "too many scrapes at once\n");
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many scrapes at once\n",
+            );
         };
         let (reply, answer) = oneshot::channel();
         let body = match self.scrapes.send(reply) {
@@ -707,7 +710,10 @@ mod tests {
         assert_eq!(route(&Method::GET, "/metrics/"), Route::NotFound);
         assert_eq!(route(&Method::POST, "/x"), Route::NotFound);
         assert_eq!(super::route(&Method::GET, "/m/x", "/m/x"), Route::Metrics);
-        assert_eq!(super::route(&Method::GET, "/metrics", "/m/x"), Route::NotFound);
+        assert_eq!(
+            super::route(&Method::GET, "/metrics", "/m/x"),
+            Route::NotFound
+        );
     }
 
     #[test]

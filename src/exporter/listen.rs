@@ -56,8 +56,8 @@ fn listener(addr: SocketAddr, dual_stack: bool) -> Result<TcpListener> {
 /// The listening TCP sockets systemd passed (LISTEN_FDS for this LISTEN_PID), at least one.
 /// Call it before any thread starts: it clears those variables from the environment.
 pub fn from_systemd() -> Result<Vec<TcpListener>> {
-    let passed = activation::receive_descriptors(true)
-        .context("cannot take the sockets systemd passed")?;
+    let passed =
+        activation::receive_descriptors(true).context("cannot take the sockets systemd passed")?;
     if passed.is_empty() {
         bail!("--web.systemd-socket: systemd passed no socket (LISTEN_FDS, LISTEN_PID)");
     }

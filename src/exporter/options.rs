@@ -442,11 +442,26 @@ mod tests {
     #[test]
     fn systemd_socket_and_telemetry_path() {
         let c = config_of::<Options>(&[]).unwrap();
-        assert_eq!((c.systemd_socket, c.telemetry_path.as_str()), (false, "/metrics"));
+        assert_eq!(
+            (c.systemd_socket, c.telemetry_path.as_str()),
+            (false, "/metrics")
+        );
         let c = config_of::<Options>(&["--web.systemd-socket", "--web.telemetry-path", "/x/m_1"]);
         let c = c.unwrap();
-        assert_eq!((c.systemd_socket, c.telemetry_path.as_str()), (true, "/x/m_1"));
-        for bad in ["", "metrics", "/", "/-/healthy", "/-/ready", "/a b", "/a?b", "/\"a"] {
+        assert_eq!(
+            (c.systemd_socket, c.telemetry_path.as_str()),
+            (true, "/x/m_1")
+        );
+        for bad in [
+            "",
+            "metrics",
+            "/",
+            "/-/healthy",
+            "/-/ready",
+            "/a b",
+            "/a?b",
+            "/\"a",
+        ] {
             let err = config_of::<Options>(&["--web.telemetry-path", bad]).unwrap_err();
             let want = format!("invalid --web.telemetry-path: {bad} (an absolute path other than /, /-/healthy and /-/ready, of letters, digits and / - _ . ~)");
             assert_eq!(err, UsageError::new(want), "{bad:?}");
