@@ -76,10 +76,10 @@ pub fn from_systemd() -> Result<Vec<TcpListener>> {
 }
 
 /// Raises the soft limit on open descriptors to the hard one, and returns how many
-/// connections fit in it besides `RESERVED_DESCRIPTORS`.
+/// connections fit in it besides `RESERVED_DESCRIPTORS` (no bound if it cannot be read).
 pub fn raise_descriptor_limit() -> u64 {
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return 0;
+        return u64::MAX;
     };
     let limit = match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
         Ok(()) => hard,
