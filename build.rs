@@ -3,10 +3,15 @@
 //! tools' skeletons; the bench examples include the lab's themselves.
 //!
 //! `CLANG` names the compiler (default `clang`); `BPF_CFLAGS` adds flags.
+//!
+//! It also sets what tcptools_exporter_build_info reports: `TCPTOOLS_REVISION` (the git
+//! commit when built from a git checkout, else "unknown"), `TCPTOOLS_RUSTC_VERSION` (`rustc
+//! -V`'s version) and `TCPTOOLS_TARGET` (the target triple).
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use libbpf_cargo::SkeletonBuilder;
 
@@ -45,6 +50,8 @@ fn main() {
     if let Ok(extra) = env::var("BPF_CFLAGS") {
         clang_args.extend(extra.split_whitespace().map(str::to_owned));
     }
+
+    build_info(&manifest);
 
     let mut sources = bpf_sources(&bpf_dir);
     sources.extend(bpf_sources(&lab_dir));
@@ -87,4 +94,45 @@ fn bpf_sources(dir: &Path) -> Vec<(String, PathBuf)> {
         .collect();
     sources.sort();
     sources
+}
+
+/// The build's facts for tcptools_exporter_build_info.
+fn build_info(manifest: &Path) {
+    println!("cargo:rustc-env=TCPTOOLS_REVISION={}", revision(manifest));
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    // `rustc 1.88.0 (6b00bc388 2025-06-23)`: the version is the second word.
+    let version = output(Command::new(rustc).arg("-V"));
+    let version = version.as_deref().and_then(|v| v.split_whitespace().nth(1));
+    println!(
+        "cargo:rustc-env=TCPTOOLS_RUSTC_VERSION={}",
+        version.unwrap_or("unknown")
+    );
+    let target = env::var("TARGET").expect("set by cargo");
+    println!("cargo:rustc-env=TCPTOOLS_TARGET={target}");
+}
+
+/// The commit checked out, if `manifest` is the top of a git work tree; a new commit or
+/// checkout reruns the build.
+fn revision(manifest: &Path) -> String {
+    let git = |args: &[&str]| output(Command::new("git").arg("-C").arg(manifest).args(args));
+    let top = git(&["rev-parse", "--show-toplevel"]).map(PathBuf::from);
+    if top.and_then(|t| t.canonicalize().ok()) != manifest.canonicalize().ok() {
+        return "unknown".to_owned();
+    }
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+    let watched = ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref());
+    for name in watched {
+        // A path that does not exist would rerun every build.
+        let path = git(&["rev-parse", "--git-path", name]).map(|p| manifest.join(p));
+        if let Some(path) = path.filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+    git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// A command's standard output, trimmed, if it ran and succeeded.
+fn output(command: &mut Command) -> Option<String> {
+    let out = command.output().ok().filter(|o| o.status.success())?;
+    Some(String::from_utf8(out.stdout).ok()?.trim().to_owned())
 }

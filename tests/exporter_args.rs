@@ -25,6 +25,16 @@ fn usage_errors() {
         64,
         "invalid listen address: 127.0.0.1",
     );
+    assert_fails(
+        &["-l", ":10187", "--web.listen-address", ":x"],
+        64,
+        "invalid listen address: :x",
+    );
+    assert_fails(
+        &["--web.telemetry-path", "metrics"],
+        64,
+        "invalid --web.telemetry-path: metrics",
+    );
     assert_fails(&["-L", "80abc"], 64, "Invalid ports: 80abc");
     assert_fails(&["-D", "0"], 64, "Invalid ports: 0");
     assert_fails(&["--bogus"], 64, "tcptools-exporter: ");

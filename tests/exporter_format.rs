@@ -1,5 +1,6 @@
 //! Golden tests of tcptools-exporter's exposition of the kernel's counts (no BPF, no root).
 
+use tcptools::exporter::http::Serving;
 use tcptools::exporter::metrics::{attempt_index, hist_index, transition_index, HIST_SLOTS};
 use tcptools::exporter::{
     render, slot_le, slot_of, Counts, HistKind, Log2Hist, Outcome, Own, Series,
@@ -67,6 +68,50 @@ fn own() -> Own {
     }
 }
 
+/// build_info's line: build.rs sets the revision, rustc version and target.
+fn build_info() -> String {
+    format!(
+        "tcptools_exporter_build_info{{version=\"0.1.0\",revision=\"{}\",rustc_version=\"{}\",target=\"{}\"}} 1",
+        env!("TCPTOOLS_REVISION"),
+        env!("TCPTOOLS_RUSTC_VERSION"),
+        env!("TCPTOOLS_TARGET")
+    )
+}
+
+/// The HTTP side's figures, golden.
+#[test]
+fn serving_figures() {
+    let own = Own {
+        serving: Some(Serving {
+            responses: vec![(200, 7), (401, 2), (500, 1), (503, 0)],
+            scrape_errors: 1,
+            last_scrape_seconds: 0.0025,
+            connections_shed: 976,
+            connections_refused: 3,
+        }),
+        ..own()
+    };
+    let text = render(&[], &own);
+    assert_lines(
+        &text,
+        &[
+            "# HELP tcptools_exporter_scrape_duration_seconds Time the previous scrape took to read the kernel's counts and render them.",
+            "# TYPE tcptools_exporter_scrape_duration_seconds gauge",
+            "tcptools_exporter_scrape_duration_seconds 0.0025",
+            "# TYPE tcptools_exporter_scrape_errors_total counter",
+            "tcptools_exporter_scrape_errors_total 1",
+            "# TYPE tcptools_exporter_http_requests_total counter",
+            "tcptools_exporter_http_requests_total{code=\"200\"} 7",
+            "tcptools_exporter_http_requests_total{code=\"401\"} 2",
+            "tcptools_exporter_http_requests_total{code=\"500\"} 1",
+            "tcptools_exporter_http_requests_total{code=\"503\"} 0",
+            "tcptools_exporter_http_connections_shed_total 976",
+            "tcptools_exporter_http_connections_refused_total 3",
+        ],
+    );
+    assert!(!render(&[], &self::own()).contains("tcptools_exporter_http_"));
+}
+
 fn assert_lines(text: &str, lines: &[&str]) {
     for line in lines {
         assert!(
@@ -112,7 +157,7 @@ fn every_socket_s_series() {
             "tcp_state_duration_seconds_bucket{family=\"ipv4\",state=\"SYN_SENT\",le=\"2.097151\"} 2",
             "tcp_state_duration_seconds_bucket{family=\"ipv4\",state=\"SYN_SENT\",le=\"4.194303\"} 3",
             "tcp_state_duration_seconds_count{family=\"ipv4\",state=\"SYN_SENT\"} 3",
-            "tcptools_exporter_build_info{version=\"0.1.0\"} 1",
+            &build_info(),
             "tcptools_exporter_attach_info{hook=\"tp_btf\",socket_storage=\"true\"} 1",
             "tcptools_exporter_sockets_untracked_total 0",
         ],

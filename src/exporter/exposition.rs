@@ -8,6 +8,7 @@ use prometheus::proto::{
 use prometheus::{Encoder, TextEncoder};
 
 use super::collect::{MapFill, ProgramStats};
+use super::http::Serving;
 use super::metrics::{Counts, HistKind, Log2Hist, Outcome, FAMILIES, STATES};
 use crate::runtime::Status;
 use crate::tcpstates::state_name;
@@ -66,6 +67,8 @@ pub struct Own {
     /// How the programs attached: hook and socket storage.
     pub hook: String,
     pub sk_storage: bool,
+    /// The HTTP side's figures (none in renders outside a server).
+    pub serving: Option<Serving>,
 }
 
 /// The whole exposition.
@@ -100,6 +103,10 @@ pub fn families_served() -> Vec<crate::cli::Term> {
         }],
         groups: Some((0, 0)),
         runtime: Some(Status::default()),
+        serving: Some(Serving {
+            responses: vec![(200, 0)],
+            ..Serving::default()
+        }),
         ..Own::default()
     };
     let series = Series {
@@ -262,9 +269,9 @@ fn own_families(own: &Own) -> Vec<MetricFamily> {
     let mut families = vec![
         family(
             "tcptools_exporter_build_info",
-            "The exporter's version; the value is 1.",
+            "The exporter's version, git revision (or unknown), the rustc that built it and its target; the value is 1.",
             MetricType::GAUGE,
-            vec![gauge(vec![label(("version", env!("CARGO_PKG_VERSION")))], 1.0)],
+            vec![gauge(build_labels(), 1.0)],
         ),
         family(
             "tcptools_exporter_attach_info",
@@ -307,7 +314,65 @@ fn own_families(own: &Own) -> Vec<MetricFamily> {
     }
     families.extend(fill_families(own));
     families.extend(runtime_families(own));
+    families.extend(serving_families(own));
     families
+}
+
+/// build_info's labels, set by build.rs.
+fn build_labels() -> Vec<LabelPair> {
+    vec![
+        label(("version", env!("CARGO_PKG_VERSION"))),
+        label(("revision", env!("TCPTOOLS_REVISION"))),
+        label(("rustc_version", env!("TCPTOOLS_RUSTC_VERSION"))),
+        label(("target", env!("TCPTOOLS_TARGET"))),
+    ]
+}
+
+/// The HTTP side's: scrapes, responses and connections.
+fn serving_families(own: &Own) -> Vec<MetricFamily> {
+    let Some(serving) = &own.serving else {
+        return Vec::new();
+    };
+    let by_code = serving.responses.iter().map(|(code, n)| {
+        let code = code.to_string();
+        counter(vec![label(("code", code.as_str()))], *n)
+    });
+    vec![
+        // A gauge of the last scrape, as node_exporter's
+        // node_scrape_collector_duration_seconds and Prometheus' scrape_duration_seconds:
+        // scrapes come at the scrape interval, so a histogram would add series for the
+        // same one sample per interval that Prometheus already stores.
+        family(
+            "tcptools_exporter_scrape_duration_seconds",
+            "Time the previous scrape took to read the kernel's counts and render them.",
+            MetricType::GAUGE,
+            vec![gauge(vec![], serving.last_scrape_seconds)],
+        ),
+        family(
+            "tcptools_exporter_scrape_errors_total",
+            "Scrapes that failed (answered 500).",
+            MetricType::COUNTER,
+            vec![counter(vec![], serving.scrape_errors)],
+        ),
+        family(
+            "tcptools_exporter_http_requests_total",
+            "HTTP requests answered, by status code.",
+            MetricType::COUNTER,
+            by_code.collect(),
+        ),
+        family(
+            "tcptools_exporter_http_connections_shed_total",
+            "Connections closed at the connection bound to make room for a new one: the one that had waited longest for a request.",
+            MetricType::COUNTER,
+            vec![counter(vec![], serving.connections_shed)],
+        ),
+        family(
+            "tcptools_exporter_http_connections_refused_total",
+            "New connections closed at the connection bound because every open one had a request being answered.",
+            MetricType::COUNTER,
+            vec![counter(vec![], serving.connections_refused)],
+        ),
+    ]
 }
 
 /// Whether the runtimes that name namespaces, pods and containers answer.

@@ -1,19 +1,25 @@
-//! The exporter's HTTP side: GET /metrics and a landing page at /, over HTTP/1.1, plain or
-//! TLS, with basic auth when the web config asks, served by hyper on a small tokio runtime
-//! of its own thread. The main thread owns the BPF state: each scrape asks it for the
+//! The exporter's HTTP side: GET the metrics (`--web.telemetry-path`), a landing page at /,
+//! and the probes /-/healthy and /-/ready, over HTTP/1.1, plain or TLS, with basic auth when
+//! the web config asks, served by hyper on a small tokio runtime of its own thread, for every
+//! listener at once. The main thread owns the BPF state: each scrape asks it for the
 //! exposition through a channel and waits for the answer on a oneshot.
 //!
 //! Every connection is a task of its own, so a slow, idle or hostile client delays only
-//! itself, and every connection is bounded: at most `MAX_CONNECTIONS` at once (others are
-//! closed at once), `TLS_HANDSHAKE_TIMEOUT` for the handshake, `HEADER_READ_TIMEOUT` for a
-//! request head of at most `MAX_HEADER_BYTES` (which also ends an idle keep-alive), and
-//! `RESPONSE_TIMEOUT` from a request to its response taken. Request bodies are ignored.
+//! itself, and every connection is bounded: `TLS_HANDSHAKE_TIMEOUT` for the handshake,
+//! `HEADER_READ_TIMEOUT` for a request head of at most `MAX_HEADER_BYTES` (which also ends
+//! an idle keep-alive), and `RESPONSE_TIMEOUT` from a request to its response taken. At
+//! most `MAX_CONNECTIONS` are open at once: a new one takes the place of the one that has
+//! waited longest for a request (connections.rs), so held connections never refuse a
+//! scrape; and at most `MAX_SCRAPES_IN_FLIGHT` scrapes are answered at once, as promhttp
+//! bounds requests in flight. Request bodies are ignored.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::TcpListener;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
@@ -27,15 +33,19 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 
 use super::auth::{Users, REALM};
+use super::connections::{Connections, Shed, Slot};
 use super::web_config::WebConfig;
 
-/// Connections served at once; more are closed as soon as they are accepted.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Connections open at once (fewer if the descriptor limit is lower); at the bound, a new
+/// one takes the place of the one that has waited longest for a request.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Scrapes answered at once, as node_exporter's --web.max-requests (40); more get a 503.
+pub const MAX_SCRAPES_IN_FLIGHT: usize = 40;
 /// Time a client has to complete the TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a client has to send a request head, from the connection's start or from the end
@@ -54,22 +64,78 @@ const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// Tasks run on two workers; bcrypt runs on the blocking pool, one at a time.
 const WORKERS: usize = 2;
 const BLOCKING_THREADS: usize = 2;
-/// How often the accept loop looks at the SIGINT/SIGTERM flag.
-const STOP_POLL: Duration = Duration::from_millis(100);
+/// How often the HTTP thread looks at the SIGINT/SIGTERM flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
+/// How long a stop waits for blocking work (a bcrypt) before the runtime is dropped.
+const STOP_GRACE: Duration = Duration::from_millis(200);
 /// Pause after a failed accept (out of descriptors, say) before the next.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// The landing page at /.
-pub const LANDING_PAGE: &str = concat!(
-    "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"><title>tcptools-exporter</title></head>\n",
-    "<body>\n<h1>tcptools-exporter ",
-    env!("CARGO_PKG_VERSION"),
-    "</h1>\n<p>TCP state changes, connect latency and RTT from kernel tracepoints.</p>\n",
-    "<p><a href=\"/metrics\">Metrics</a></p>\n</body>\n</html>\n"
-);
+/// The landing page at /, linking to the metrics at `telemetry_path` (a plain path, see
+/// options.rs, so it needs no escaping).
+pub fn landing_page(telemetry_path: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"><title>tcptools-exporter</title></head>\n\
+        <body>\n<h1>tcptools-exporter {}</h1>\n\
+        <p>TCP state changes, connect latency and RTT from kernel tracepoints.</p>\n\
+        <p><a href=\"{telemetry_path}\">Metrics</a></p>\n</body>\n</html>\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
 
-/// A waiting scrape: where the main thread sends the exposition.
-type Reply = oneshot::Sender<Bytes>;
+/// A waiting scrape: where the main thread sends the exposition, or `None` if it failed.
+type Reply = oneshot::Sender<Option<Bytes>>;
+
+/// What the HTTP side counts, for the exporter's own metrics.
+pub struct Stats {
+    /// Responses by status code.
+    responses: Mutex<BTreeMap<u16, u64>>,
+    scrape_errors: AtomicU64,
+    /// The last scrape's duration, in nanoseconds.
+    last_scrape_ns: AtomicU64,
+    connections: Arc<Connections>,
+}
+
+/// The HTTP side's figures at a scrape.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Serving {
+    /// Responses by status code (200, 500 and 503 from the start, as promhttp has them).
+    pub responses: Vec<(u16, u64)>,
+    pub scrape_errors: u64,
+    /// The previous scrape's duration (reading the kernel's counts and rendering).
+    pub last_scrape_seconds: f64,
+    pub connections_shed: u64,
+    pub connections_refused: u64,
+}
+
+impl Stats {
+    fn new(connections: Arc<Connections>) -> Stats {
+        let codes = [200, 500, 503].map(|code| (code, 0));
+        Stats {
+            responses: Mutex::new(codes.into_iter().collect()),
+            scrape_errors: AtomicU64::new(0),
+            last_scrape_ns: AtomicU64::new(0),
+            connections,
+        }
+    }
+
+    fn count_response(&self, status: StatusCode) {
+        let mut responses = self.responses.lock().unwrap_or_else(|e| e.into_inner());
+        *responses.entry(status.as_u16()).or_default() += 1;
+    }
+
+    pub fn serving(&self) -> Serving {
+        let responses = self.responses.lock().unwrap_or_else(|e| e.into_inner());
+        let connections = &self.connections;
+        Serving {
+            responses: responses.iter().map(|(c, n)| (*c, *n)).collect(),
+            scrape_errors: self.scrape_errors.load(Ordering::Relaxed),
+            last_scrape_seconds: self.last_scrape_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            connections_shed: connections.shed.load(Ordering::Relaxed),
+            connections_refused: connections.refused.load(Ordering::Relaxed),
+        }
+    }
+}
 
 /// The HTTP thread and the scrapes waiting for the main thread.
 pub struct Server {
@@ -78,14 +144,24 @@ pub struct Server {
     thread: JoinHandle<Result<()>>,
     /// `https` with TLS, else `http`.
     scheme: &'static str,
+    ready: Arc<AtomicBool>,
+    stats: Arc<Stats>,
 }
 
-/// Starts serving `listener` with `web` on a thread of its own, until a stop is requested
-/// (SIGINT, SIGTERM) or `Server::join`.
-pub fn spawn(listener: TcpListener, web: WebConfig) -> Result<Server> {
-    listener
-        .set_nonblocking(true)
-        .context("cannot set up the listening socket")?;
+/// Starts serving `listeners` with `web` on a thread of its own, metrics at
+/// `telemetry_path` and at most `max_connections` open, until a stop is requested (SIGINT,
+/// SIGTERM) or `Server::join`. /-/ready answers 503 until `Server::set_ready`.
+pub fn spawn(
+    listeners: Vec<TcpListener>,
+    web: WebConfig,
+    telemetry_path: &str,
+    max_connections: usize,
+) -> Result<Server> {
+    for listener in &listeners {
+        listener
+            .set_nonblocking(true)
+            .context("cannot set up the listening socket")?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
         .max_blocking_threads(BLOCKING_THREADS)
@@ -97,12 +173,25 @@ pub fn spawn(listener: TcpListener, web: WebConfig) -> Result<Server> {
     let (requests, scrapes) = mpsc::channel();
     let (stop, stopped) = oneshot::channel();
     let scheme = if web.tls.is_some() { "https" } else { "http" };
+    let tls = web.tls.map(TlsAcceptor::from);
+    let connections = Connections::new(max_connections);
+    let stats = Arc::new(Stats::new(connections.clone()));
+    let ready = Arc::new(AtomicBool::new(false));
+    let app = Arc::new(App {
+        users: web.users,
+        scrapes: requests,
+        telemetry_path: telemetry_path.to_owned(),
+        landing_page: Bytes::from(landing_page(telemetry_path)),
+        ready: ready.clone(),
+        scrapes_in_flight: Semaphore::new(MAX_SCRAPES_IN_FLIGHT),
+        stats: stats.clone(),
+    });
     let thread = thread::Builder::new()
         .name("http".into())
         .spawn(move || {
-            let served = runtime.block_on(serve(listener, web, requests, stopped));
+            let served = runtime.block_on(serve(listeners, tls, app, connections, stopped));
             // Open connections end here; a bcrypt under way is not waited for long.
-            runtime.shutdown_timeout(Duration::from_secs(1));
+            runtime.shutdown_timeout(STOP_GRACE);
             served
         })
         .context("cannot start the HTTP thread")?;
@@ -111,6 +200,8 @@ pub fn spawn(listener: TcpListener, web: WebConfig) -> Result<Server> {
         stop: Some(stop),
         thread,
         scheme,
+        ready,
+        stats,
     })
 }
 
@@ -120,39 +211,58 @@ impl Server {
         self.scheme
     }
 
+    /// From now on /-/ready answers 200: the BPF programs are loaded and scrapes answered.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
     /// Waits up to `wait` for a scrape, then answers every scrape waiting, all with one call
-    /// of `render`; false once the HTTP thread has ended.
-    pub fn answer(
-        &self,
-        wait: Duration,
-        mut render: impl FnMut() -> Result<String>,
-    ) -> Result<bool> {
+    /// of `render`, which gets the HTTP side's figures; false once the HTTP thread has ended.
+    /// A failed render is one line on stderr, counted, and a 500 to those scrapes.
+    pub fn answer(&self, wait: Duration, render: impl FnOnce(Serving) -> Result<String>) -> bool {
         let mut waiting = Vec::new();
         match self.scrapes.recv_timeout(wait) {
             Ok(reply) => waiting.push(reply),
-            Err(RecvTimeoutError::Timeout) => return Ok(true),
-            Err(RecvTimeoutError::Disconnected) => return Ok(false),
+            Err(RecvTimeoutError::Timeout) => return true,
+            Err(RecvTimeoutError::Disconnected) => return false,
         }
         loop {
             match self.scrapes.try_recv() {
                 Ok(reply) => waiting.push(reply),
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return Ok(false),
+                Err(TryRecvError::Disconnected) => return false,
             }
         }
         // A scrape that gave up waiting no longer takes an answer.
         waiting.retain(|reply| !reply.is_closed());
         if !waiting.is_empty() {
-            let body = Bytes::from(render()?);
+            let body = self.render(render);
             for reply in waiting {
                 let _ = reply.send(body.clone());
             }
         }
-        Ok(true)
+        true
+    }
+
+    /// One render, timed; `None` if it failed.
+    fn render(&self, render: impl FnOnce(Serving) -> Result<String>) -> Option<Bytes> {
+        let started = std::time::Instant::now();
+        let rendered = render(self.stats.serving());
+        let took = started.elapsed().as_nanos().try_into().unwrap_or(u64::MAX);
+        self.stats.last_scrape_ns.store(took, Ordering::Relaxed);
+        match rendered {
+            Ok(text) => Some(Bytes::from(text)),
+            Err(err) => {
+                self.stats.scrape_errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!("tcptools-exporter: scrape failed: {err:#}");
+                None
+            }
+        }
     }
 
     /// Stops serving and waits for the thread to end, with its error if it failed.
     pub fn join(mut self) -> Result<()> {
+        self.ready.store(false, Ordering::Relaxed);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -162,21 +272,23 @@ impl Server {
     }
 }
 
-/// Accepts until stopped: through `stopped` (also when the Server is dropped) or a signal.
+/// Accepts on every listener until stopped: through `stopped` (also when the Server is
+/// dropped) or a signal.
 async fn serve(
-    listener: TcpListener,
-    web: WebConfig,
-    scrapes: Sender<Reply>,
+    listeners: Vec<TcpListener>,
+    tls: Option<TlsAcceptor>,
+    app: Arc<App>,
+    connections: Arc<Connections>,
     mut stopped: oneshot::Receiver<()>,
 ) -> Result<()> {
-    let listener = tokio::net::TcpListener::from_std(listener)
-        .context("cannot set up the listening socket")?;
-    let tls = web.tls.map(TlsAcceptor::from);
-    let app = Arc::new(App {
-        users: web.users,
-        scrapes,
-    });
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Dropped on return, which ends every accept loop.
+    let mut accepting = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .context("cannot set up the listening socket")?;
+        let (tls, app, connections) = (tls.clone(), app.clone(), connections.clone());
+        accepting.spawn(accept(listener, tls, app, connections));
+    }
     let mut stop_poll = tokio::time::interval(STOP_POLL);
     loop {
         tokio::select! {
@@ -186,26 +298,51 @@ async fn serve(
                     return Ok(());
                 }
             }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    // Over the limit: dropped, so closed at once rather than kept waiting.
-                    if let Ok(slot) = slots.clone().try_acquire_owned() {
-                        tokio::spawn(connection(stream, tls.clone(), app.clone(), slot));
-                    }
-                }
-                // ECONNABORTED concerns one client; running out of descriptors passes.
-                Err(_) => tokio::time::sleep(ACCEPT_RETRY).await,
-            },
         }
     }
 }
 
-/// One connection, from TLS handshake to close; its slot is freed when it ends.
+/// One listener's accept loop: each connection gets a place (another may be shed for it)
+/// and a task, or is closed at once if every open one has a request being answered.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Arc<App>,
+    connections: Arc<Connections>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                if let Some((slot, shed)) = connections.admit() {
+                    tokio::spawn(connection(stream, tls.clone(), app.clone(), slot, shed));
+                }
+            }
+            // ECONNABORTED concerns one client; running out of descriptors passes.
+            Err(_) => tokio::time::sleep(ACCEPT_RETRY).await,
+        }
+    }
+}
+
+/// One connection, from TLS handshake to close, or until it is shed for a newer one.
 async fn connection(
     stream: tokio::net::TcpStream,
     tls: Option<TlsAcceptor>,
     app: Arc<App>,
-    _slot: OwnedSemaphorePermit,
+    slot: Slot,
+    shed: Shed,
+) {
+    tokio::select! {
+        _ = served(stream, tls, app, Arc::new(slot)) => {}
+        // Dropping the connection's future closes its socket.
+        _ = shed => {}
+    }
+}
+
+async fn served(
+    stream: tokio::net::TcpStream,
+    tls: Option<TlsAcceptor>,
+    app: Arc<App>,
+    slot: Arc<Slot>,
 ) {
     let _ = stream.set_nodelay(true);
     let deadline = ResponseDeadline::default();
@@ -215,26 +352,32 @@ async fn connection(
         timer: None,
     };
     match tls {
-        None => http(stream, app, deadline).await,
+        None => http(stream, app, slot, deadline).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             // A failed handshake (plain HTTP to the TLS port, a refused client
             // certificate) ends the connection; rustls has sent its alert.
             if let Ok(Ok(stream)) = handshake.await {
-                http(stream, app, deadline).await
+                http(stream, app, slot, deadline).await
             }
         }
     }
 }
 
-async fn http<S>(stream: S, app: Arc<App>, deadline: ResponseDeadline)
+async fn http<S>(stream: S, app: Arc<App>, slot: Arc<Slot>, deadline: ResponseDeadline)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request| {
         deadline.start();
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(app.respond(request).await) }
+        slot.begin_request();
+        let (app, slot) = (app.clone(), slot.clone());
+        async move {
+            let response = app.respond(request).await;
+            app.stats.count_response(response.status());
+            slot.end_request();
+            Ok::<_, Infallible>(response)
+        }
     });
     // Errors (a timeout, a malformed request, a client gone) concern this client only.
     let _ = hyper::server::conn::http1::Builder::new()
@@ -248,10 +391,16 @@ where
         .await;
 }
 
-/// What every connection shares: the users, and the way to the main thread.
+/// What every connection shares: the users, the way to the main thread, and what the
+/// probes and counters need.
 struct App {
     users: Option<Users>,
     scrapes: Sender<Reply>,
+    telemetry_path: String,
+    landing_page: Bytes,
+    ready: Arc<AtomicBool>,
+    scrapes_in_flight: Semaphore,
+    stats: Arc<Stats>,
 }
 
 impl App {
@@ -266,28 +415,30 @@ impl App {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .any(accepts_gzip);
-        let route = route(request.method(), request.uri().path());
+        let route = route(request.method(), request.uri().path(), &self.telemetry_path);
         // The body, if any, is not read: hyper closes the connection after the response.
         drop(request);
+        // The probes answer without auth, as Prometheus' own do.
+        match route {
+            Route::Healthy => return plain(StatusCode::OK, "healthy\n"),
+            Route::Ready => return self.readiness(),
+            _ => {}
+        }
         if let Some(users) = &self.users {
             if !users.allow(authorization.as_deref()).await {
-                let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
-                let challenge = format!("Basic realm=\"{REALM}\"");
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_str(&challenge).expect("ASCII"),
-                );
-                return response;
+                return unauthorized();
             }
         }
         match route {
             Route::Landing => response(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                Bytes::from_static(LANDING_PAGE.as_bytes()),
+                self.landing_page.clone(),
             ),
             Route::Metrics => self.metrics(gzip).await,
-            Route::NotFound => plain(StatusCode::NOT_FOUND, "not found\n"),
+            Route::NotFound | Route::Healthy | Route::Ready => {
+                plain(StatusCode::NOT_FOUND, "not found\n")
+            }
             Route::MethodNotAllowed => {
                 let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
                 response
@@ -298,15 +449,33 @@ impl App {
         }
     }
 
-    /// Asks the main thread for the exposition; 503 if it does not answer in time.
+    /// 200 once the programs are loaded and scrapes answered, else 503.
+    fn readiness(&self) -> Response<Full<Bytes>> {
+        if self.ready.load(Ordering::Relaxed) {
+            plain(StatusCode::OK, "ready\n")
+        } else {
+            plain(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        }
+    }
+
+    /// Asks the main thread for the exposition: 503 if too many scrapes are in flight or
+    /// it does not answer in time, 500 if the scrape failed.
     async fn metrics(&self, gzip: bool) -> Response<Full<Bytes>> {
+        let Ok(_in_flight) = self.scrapes_in_flight.try_acquire() else {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many scrapes at once\n",
+            );
+        };
         let (reply, answer) = oneshot::channel();
         let body = match self.scrapes.send(reply) {
             Ok(()) => tokio::time::timeout(SCRAPE_WAIT, answer).await,
             Err(_) => return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
         };
-        let Ok(Ok(body)) = body else {
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable\n");
+        let body = match body {
+            Ok(Ok(Some(body))) => body,
+            Ok(Ok(None)) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "scrape failed\n"),
+            _ => return plain(StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable\n"),
         };
         let compressed = if gzip { gzipped(&body).ok() } else { None };
         let encoded = compressed.is_some();
@@ -322,6 +491,16 @@ impl App {
         }
         response
     }
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
+    let challenge = format!("Basic realm=\"{REALM}\"");
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_str(&challenge).expect("ASCII"),
+    );
+    response
 }
 
 fn gzipped(body: &[u8]) -> io::Result<Vec<u8>> {
@@ -355,15 +534,22 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 pub enum Route {
     Landing,
     Metrics,
+    /// `/-/healthy`: the process serves.
+    Healthy,
+    /// `/-/ready`: the BPF programs are loaded and scrapes answered.
+    Ready,
     NotFound,
     MethodNotAllowed,
 }
 
-/// The route of a method and path (the query is not part of the path).
-pub fn route(method: &Method, path: &str) -> Route {
+/// The route of a method and path (the query is not part of the path), with the metrics at
+/// `telemetry_path`.
+pub fn route(method: &Method, path: &str, telemetry_path: &str) -> Route {
     let page = match path {
         "/" => Route::Landing,
-        "/metrics" => Route::Metrics,
+        "/-/healthy" => Route::Healthy,
+        "/-/ready" => Route::Ready,
+        _ if path == telemetry_path => Route::Metrics,
         _ => return Route::NotFound,
     };
     if method == Method::GET || method == Method::HEAD {
@@ -510,15 +696,24 @@ mod tests {
 
     #[test]
     fn routes() {
+        let route = |method: &Method, path: &str| route(method, path, "/metrics");
         assert_eq!(route(&Method::GET, "/metrics"), Route::Metrics);
         assert_eq!(route(&Method::HEAD, "/metrics"), Route::Metrics);
         assert_eq!(route(&Method::GET, "/"), Route::Landing);
         assert_eq!(route(&Method::HEAD, "/"), Route::Landing);
+        assert_eq!(route(&Method::GET, "/-/healthy"), Route::Healthy);
+        assert_eq!(route(&Method::HEAD, "/-/ready"), Route::Ready);
+        assert_eq!(route(&Method::POST, "/-/ready"), Route::MethodNotAllowed);
         assert_eq!(route(&Method::POST, "/metrics"), Route::MethodNotAllowed);
         assert_eq!(route(&Method::DELETE, "/"), Route::MethodNotAllowed);
         assert_eq!(route(&Method::GET, "/metricsx"), Route::NotFound);
         assert_eq!(route(&Method::GET, "/metrics/"), Route::NotFound);
         assert_eq!(route(&Method::POST, "/x"), Route::NotFound);
+        assert_eq!(super::route(&Method::GET, "/m/x", "/m/x"), Route::Metrics);
+        assert_eq!(
+            super::route(&Method::GET, "/metrics", "/m/x"),
+            Route::NotFound
+        );
     }
 
     #[test]
@@ -552,8 +747,9 @@ mod tests {
 
     #[test]
     fn landing_page_links_metrics() {
-        assert!(LANDING_PAGE.contains("<a href=\"/metrics\">"));
-        assert!(LANDING_PAGE.contains(concat!("tcptools-exporter ", env!("CARGO_PKG_VERSION"))));
+        let page = landing_page("/custom/path");
+        assert!(page.contains("<a href=\"/custom/path\">"));
+        assert!(page.contains(concat!("tcptools-exporter ", env!("CARGO_PKG_VERSION"))));
     }
 
     /// A writer the client never reads from fails at the deadline, not before, and not at
@@ -602,18 +798,17 @@ mod tests {
     fn plain_server() -> (std::net::SocketAddr, impl FnOnce()) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = spawn(listener, WebConfig::default()).unwrap();
+        let server = spawn(vec![listener], WebConfig::default(), "/metrics", 8).unwrap();
+        server.set_ready();
         assert_eq!(server.scheme(), "http");
         let (done, finished) = mpsc::channel::<()>();
         let main = thread::spawn(move || {
             let mut renders = 0;
             while finished.try_recv().is_err() {
-                server
-                    .answer(Duration::from_millis(5), || {
-                        renders += 1;
-                        Ok(format!("up {renders}\n"))
-                    })
-                    .unwrap();
+                server.answer(Duration::from_millis(5), |_| {
+                    renders += 1;
+                    Ok(format!("up {renders}\n"))
+                });
             }
             server.join().unwrap();
         });
@@ -648,7 +843,11 @@ mod tests {
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
         assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
         let landing = get(addr, &format!("GET / HTTP/1.1\r\n{close}"));
-        assert!(landing.ends_with(LANDING_PAGE), "{landing}");
+        assert!(landing.ends_with(&landing_page("/metrics")), "{landing}");
+        let healthy = get(addr, &format!("GET /-/healthy HTTP/1.1\r\n{close}"));
+        assert!(healthy.starts_with("HTTP/1.1 200 OK\r\n"), "{healthy}");
+        let ready = get(addr, &format!("GET /-/ready HTTP/1.1\r\n{close}"));
+        assert!(ready.ends_with("\r\n\r\nready\n"), "{ready}");
         let missing = get(addr, &format!("GET /nope HTTP/1.1\r\n{close}"));
         assert!(
             missing.starts_with("HTTP/1.1 404 Not Found\r\n"),

@@ -5,9 +5,11 @@
 
 pub mod auth;
 pub mod collect;
+pub mod connections;
 pub mod exposition;
 pub mod http;
 pub mod label_sets;
+pub mod listen;
 pub mod metrics;
 pub mod options;
 pub mod scrape;

@@ -12,7 +12,10 @@ use crate::runtime::Endpoint;
 /// Examples shown by `--help`.
 pub const EXAMPLES: &str = "EXAMPLES:
     tcptools-exporter                          # serve http://127.0.0.1:10187/metrics
-    tcptools-exporter --listen 0.0.0.0:10187    # serve on every address
+    tcptools-exporter --listen :10187          # serve on every address, IPv4 and IPv6
+    tcptools-exporter -l 127.0.0.1:10187 -l [::1]:10187 # serve on two addresses
+    tcptools-exporter --web.systemd-socket     # serve on the socket systemd passes
+    tcptools-exporter --web.telemetry-path /tcp # serve the metrics at /tcp
     tcptools-exporter -L 80,443                # count sockets of local ports 80 and 443 only
     tcptools-exporter -D 5432                  # count connections to remote port 5432 only
     tcptools-exporter --group-by cgroup        # label every TCP metric with the socket's cgroup
@@ -22,18 +25,34 @@ pub const EXAMPLES: &str = "EXAMPLES:
 
 #[derive(Args)]
 pub struct Options {
-    /// Address and port to serve /metrics on
+    /// Address and port to serve on; repeat to serve on several (default 127.0.0.1:10187)
     ///
-    /// IP:PORT to serve on ([::1]:10187 for IPv6); --web.listen-address is the same option,
-    /// as node_exporter names it.
+    /// IP:PORT, [IPV6]:PORT, HOST:PORT (the name resolved at start) or :PORT for every
+    /// address (IPv4 and IPv6), as node_exporter takes them; repeat it to serve on several
+    /// addresses, all from one server. --web.listen-address is the same option. Default
+    /// 127.0.0.1:10187.
     #[arg(
         short = 'l',
         long,
         visible_alias = "web.listen-address",
         value_name = "ADDR",
-        default_value = super::DEFAULT_LISTEN
+        action = clap::ArgAction::Append
     )]
-    pub listen: String,
+    pub listen: Vec<String>,
+    /// Serve on the sockets systemd passes (socket activation) instead of binding
+    ///
+    /// Serve on the listening sockets systemd passes (LISTEN_FDS, LISTEN_PID: socket
+    /// activation, e.g. contrib/tcptools-exporter.socket) instead of binding any; as with
+    /// node_exporter, --web.listen-address is then not used. It fails if systemd passed
+    /// none, or a socket that is not a listening TCP socket.
+    #[arg(long = "web.systemd-socket")]
+    pub systemd_socket: bool,
+    /// Path under which to serve the metrics (default /metrics)
+    ///
+    /// The path of the metrics (default /metrics): an absolute path of letters, digits and
+    /// / - _ . ~, other than /, /-/healthy and /-/ready. The landing page at / links to it.
+    #[arg(long = "web.telemetry-path", value_name = "PATH")]
+    pub telemetry_path: Option<String>,
     /// TLS and basic auth settings, in the Prometheus exporter-toolkit's web config format
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
@@ -125,15 +144,27 @@ discovery adds its own namespace, pod and container labels: scrape with honor_la
 Its own cost and losses are metrics too: tcptools_exporter_bpf_runs_total and \
 tcptools_exporter_bpf_run_seconds_total per program (run-time statistics on for its \
 lifetime only), tcptools_exporter_events_skipped_total (runs the kernel skipped), map fill \
-and group overflow, tcptools_exporter_build_info and process_* CPU and memory.\n\
+and group overflow, scrape duration and errors, HTTP responses by code, connections shed \
+at the bound, tcptools_exporter_build_info (version, git revision, rustc version, target) \
+and process_* CPU and memory.\n\
 State start times live in a slot table of 65536 sockets and, beyond a full bucket of it, in \
 socket storage on Linux 5.12 or later (tp_btf), else (raw_tp, as on Linux 5.10) in a fixed \
 table of 16384 sockets (TCPTOOLS_RAW_TP=1 forces it).\n\
-It answers GET (and HEAD) /metrics, gzip-compressed when the client accepts it, and a \
-landing page at /; other paths are 404, other methods 405. Connections are served \
-concurrently, at most 64 at once, each bounded: 10 s for a TLS handshake and for each \
-request head (of at most 8 KiB; also the longest idle keep-alive), 30 s from a request \
-to its response taken; request bodies are ignored.\n\
+It listens on every --web.listen-address (127.0.0.1:10187 by default; :PORT is every \
+address, IPv4 and IPv6), or with --web.systemd-socket on the sockets systemd passes \
+(socket activation; contrib/tcptools-exporter.socket), all served by one server. It \
+answers GET (and HEAD) at --web.telemetry-path (/metrics by default), gzip-compressed \
+when the client accepts it, a landing page at / that links to it, and the probes \
+/-/healthy (200 while it serves) and /-/ready (200 once its BPF programs are loaded, 503 \
+before), which need no authentication and make no scrape; other paths are 404, other \
+methods 405. A scrape that fails is one line on stderr, a 500 and \
+tcptools_exporter_scrape_errors_total; it keeps serving. Connections are served \
+concurrently, at most 1024 at once (fewer if the open-file limit, raised to its hard \
+limit at start, is lower): a new one takes the place of the one that has waited longest \
+for a request, so held or idle connections cannot lock a scrape out; at most 40 scrapes \
+are answered at once (more get 503). Each connection is bounded: 10 s for a TLS handshake \
+and for each request head (of at most 8 KiB; also the longest idle keep-alive), 30 s from \
+a request to its response taken; request bodies are ignored.\n\
 --web.config.file takes the Prometheus exporter-toolkit's web config file: \
 tls_server_config (cert_file, key_file, client_ca_file, client_auth_type, min_version, \
 max_version) for HTTPS with optional client certificates, and basic_auth_users (user \
@@ -202,7 +233,12 @@ pub const MAX_MAX_GROUPS: usize = 10_000;
 /// Where to serve and what to count, validated.
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub listen: SocketAddr,
+    /// Where to listen, in the order given; not used with `systemd_socket`.
+    pub listen: Vec<ListenAddress>,
+    /// `--web.systemd-socket`: serve on the sockets systemd passes.
+    pub systemd_socket: bool,
+    /// Where the metrics are served, `/metrics` by default.
+    pub telemetry_path: String,
     pub web_config_file: Option<PathBuf>,
     pub ports: PortFilter,
     pub group_by: GroupBy,
@@ -211,6 +247,77 @@ pub struct Config {
     pub runtime: Endpoint,
     /// `-v`.
     pub verbose: bool,
+}
+
+/// `--web.telemetry-path` when not given.
+pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
+
+/// A `--web.listen-address`, in one of node_exporter's forms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddress {
+    /// `IP:PORT` or `[IPV6]:PORT`.
+    Socket(SocketAddr),
+    /// `:PORT`: every address, IPv4 and IPv6.
+    Every(u16),
+    /// `HOST:PORT`: the name's first address, resolved at start.
+    Host(String, u16),
+}
+
+impl ListenAddress {
+    /// Parses one argument; `None` if it is none of the forms.
+    pub fn parse(arg: &str) -> Option<ListenAddress> {
+        if let Some(port) = arg.strip_prefix(':') {
+            return port.parse().ok().map(ListenAddress::Every);
+        }
+        if let Ok(addr) = arg.parse::<SocketAddr>() {
+            return Some(ListenAddress::Socket(addr));
+        }
+        let (host, port) = arg.rsplit_once(':')?;
+        let name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+        if host.is_empty() || !host.chars().all(name) {
+            return None;
+        }
+        Some(ListenAddress::Host(host.to_owned(), port.parse().ok()?))
+    }
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddress::Socket(addr) => write!(f, "{addr}"),
+            ListenAddress::Every(port) => write!(f, ":{port}"),
+            ListenAddress::Host(host, port) => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+/// `--web.listen-address`, every one given, or the default.
+fn listen_addresses(args: Vec<String>) -> Result<Vec<ListenAddress>, UsageError> {
+    if args.is_empty() {
+        let default = ListenAddress::parse(super::DEFAULT_LISTEN).expect("a valid default");
+        return Ok(vec![default]);
+    }
+    let parse = |arg: String| {
+        ListenAddress::parse(&arg)
+            .ok_or_else(|| UsageError::new(format!("invalid listen address: {arg}")))
+    };
+    args.into_iter().map(parse).collect()
+}
+
+/// `--web.telemetry-path`: absolute, of characters that need no escaping in a URL or in
+/// the landing page's link, and not a path the exporter serves otherwise.
+fn telemetry_path(arg: Option<String>) -> Result<String, UsageError> {
+    let Some(path) = arg else {
+        return Ok(DEFAULT_TELEMETRY_PATH.to_owned());
+    };
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/-_.~".contains(c);
+    let reserved = ["/", "/-/healthy", "/-/ready"].contains(&path.as_str());
+    if !path.starts_with('/') || !path.chars().all(plain) || reserved {
+        return Err(UsageError::new(format!(
+            "invalid --web.telemetry-path: {path} (an absolute path other than /, /-/healthy and /-/ready, of letters, digits and / - _ . ~)"
+        )));
+    }
+    Ok(path)
 }
 
 fn group_by(kind: Option<&str>) -> GroupBy {
@@ -264,13 +371,11 @@ impl IntoConfig for Options {
     const MAN: &'static ManPage = &MAN;
 
     fn into_config(self) -> Result<Config, UsageError> {
-        let listen = self
-            .listen
-            .parse::<SocketAddr>()
-            .map_err(|_| UsageError::new(format!("invalid listen address: {}", self.listen)))?;
         let group_by = group_by(self.group_by.as_deref());
         Ok(Config {
-            listen,
+            listen: listen_addresses(self.listen)?,
+            systemd_socket: self.systemd_socket,
+            telemetry_path: telemetry_path(self.telemetry_path)?,
             web_config_file: self.web_config_file,
             ports: self.ports.into_filter()?,
             group_by,
@@ -288,30 +393,78 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
+        let listen = |args: &[&str]| -> Vec<String> {
+            let config = config_of::<Options>(args).unwrap();
+            config.listen.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(listen(&[]), ["127.0.0.1:10187"]);
+        assert_eq!(listen(&["-l", "[::1]:80"]), ["[::1]:80"]);
         assert_eq!(
-            config_of::<Options>(&[]).unwrap().listen.to_string(),
-            "127.0.0.1:10187"
+            listen(&["--web.listen-address", "0.0.0.0:9100"]),
+            ["0.0.0.0:9100"]
+        );
+        let many = listen(&[
+            "--web.listen-address",
+            ":10187",
+            "-l",
+            "localhost:80",
+            "--listen",
+            "[::]:1",
+        ]);
+        assert_eq!(many, [":10187", "localhost:80", "[::]:1"]);
+        assert_eq!(
+            ListenAddress::parse(":10187"),
+            Some(ListenAddress::Every(10187))
         );
         assert_eq!(
-            config_of::<Options>(&["-l", "[::1]:80"])
-                .unwrap()
-                .listen
-                .to_string(),
-            "[::1]:80"
+            ListenAddress::parse("node-1.example:80"),
+            Some(ListenAddress::Host("node-1.example".into(), 80))
         );
-        assert_eq!(
-            config_of::<Options>(&["--web.listen-address", "0.0.0.0:9100"])
-                .unwrap()
-                .listen
-                .to_string(),
-            "0.0.0.0:9100"
-        );
-        for bad in ["localhost:80", "127.0.0.1", "1.2.3.4:99999", ""] {
+        for bad in [
+            "127.0.0.1",
+            "1.2.3.4:99999",
+            "",
+            ":",
+            ":x",
+            "::1:80",
+            "a b:80",
+            "[::1]",
+            "localhost:",
+        ] {
             let err = config_of::<Options>(&["-l", bad]).unwrap_err();
             assert_eq!(
                 err,
                 UsageError::new(format!("invalid listen address: {bad}"))
             );
+        }
+    }
+
+    #[test]
+    fn systemd_socket_and_telemetry_path() {
+        let c = config_of::<Options>(&[]).unwrap();
+        assert_eq!(
+            (c.systemd_socket, c.telemetry_path.as_str()),
+            (false, "/metrics")
+        );
+        let c = config_of::<Options>(&["--web.systemd-socket", "--web.telemetry-path", "/x/m_1"]);
+        let c = c.unwrap();
+        assert_eq!(
+            (c.systemd_socket, c.telemetry_path.as_str()),
+            (true, "/x/m_1")
+        );
+        for bad in [
+            "",
+            "metrics",
+            "/",
+            "/-/healthy",
+            "/-/ready",
+            "/a b",
+            "/a?b",
+            "/\"a",
+        ] {
+            let err = config_of::<Options>(&["--web.telemetry-path", bad]).unwrap_err();
+            let want = format!("invalid --web.telemetry-path: {bad} (an absolute path other than /, /-/healthy and /-/ready, of letters, digits and / - _ . ~)");
+            assert_eq!(err, UsageError::new(want), "{bad:?}");
         }
     }
 
@@ -327,6 +480,7 @@ mod tests {
         let secs = |d: std::time::Duration| d.as_secs();
         for fact in [
             format!("at most {} at once", http::MAX_CONNECTIONS),
+            format!("at most {} scrapes", http::MAX_SCRAPES_IN_FLIGHT),
             format!(
                 "{} s for a TLS handshake",
                 secs(http::TLS_HANDSHAKE_TIMEOUT)

@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use super::collect::{program_stats, KernelCounts, Programs};
 use super::exposition::{self, Own, Series};
+use super::http::Serving;
 use super::label_sets::LabelSets;
 use super::metrics::{Counts, Grouped, Groups};
 use super::options::GroupBy;
@@ -38,11 +39,13 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// The exposition, with everything the programs counted before this call.
-    pub fn scrape(&mut self) -> Result<String> {
+    /// The exposition, with everything the programs counted before this call and the HTTP
+    /// side's figures.
+    pub fn scrape(&mut self, serving: Serving) -> Result<String> {
         let mut kernel = self.programs.read()?;
         self.retire_gone(&mut kernel.groups);
         let mut own = self.own(&mut kernel);
+        own.serving = Some(serving);
         if self.programs.group_by == GroupBy::None {
             let series = [Series {
                 group: Vec::new(),
@@ -94,6 +97,7 @@ impl<'a> Collector<'a> {
             runtime: self.sets.as_ref().map(LabelSets::status),
             hook: self.programs.attached.hook.to_string(),
             sk_storage: crate::sk_store::in_sk_storage(self.programs.attached.hook),
+            serving: None,
         }
     }
 
