@@ -2,9 +2,10 @@
 //! the reads that sum their per-CPU counters and histograms at every scrape.
 
 use std::collections::BTreeMap;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
+use libbpf_rs::skel::Skel;
 use libbpf_rs::{MapCore, MapFlags, MapMut};
 
 use super::metrics::{Counts, Log2Hist, HIST_SLOTS};
@@ -35,10 +36,19 @@ pub fn kernel_groups(max_groups: usize) -> u32 {
 pub struct Programs {
     pub attached: Attached<ExporterSkel<'static>>,
     pub group_by: GroupBy,
-    /// BPF_ENABLE_STATS: run time and count of every BPF program while it is open; None
-    /// where the kernel has no such switch (before 5.8).
-    stats: Option<OwnedFd>,
+    stats: RunStats,
 }
+
+/// Where the programs' run time and count come from.
+enum RunStats {
+    /// BPF_ENABLE_STATS: kept while the descriptor is open (needs CAP_SYS_ADMIN, Linux 5.8).
+    Enabled { _open: OwnedFd },
+    /// Whatever the kernel.bpf_stats_enabled sysctl says at each scrape.
+    Sysctl,
+}
+
+/// The sysctl that keeps every BPF program's run time and count, for everyone.
+const STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 impl Programs {
     pub fn load(config: &Config) -> Result<Programs> {
@@ -49,16 +59,51 @@ impl Programs {
             sk_store::size(store, hook, Slots::Buckets(SOCKET_SLOT_BITS))?;
             size_group_maps(&mut open.maps, config)
         })?;
-        Ok(Programs {
+        let programs = Programs {
             attached,
             group_by: config.group_by,
-            stats: enable_stats(),
-        })
+            stats: enable_stats().map_or(RunStats::Sysctl, |fd| RunStats::Enabled { _open: fd }),
+        };
+        if config.verbose {
+            eprintln!("{}", programs.stats_note());
+            eprintln!("{}", memory_note(&programs.map_memory()));
+        }
+        Ok(programs)
     }
 
-    /// Whether the kernel keeps the programs' run time and count.
+    /// Whether the kernel keeps the programs' run time and count now.
     pub fn stats_enabled(&self) -> bool {
-        self.stats.is_some()
+        match self.stats {
+            RunStats::Enabled { .. } => true,
+            RunStats::Sysctl => sysctl_stats_on(),
+        }
+    }
+
+    /// The `-v` line on the programs' run-time statistics.
+    fn stats_note(&self) -> String {
+        match (&self.stats, self.stats_enabled()) {
+            (RunStats::Enabled { .. }, _) => {
+                "BPF run-time statistics: on (BPF_ENABLE_STATS, for the exporter's lifetime)".into()
+            }
+            (RunStats::Sysctl, true) => {
+                "BPF run-time statistics: on (kernel.bpf_stats_enabled is 1)".into()
+            }
+            (RunStats::Sysctl, false) => format!(
+                "BPF run-time statistics: off (BPF_ENABLE_STATS needs CAP_SYS_ADMIN and \
+                 kernel.bpf_stats_enabled is 0): no tcptools_exporter_bpf_run* metrics until \
+                 `sysctl kernel.bpf_stats_enabled=1` ({STATS_SYSCTL})"
+            ),
+        }
+    }
+
+    /// The kernel memory of the programs' maps (what their memlock says), by map.
+    pub fn map_memory(&self) -> Vec<(String, u64)> {
+        let object = self.attached.skel.object();
+        let maps = object.maps().filter_map(|map| {
+            let bytes = memlock_of(map.as_fd())?;
+            Some((map.name().to_string_lossy().into_owned(), bytes))
+        });
+        maps.collect()
     }
 
     /// Everything the programs counted since they were loaded.
@@ -275,6 +320,42 @@ fn enable_stats() -> Option<OwnedFd> {
     };
     // SAFETY: fd is a new descriptor that nothing else owns.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether kernel.bpf_stats_enabled is on (no: unreadable).
+fn sysctl_stats_on() -> bool {
+    std::fs::read_to_string(STATS_SYSCTL).is_ok_and(|v| v.trim() != "0")
+}
+
+/// A map's `memlock` from /proc/self/fdinfo: its kernel memory in bytes (since Linux 6.5
+/// what the map uses, before an estimate from its sizes).
+fn memlock_of(map: BorrowedFd<'_>) -> Option<u64> {
+    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", map.as_raw_fd())).ok()?;
+    let line = fdinfo.lines().find_map(|l| l.strip_prefix("memlock:"))?;
+    line.trim().parse().ok()
+}
+
+/// The `-v` line on the maps' kernel memory: the total and the largest maps.
+fn memory_note(maps: &[(String, u64)]) -> String {
+    let total: u64 = maps.iter().map(|(_, bytes)| bytes).sum();
+    let mut largest: Vec<&(String, u64)> = maps.iter().collect();
+    largest.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
+    let largest: Vec<String> = largest
+        .iter()
+        .take(4)
+        .map(|(name, bytes)| format!("{name} {}", kib(*bytes)))
+        .collect();
+    format!(
+        "BPF maps' kernel memory: {} over {} maps, {} possible CPUs (largest: {})",
+        kib(total),
+        maps.len(),
+        libbpf_rs::num_possible_cpus().unwrap_or(0),
+        largest.join(", ")
+    )
+}
+
+fn kib(bytes: u64) -> String {
+    format!("{:.1} KiB", bytes as f64 / 1024.0)
 }
 
 /// A program's run statistics (zero where the kernel keeps none).
