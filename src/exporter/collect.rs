@@ -292,18 +292,27 @@ fn group_key(key: &[u8]) -> (u64, usize) {
     (u64_at(key, 0), u64_at(key, 1) as u32 as usize)
 }
 
+/// A value of a map shared by the CPUs, as the one CPU of a per-CPU value (none: deleted
+/// since the keys were listed).
+fn lookup_shared(map: &MapMut<'_>, key: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let value = map
+        .lookup(key, MapFlags::ANY)
+        .with_context(|| format!("reading {}", map.name().to_string_lossy()))?;
+    Ok(value.into_iter().collect())
+}
+
 fn read_groups(counters: &MapMut<'_>, hists: &MapMut<'_>) -> Result<BTreeMap<u64, Counts>> {
     let mut groups: BTreeMap<u64, Counts> = BTreeMap::new();
     for key in counters.keys() {
         let (group, index) = group_key(&key);
-        let value = sum_counter(&lookup_percpu(counters, &key)?);
+        let value = sum_counter(&lookup_shared(counters, &key)?);
         if let Some(slot) = groups.entry(group).or_default().counters.get_mut(index) {
             *slot = slot.wrapping_add(value);
         }
     }
     for key in hists.keys() {
         let (group, index) = group_key(&key);
-        let value = sum_hist(&lookup_percpu(hists, &key)?);
+        let value = sum_hist(&lookup_shared(hists, &key)?);
         if let Some(hist) = groups.entry(group).or_default().hists.get_mut(index) {
             hist.add(&value);
         }
