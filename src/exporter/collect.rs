@@ -8,17 +8,19 @@ use anyhow::{Context, Result};
 use libbpf_rs::skel::Skel;
 use libbpf_rs::{MapCore, MapFlags, MapMut};
 
-use super::metrics::{Counts, Log2Hist, HIST_SLOTS};
+use super::metrics::{hist_index, transition_index, Counts, HistKind, Log2Hist, HIST_SLOTS, STATES};
 use super::options::{Config, GroupBy};
 use crate::attach::{self, Attached};
 use crate::programs::prog_info;
 use crate::sk_store::{self, Slots};
 use crate::skel::exporter::{types, ExporterSkel, ExporterSkelBuilder};
 
-/// A group's keys the kernel maps hold room for: the counters and histograms one group
-/// uses in practice (a few transitions and states per family), with room to spare.
-const COUNTERS_PER_GROUP: u32 = 48;
-const HISTS_PER_GROUP: u32 = 16;
+/// A group's keys the kernel maps hold room for: the states it leaves (13 TCP states, in
+/// practice one family), its connect outcomes and its RTT and connect latency histograms
+/// (one or two families), with room to spare.
+const STATES_PER_GROUP: u32 = 16;
+const COUNTERS_PER_GROUP: u32 = 8;
+const HISTS_PER_GROUP: u32 = 6;
 
 /// The slot table of state starts (bpf/slots.bpf.h): 2^13 buckets, 65,536 sockets (1 MiB
 /// of kernel memory) before sockets go to socket storage.
@@ -113,7 +115,7 @@ impl Programs {
         let groups = if self.group_by == GroupBy::None {
             BTreeMap::new()
         } else {
-            read_groups(&maps.group_counters, &maps.group_hists)?
+            read_groups(&maps.group_states, &maps.group_counters, &maps.group_hists)?
         };
         Ok(KernelCounts {
             all,
@@ -128,6 +130,7 @@ impl Programs {
         let maps = &self.attached.skel.maps;
         let mut fill = Vec::new();
         if self.group_by != GroupBy::None {
+            fill.push(MapFill::of("group_states", &maps.group_states));
             fill.push(MapFill::of("group_counters", &maps.group_counters));
             fill.push(MapFill::of("group_hists", &maps.group_hists));
         }
@@ -184,6 +187,9 @@ fn size_group_maps(
         _ => kernel_groups(config.max_groups),
     };
     let entries = |per_group: u32| groups.saturating_mul(per_group).max(1);
+    maps.group_states
+        .set_max_entries(entries(STATES_PER_GROUP))
+        .context("sizing group_states")?;
     maps.group_counters
         .set_max_entries(entries(COUNTERS_PER_GROUP))
         .context("sizing group_counters")?;
@@ -198,7 +204,7 @@ impl Programs {
     /// nothing any more (an update between the last read and this is lost).
     pub fn forget_group(&self, group: u64) {
         let maps = &self.attached.skel.maps;
-        for map in [&maps.group_counters, &maps.group_hists] {
+        for map in [&maps.group_states, &maps.group_counters, &maps.group_hists] {
             let keys: Vec<Vec<u8>> = map.keys().filter(|k| group_key(k).0 == group).collect();
             for key in keys {
                 let _ = map.delete(&key);
@@ -301,8 +307,34 @@ fn lookup_shared(map: &MapMut<'_>, key: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(value.into_iter().collect())
 }
 
-fn read_groups(counters: &MapMut<'_>, hists: &MapMut<'_>) -> Result<BTreeMap<u64, Counts>> {
+/// The groups' counts: group_states' entries (`struct group_state`: the transitions out
+/// of a state, then the time spent in it) spread to the dense indices, then the counters'
+/// and histograms' by their index.
+fn read_groups(
+    states: &MapMut<'_>,
+    counters: &MapMut<'_>,
+    hists: &MapMut<'_>,
+) -> Result<BTreeMap<u64, Counts>> {
     let mut groups: BTreeMap<u64, Counts> = BTreeMap::new();
+    for key in states.keys() {
+        let (group, index) = group_key(&key);
+        let Some(value) = lookup_shared(states, &key)?.pop() else {
+            continue;
+        };
+        let (family, old) = (index / STATES, index % STATES);
+        let counts = groups.entry(group).or_default();
+        for new in 0..STATES {
+            let at = transition_index(family, old, new);
+            if let Some(slot) = counts.counters.get_mut(at) {
+                *slot = slot.wrapping_add(u64_at(&value, new));
+            }
+        }
+        let time = sum_hist(&[value[(STATES * 8).min(value.len())..].to_vec()]);
+        let at = hist_index(family, HistKind::State(old));
+        if let Some(hist) = counts.hists.get_mut(at) {
+            hist.add(&time);
+        }
+    }
     for key in counters.keys() {
         let (group, index) = group_key(&key);
         let value = sum_counter(&lookup_shared(counters, &key)?);
