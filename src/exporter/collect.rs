@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use libbpf_rs::skel::Skel;
 use libbpf_rs::{MapCore, MapFlags, MapMut};
 
-use super::metrics::{hist_index, transition_index, Counts, HistKind, Log2Hist, HIST_SLOTS, STATES};
+use super::metrics::{
+    hist_index, transition_index, Counts, HistKind, Log2Hist, HIST_SLOTS, STATES,
+};
 use super::options::{Config, GroupBy};
 use crate::attach::{self, Attached};
 use crate::programs::prog_info;
