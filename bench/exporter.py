@@ -30,6 +30,9 @@ VARIANTS = ["exporter", "exporter-cgroup"]
 # deployed (no filter, no groups), in the same storms; BENCHMARKS.md shows it only in its
 # "Before and after" section.
 BEFORE = "exporter-before"
+# ... and with --group-by cgroup, beside exporter-cgroup.
+BEFORE_CGROUP = "exporter-cgroup-before"
+GROUPED = ("exporter-cgroup", BEFORE_CGROUP)
 BINARY = "tcptools-exporter"
 
 # The storm's sockets for the exporter-cgroup variant and the soak live in this child of
@@ -62,7 +65,7 @@ def variants_beside(tool: str) -> list[str]:
 
 def is_exporter(variant: str) -> bool:
     """Whether a variant runs the exporter (today's or, with --before, the earlier one)."""
-    return variant in VARIANTS or variant == BEFORE
+    return variant in VARIANTS or variant in (BEFORE, BEFORE_CGROUP)
 
 
 # ---------------------------------------------------------------- the process and its scrape
@@ -78,9 +81,10 @@ def free_port() -> int:
 
 
 def argv(variant: str, extra: tuple[str, ...] = ()) -> list[str]:
-    args = [str(binary(run.BEFORE if variant == BEFORE else None)), "-l",
+    earlier = variant in (BEFORE, BEFORE_CGROUP)
+    args = [str(binary(run.BEFORE if earlier else None)), "-l",
             f"127.0.0.1:{free_port()}", *extra]
-    return args + (["--group-by", "cgroup"] if variant == "exporter-cgroup" else [])
+    return args + (["--group-by", "cgroup"] if variant in GROUPED else [])
 
 
 def listen_address(proc: run.Proc) -> str:
@@ -107,7 +111,7 @@ def storm_cgroup(variant: str) -> Path | None:
     cgroup v2 that enables no controllers (so its accounting, and the storm's cost, stay
     the harness's); None (the harness's cgroup) for every other variant."""
     global _made_cgroup
-    if variant != "exporter-cgroup":
+    if variant not in GROUPED:
         return None
     path = Path(run.cgroup2_root()) / storm_cgroup_label().lstrip("/")
     if _made_cgroup is None:

@@ -187,6 +187,8 @@ PIECES_LIST = [name for group in PIECES_GROUPS.values() for name in group]
 BEFORE_AFTER = [
     ("tcpstates", "tcpstates", "ours", BEFORE_VARIANT, "bpf_ns_per_event"),
     ("tcptools-exporter", "tcpstates", "exporter", exporter.BEFORE, "set_state_ns"),
+    ("tcptools-exporter --group-by cgroup", "tcpstates", "exporter-cgroup",
+     exporter.BEFORE_CGROUP, "set_state_ns"),
     ("tcpconnlat", "tcpconnlat", "ours", BEFORE_VARIANT, "bpf_ns_per_event"),
     ("tcprtt", "tcprtt", "ours", BEFORE_VARIANT, "bpf_ns_per_event"),
 ]
@@ -575,7 +577,7 @@ def add_before_variants() -> None:
 
 
 def is_before(variant: str) -> bool:
-    return variant in (BEFORE_VARIANT, exporter.BEFORE)
+    return variant in (BEFORE_VARIANT, exporter.BEFORE, exporter.BEFORE_CGROUP)
 
 
 def before_commit(directory: Path) -> str:

@@ -23,6 +23,7 @@ const volatile struct exporter_settings settings = {};
 /* Never written: they put the structs and enums into the skeleton's generated types. */
 struct exporter_hist exporter_hist_layout = {};
 struct group_key group_key_layout = {};
+struct group_state group_state_layout = {};
 enum exporter_layout index_layout = FAMILIES;
 enum connect_outcome outcome_layout = OUTCOME_ESTABLISHED;
 
@@ -42,16 +43,27 @@ struct {
 	__type(value, struct exporter_hist);
 } hists SEC(".maps");
 
-/* --group-by: each group's counts, sized by user space before load (--max-groups). */
+/* --group-by: each group's counts, sized by user space before load (--max-groups): state
+ * changes and durations by the state left, connect outcomes, connect latencies and RTTs.
+ * Shared by the CPUs, not per-CPU: a per-CPU hash is preallocated for every possible CPU
+ * (about 0.7 MB per CPU at 100 groups, 130 MB on a node of 192), this costs the same on
+ * every node; the adds are atomic anyway. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct group_key);
+	__type(value, struct group_state);
+} group_states SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
 	__type(key, struct group_key);
 	__type(value, __u64);
 } group_counters SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
 	__type(key, struct group_key);
 	__type(value, struct exporter_hist);
@@ -65,41 +77,31 @@ SK_STORE(start, __u64, MAX_SOCKETS, 0);
 
 static const __u64 zero_count = 0;
 static const struct exporter_hist zero_hist = {};
+static const struct group_state zero_state = {};
 
-/* The value of `index` of `group`: in `group_map` (created from `zero`), else (not grouping,
- * or the group map full) in `array`. Every add is atomic: the group maps are shared by the
- * CPUs, and a catcher's run may interrupt its main program's on the same CPU. */
-static __always_inline void *value_of(void *group_map, const void *zero, void *array,
-				      __u64 group, __u32 index)
+/* The value of `index` of `group` in `group_map` (created from `zero`); NULL when not
+ * grouping or when the group map is full (the count goes to the arrays, "other"). Every
+ * add is atomic: the group maps are shared by the CPUs, and a catcher's run may interrupt
+ * its main program's on the same CPU. */
+static __always_inline void *group_value(void *group_map, const void *zero, __u64 group,
+					 __u32 index)
 {
-	if (settings.group_by) {
-		struct group_key key = { .group = group, .index = index };
-		void *value = lookup_or_init(group_map, &key, zero);
+	struct group_key key = { .group = group, .index = index };
+	void *value;
 
-		if (value)
-			return value;
+	if (!settings.group_by)
+		return NULL;
+	value = lookup_or_init(group_map, &key, zero);
+	if (!value)
 		counter_add(&group_overflow);
-	}
-	return bpf_map_lookup_elem(array, &index);
+	return value;
 }
 
-/* Adds one to counter `index` of `group`. */
-static __always_inline void count(__u64 group, __u32 index)
+/* Records `us` microseconds in `hist`. */
+static __always_inline void hist_add(struct exporter_hist *hist, __u64 us)
 {
-	__u64 *value = value_of(&group_counters, &zero_count, &counters, group, index);
-
-	if (value)
-		__sync_fetch_and_add(value, 1);
-}
-
-/* Records `us` microseconds in histogram `index` of `group`. */
-static __always_inline void record(__u64 group, __u32 index, __u64 us)
-{
-	struct exporter_hist *hist = value_of(&group_hists, &zero_hist, &hists, group, index);
 	__u64 slot;
 
-	if (!hist)
-		return;
 	slot = log2_u64(us);
 	if (slot >= HIST_SLOTS)
 		slot = HIST_SLOTS - 1;
@@ -108,6 +110,66 @@ static __always_inline void record(__u64 group, __u32 index, __u64 us)
 	barrier_var(slot);
 	__sync_fetch_and_add(&hist->slots[slot], 1);
 	__sync_fetch_and_add(&hist->sum_us, us);
+}
+
+static __always_inline void array_count(__u32 index)
+{
+	__u64 *value = bpf_map_lookup_elem(&counters, &index);
+
+	if (value)
+		__sync_fetch_and_add(value, 1);
+}
+
+static __always_inline void array_record(__u32 index, __u64 us)
+{
+	struct exporter_hist *hist = bpf_map_lookup_elem(&hists, &index);
+
+	if (hist)
+		hist_add(hist, us);
+}
+
+/* Adds one to counter `index` of `group`. */
+static __always_inline void count(__u64 group, __u32 index)
+{
+	__u64 *value = group_value(&group_counters, &zero_count, group, index);
+
+	if (value)
+		__sync_fetch_and_add(value, 1);
+	else
+		array_count(index);
+}
+
+/* Records `us` microseconds in histogram `index` of `group`. */
+static __always_inline void record(__u64 group, __u32 index, __u64 us)
+{
+	struct exporter_hist *hist = group_value(&group_hists, &zero_hist, group, index);
+
+	if (hist)
+		hist_add(hist, us);
+	else
+		array_record(index, us);
+}
+
+/* Counts the change from oldstate to newstate of family `fam` and, with `timed`, `us`
+ * spent in oldstate: in one group_states entry, or in the arrays. */
+static __always_inline void count_state(__u64 group, int fam, __u32 oldstate, __u32 newstate,
+					int timed, __u64 us)
+{
+	struct group_state *state;
+
+	state = group_value(&group_states, &zero_state, group, fam * STATES + oldstate);
+	if (!state) {
+		array_count(fam * COUNTERS_PER_FAMILY + oldstate * STATES + newstate);
+		if (timed)
+			array_record(fam * HISTS_PER_FAMILY + HIST_STATE + oldstate, us);
+		return;
+	}
+	/* newstate < STATES already; clang drops a bound it knows, the verifier needs one. */
+	barrier_var(newstate);
+	newstate &= STATES - 1;
+	__sync_fetch_and_add(&state->to[newstate], 1);
+	if (timed)
+		hist_add(&state->time, us);
 }
 
 /* 0 for AF_INET, 1 for AF_INET6, -1 for anything else. */
@@ -184,7 +246,6 @@ static __always_inline int count_change(void *ctx, const struct sock *sk, int ol
 {
 	__u64 group, now, start;
 	__u16 family, lport = 0;
-	__u32 base;
 	int fam, outcome;
 
 	if ((__u32)oldstate >= STATES || (__u32)newstate >= STATES || !sk_is_tcp(sk, hook))
@@ -201,14 +262,11 @@ static __always_inline int count_change(void *ctx, const struct sock *sk, int ol
 
 	now = bpf_ktime_get_ns();
 	start = swap_start(sk, newstate, now, hook);
-	base = fam * COUNTERS_PER_FAMILY;
-	count(group, base + oldstate * STATES + newstate);
-	if (start)
-		record(group, fam * HISTS_PER_FAMILY + HIST_STATE + oldstate, (now - start) / 1000);
+	count_state(group, fam, oldstate, newstate, start != 0, (now - start) / 1000);
 	if (oldstate != TCP_SYN_SENT)
 		return 0;
 	outcome = connect_outcome(sk, newstate, hook);
-	count(group, base + TRANSITIONS + outcome);
+	count(group, fam * COUNTERS_PER_FAMILY + TRANSITIONS + outcome);
 	if (start && outcome <= OUTCOME_REFUSED)
 		record(group, fam * HISTS_PER_FAMILY + HIST_CONNECT + outcome, (now - start) / 1000);
 	return 0;

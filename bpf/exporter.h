@@ -64,6 +64,14 @@ struct group_key {
 	__u32 pad;
 };
 
+/* --group-by: a group's counts of one state left in one family (key index: family * STATES
+ * + the state), so that a state change costs one lookup in the group maps: the
+ * transitions out of the state, by the new state, and the time spent in it. */
+struct group_state {
+	__u64 to[STATES];
+	struct exporter_hist time;
+};
+
 /* Set by user space before load; 0 everywhere counts every TCP socket, ungrouped. */
 struct exporter_settings {
 	__u64 lports[PORT_SET_WORDS]; /* bit p set: local port p counted (with filter_lports) */

@@ -273,6 +273,7 @@ fn every_metric_family_is_in_the_exporter_page() {
             entries: 1,
             capacity: 2,
         }],
+        map_memory: vec![("slots".into(), 1)],
         groups: Some((1, 1)),
         runtime: Some(Status::default()),
         ..Own::default()
@@ -288,7 +289,7 @@ fn every_metric_family_is_in_the_exporter_page() {
         .filter_map(|line| line.split(' ').next())
         .filter(|family| !family.starts_with("process_"))
         .collect();
-    assert_eq!(served.len(), 18, "{exposition}");
+    assert_eq!(served.len(), 20, "{exposition}");
     for family in served {
         assert!(
             metrics.contains(&format!(".TP {family} (")),

@@ -2,22 +2,27 @@
 //! the reads that sum their per-CPU counters and histograms at every scrape.
 
 use std::collections::BTreeMap;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
+use libbpf_rs::skel::Skel;
 use libbpf_rs::{MapCore, MapFlags, MapMut};
 
-use super::metrics::{Counts, Log2Hist, HIST_SLOTS};
+use super::metrics::{
+    hist_index, transition_index, Counts, HistKind, Log2Hist, HIST_SLOTS, STATES,
+};
 use super::options::{Config, GroupBy};
 use crate::attach::{self, Attached};
 use crate::programs::prog_info;
 use crate::sk_store::{self, Slots};
 use crate::skel::exporter::{types, ExporterSkel, ExporterSkelBuilder};
 
-/// A group's keys the kernel maps hold room for: the counters and histograms one group
-/// uses in practice (a few transitions and states per family), with room to spare.
-const COUNTERS_PER_GROUP: u32 = 48;
-const HISTS_PER_GROUP: u32 = 16;
+/// A group's keys the kernel maps hold room for: the states it leaves (13 TCP states, in
+/// practice one family), its connect outcomes and its RTT and connect latency histograms
+/// (one or two families), with room to spare.
+const STATES_PER_GROUP: u32 = 16;
+const COUNTERS_PER_GROUP: u32 = 8;
+const HISTS_PER_GROUP: u32 = 6;
 
 /// The slot table of state starts (bpf/slots.bpf.h): 2^13 buckets, 65,536 sockets (1 MiB
 /// of kernel memory) before sockets go to socket storage.
@@ -35,10 +40,19 @@ pub fn kernel_groups(max_groups: usize) -> u32 {
 pub struct Programs {
     pub attached: Attached<ExporterSkel<'static>>,
     pub group_by: GroupBy,
-    /// BPF_ENABLE_STATS: run time and count of every BPF program while it is open; None
-    /// where the kernel has no such switch (before 5.8).
-    stats: Option<OwnedFd>,
+    stats: RunStats,
 }
+
+/// Where the programs' run time and count come from.
+enum RunStats {
+    /// BPF_ENABLE_STATS: kept while the descriptor is open (needs CAP_SYS_ADMIN, Linux 5.8).
+    Enabled { _open: OwnedFd },
+    /// Whatever the kernel.bpf_stats_enabled sysctl says at each scrape.
+    Sysctl,
+}
+
+/// The sysctl that keeps every BPF program's run time and count, for everyone.
+const STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 impl Programs {
     pub fn load(config: &Config) -> Result<Programs> {
@@ -49,16 +63,51 @@ impl Programs {
             sk_store::size(store, hook, Slots::Buckets(SOCKET_SLOT_BITS))?;
             size_group_maps(&mut open.maps, config)
         })?;
-        Ok(Programs {
+        let programs = Programs {
             attached,
             group_by: config.group_by,
-            stats: enable_stats(),
-        })
+            stats: enable_stats().map_or(RunStats::Sysctl, |fd| RunStats::Enabled { _open: fd }),
+        };
+        if config.verbose {
+            eprintln!("{}", programs.stats_note());
+            eprintln!("{}", memory_note(&programs.map_memory()));
+        }
+        Ok(programs)
     }
 
-    /// Whether the kernel keeps the programs' run time and count.
+    /// Whether the kernel keeps the programs' run time and count now.
     pub fn stats_enabled(&self) -> bool {
-        self.stats.is_some()
+        match self.stats {
+            RunStats::Enabled { .. } => true,
+            RunStats::Sysctl => sysctl_stats_on(),
+        }
+    }
+
+    /// The `-v` line on the programs' run-time statistics.
+    fn stats_note(&self) -> String {
+        match (&self.stats, self.stats_enabled()) {
+            (RunStats::Enabled { .. }, _) => {
+                "BPF run-time statistics: on (BPF_ENABLE_STATS, for the exporter's lifetime)".into()
+            }
+            (RunStats::Sysctl, true) => {
+                "BPF run-time statistics: on (kernel.bpf_stats_enabled is 1)".into()
+            }
+            (RunStats::Sysctl, false) => format!(
+                "BPF run-time statistics: off (BPF_ENABLE_STATS needs CAP_SYS_ADMIN and \
+                 kernel.bpf_stats_enabled is 0): no tcptools_exporter_bpf_run* metrics until \
+                 `sysctl kernel.bpf_stats_enabled=1` ({STATS_SYSCTL})"
+            ),
+        }
+    }
+
+    /// The kernel memory of the programs' maps (what their memlock says), by map.
+    pub fn map_memory(&self) -> Vec<(String, u64)> {
+        let object = self.attached.skel.object();
+        let maps = object.maps().filter_map(|map| {
+            let bytes = memlock_of(map.as_fd())?;
+            Some((map.name().to_string_lossy().into_owned(), bytes))
+        });
+        maps.collect()
     }
 
     /// Everything the programs counted since they were loaded.
@@ -68,7 +117,7 @@ impl Programs {
         let groups = if self.group_by == GroupBy::None {
             BTreeMap::new()
         } else {
-            read_groups(&maps.group_counters, &maps.group_hists)?
+            read_groups(&maps.group_states, &maps.group_counters, &maps.group_hists)?
         };
         Ok(KernelCounts {
             all,
@@ -83,6 +132,7 @@ impl Programs {
         let maps = &self.attached.skel.maps;
         let mut fill = Vec::new();
         if self.group_by != GroupBy::None {
+            fill.push(MapFill::of("group_states", &maps.group_states));
             fill.push(MapFill::of("group_counters", &maps.group_counters));
             fill.push(MapFill::of("group_hists", &maps.group_hists));
         }
@@ -139,6 +189,9 @@ fn size_group_maps(
         _ => kernel_groups(config.max_groups),
     };
     let entries = |per_group: u32| groups.saturating_mul(per_group).max(1);
+    maps.group_states
+        .set_max_entries(entries(STATES_PER_GROUP))
+        .context("sizing group_states")?;
     maps.group_counters
         .set_max_entries(entries(COUNTERS_PER_GROUP))
         .context("sizing group_counters")?;
@@ -153,7 +206,7 @@ impl Programs {
     /// nothing any more (an update between the last read and this is lost).
     pub fn forget_group(&self, group: u64) {
         let maps = &self.attached.skel.maps;
-        for map in [&maps.group_counters, &maps.group_hists] {
+        for map in [&maps.group_states, &maps.group_counters, &maps.group_hists] {
             let keys: Vec<Vec<u8>> = map.keys().filter(|k| group_key(k).0 == group).collect();
             for key in keys {
                 let _ = map.delete(&key);
@@ -247,18 +300,53 @@ fn group_key(key: &[u8]) -> (u64, usize) {
     (u64_at(key, 0), u64_at(key, 1) as u32 as usize)
 }
 
-fn read_groups(counters: &MapMut<'_>, hists: &MapMut<'_>) -> Result<BTreeMap<u64, Counts>> {
+/// A value of a map shared by the CPUs, as the one CPU of a per-CPU value (none: deleted
+/// since the keys were listed).
+fn lookup_shared(map: &MapMut<'_>, key: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let value = map
+        .lookup(key, MapFlags::ANY)
+        .with_context(|| format!("reading {}", map.name().to_string_lossy()))?;
+    Ok(value.into_iter().collect())
+}
+
+/// The groups' counts: group_states' entries (`struct group_state`: the transitions out
+/// of a state, then the time spent in it) spread to the dense indices, then the counters'
+/// and histograms' by their index.
+fn read_groups(
+    states: &MapMut<'_>,
+    counters: &MapMut<'_>,
+    hists: &MapMut<'_>,
+) -> Result<BTreeMap<u64, Counts>> {
     let mut groups: BTreeMap<u64, Counts> = BTreeMap::new();
+    for key in states.keys() {
+        let (group, index) = group_key(&key);
+        let Some(value) = lookup_shared(states, &key)?.pop() else {
+            continue;
+        };
+        let (family, old) = (index / STATES, index % STATES);
+        let counts = groups.entry(group).or_default();
+        for new in 0..STATES {
+            let at = transition_index(family, old, new);
+            if let Some(slot) = counts.counters.get_mut(at) {
+                *slot = slot.wrapping_add(u64_at(&value, new));
+            }
+        }
+        let time = sum_hist(&[value[(STATES * 8).min(value.len())..].to_vec()]);
+        let at = hist_index(family, HistKind::State(old));
+        if let Some(hist) = counts.hists.get_mut(at) {
+            hist.add(&time);
+        }
+    }
     for key in counters.keys() {
         let (group, index) = group_key(&key);
-        let value = sum_counter(&lookup_percpu(counters, &key)?);
+        let value = sum_counter(&lookup_shared(counters, &key)?);
         if let Some(slot) = groups.entry(group).or_default().counters.get_mut(index) {
             *slot = slot.wrapping_add(value);
         }
     }
     for key in hists.keys() {
         let (group, index) = group_key(&key);
-        let value = sum_hist(&lookup_percpu(hists, &key)?);
+        let value = sum_hist(&lookup_shared(hists, &key)?);
         if let Some(hist) = groups.entry(group).or_default().hists.get_mut(index) {
             hist.add(&value);
         }
@@ -275,6 +363,42 @@ fn enable_stats() -> Option<OwnedFd> {
     };
     // SAFETY: fd is a new descriptor that nothing else owns.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether kernel.bpf_stats_enabled is on (no: unreadable).
+fn sysctl_stats_on() -> bool {
+    std::fs::read_to_string(STATS_SYSCTL).is_ok_and(|v| v.trim() != "0")
+}
+
+/// A map's `memlock` from /proc/self/fdinfo: its kernel memory in bytes (since Linux 6.5
+/// what the map uses, before an estimate from its sizes).
+fn memlock_of(map: BorrowedFd<'_>) -> Option<u64> {
+    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", map.as_raw_fd())).ok()?;
+    let line = fdinfo.lines().find_map(|l| l.strip_prefix("memlock:"))?;
+    line.trim().parse().ok()
+}
+
+/// The `-v` line on the maps' kernel memory: the total and the largest maps.
+fn memory_note(maps: &[(String, u64)]) -> String {
+    let total: u64 = maps.iter().map(|(_, bytes)| bytes).sum();
+    let mut largest: Vec<&(String, u64)> = maps.iter().collect();
+    largest.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
+    let largest: Vec<String> = largest
+        .iter()
+        .take(4)
+        .map(|(name, bytes)| format!("{name} {}", kib(*bytes)))
+        .collect();
+    format!(
+        "BPF maps' kernel memory: {} over {} maps, {} possible CPUs (largest: {})",
+        kib(total),
+        maps.len(),
+        libbpf_rs::num_possible_cpus().unwrap_or(0),
+        largest.join(", ")
+    )
+}
+
+fn kib(bytes: u64) -> String {
+    format!("{:.1} KiB", bytes as f64 / 1024.0)
 }
 
 /// A program's run statistics (zero where the kernel keeps none).

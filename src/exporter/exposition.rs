@@ -54,6 +54,8 @@ pub struct Own {
     /// Whether run time and count are kept (BPF_ENABLE_STATS).
     pub stats_enabled: bool,
     pub maps: Vec<MapFill>,
+    /// Each BPF map's kernel memory in bytes (its memlock).
+    pub map_memory: Vec<(String, u64)>,
     /// Events the kernel skipped a main program for that its catcher counted, and that
     /// nothing counted.
     pub caught: u64,
@@ -101,6 +103,7 @@ pub fn families_served() -> Vec<crate::cli::Term> {
             entries: 0,
             capacity: 0,
         }],
+        map_memory: vec![(String::new(), 0)],
         groups: Some((0, 0)),
         runtime: Some(Status::default()),
         serving: Some(Serving {
@@ -315,6 +318,7 @@ fn own_families(own: &Own) -> Vec<MetricFamily> {
     families.extend(fill_families(own));
     families.extend(runtime_families(own));
     families.extend(serving_families(own));
+    families.extend(kernel_families(own));
     families
 }
 
@@ -371,6 +375,28 @@ fn serving_families(own: &Own) -> Vec<MetricFamily> {
             "New connections closed at the connection bound because every open one had a request being answered.",
             MetricType::COUNTER,
             vec![counter(vec![], serving.connections_refused)],
+        ),
+    ]
+}
+
+/// Whether the programs' run time counts, and what their maps cost the kernel.
+fn kernel_families(own: &Own) -> Vec<MetricFamily> {
+    let memory = own
+        .map_memory
+        .iter()
+        .map(|(name, bytes)| gauge(vec![label(("map", name.as_str()))], *bytes as f64));
+    vec![
+        family(
+            "tcptools_exporter_bpf_stats_enabled",
+            "Whether the kernel keeps the BPF programs' run time and count (BPF_ENABLE_STATS with CAP_SYS_ADMIN, else the kernel.bpf_stats_enabled sysctl): 1 or 0; with 0 there are no tcptools_exporter_bpf_run* series.",
+            MetricType::GAUGE,
+            vec![gauge(vec![], if own.stats_enabled { 1.0 } else { 0.0 })],
+        ),
+        family(
+            "tcptools_exporter_map_memory_bytes",
+            "Kernel memory of the exporter's BPF maps (their memlock), by map.",
+            MetricType::GAUGE,
+            memory.collect(),
         ),
     ]
 }

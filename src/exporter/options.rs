@@ -142,11 +142,13 @@ and tcptools_exporter_runtime_up 0; the metrics are still served. Prometheus' Ku
 discovery adds its own namespace, pod and container labels: scrape with honor_labels: true \
 (honorLabels in a ServiceMonitor), or these labels become exported_namespace and so on.\n\
 Its own cost and losses are metrics too: tcptools_exporter_bpf_runs_total and \
-tcptools_exporter_bpf_run_seconds_total per program (run-time statistics on for its \
-lifetime only), tcptools_exporter_events_skipped_total (runs the kernel skipped), map fill \
-and group overflow, scrape duration and errors, HTTP responses by code, connections shed \
-at the bound, tcptools_exporter_build_info (version, git revision, rustc version, target) \
-and process_* CPU and memory.\n\
+tcptools_exporter_bpf_run_seconds_total per program (the kernel's run-time statistics: \
+with CAP_SYS_ADMIN on for its lifetime only, else while the kernel.bpf_stats_enabled sysctl \
+is 1; tcptools_exporter_bpf_stats_enabled says which), tcptools_exporter_events_skipped_total \
+(runs the kernel skipped), map fill, the maps' kernel memory \
+(tcptools_exporter_map_memory_bytes) and group overflow, scrape duration and errors, HTTP \
+responses by code, connections shed at the bound, tcptools_exporter_build_info (version, git \
+revision, rustc version, target) and process_* CPU and memory.\n\
 State start times live in a slot table of 65536 sockets and, beyond a full bucket of it, in \
 socket storage on Linux 5.12 or later (tp_btf), else (raw_tp, as on Linux 5.10) in a fixed \
 table of 16384 sockets (TCPTOOLS_RAW_TP=1 forces it).\n\

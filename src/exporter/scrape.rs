@@ -91,6 +91,7 @@ impl<'a> Collector<'a> {
             programs: self.own_programs(),
             stats_enabled: self.programs.stats_enabled(),
             maps: std::mem::take(&mut kernel.maps),
+            map_memory: self.programs.map_memory(),
             group_overflow: kernel.group_overflow,
             sockets_untracked: kernel.sockets_untracked,
             groups: None,
