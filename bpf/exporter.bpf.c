@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* tcptools-exporter, kernel side: one program per tracepoint that counts TCP state changes,
  * connect outcomes and latencies, time spent in states and RTTs into per-CPU counters and
- * log2 histograms (bpf/exporter.h). No record crosses to user space, so none is lost; a
- * scrape sums the maps over the CPUs. Counts are u64 and only ever added to. */
+ * histograms on Prometheus' native grid (bpf/exporter.h). No record crosses to user
+ * space, so none is lost; a scrape sums the maps over the CPUs. Counts are u64 and only
+ * ever added to. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -11,7 +12,6 @@
 #include "exporter.h"
 #include "sock.bpf.h"
 #include "container.bpf.h"
-#include "hist.bpf.h"
 #include "sk_store.bpf.h"
 #include "programs.bpf.h"
 
@@ -25,6 +25,7 @@ struct exporter_hist exporter_hist_layout = {};
 struct group_key group_key_layout = {};
 enum exporter_layout index_layout = FAMILIES;
 enum connect_outcome outcome_layout = OUTCOME_ESTABLISHED;
+enum grouped_hists grouped_layout = GROUPED_RTT;
 
 /* Every count without --group-by; with it, the counts of the groups that found no room in
  * the group maps (the "other" group). Arrays: no hash and no insert per event. */
@@ -92,22 +93,44 @@ static __always_inline void count(__u64 group, __u32 index)
 		__sync_fetch_and_add(value, 1);
 }
 
-/* Records `us` microseconds in histogram `index` of `group`. */
-static __always_inline void record(__u64 group, __u32 index, __u64 us)
+/* The slot of `ns` nanoseconds: how many bounds lie below it (bpf/exporter.h), found in
+ * HIST_SEARCH_STEPS comparisons. */
+static __always_inline __u32 hist_slot(__u64 ns)
 {
-	struct exporter_hist *hist = value_of(&group_hists, &zero_hist, &hists, group, index);
-	__u64 slot;
+	__u32 slot = 0, step = HIST_BOUND_TABLE / 2;
 
+#pragma unroll
+	for (int i = 0; i < HIST_SEARCH_STEPS; i++, step /= 2) {
+		__u32 probe = (slot + step - 1) & (HIST_BOUND_TABLE - 1);
+
+		if (settings.hist_bounds[probe] < ns)
+			slot += step;
+	}
+	return slot;
+}
+
+/* Records `ns` nanoseconds in histogram `index` (of kind `grouped`, enum grouped_hists) of
+ * `group`, or node-wide where that kind is not kept per group. */
+static __always_inline void record(__u64 group, __u32 index, __u8 grouped, __u64 ns)
+{
+	struct exporter_hist *hist;
+	__u32 slot;
+
+	if (settings.grouped_hists & grouped)
+		hist = value_of(&group_hists, &zero_hist, &hists, group, index);
+	else
+		hist = bpf_map_lookup_elem(&hists, &index);
 	if (!hist)
 		return;
-	slot = log2_u64(us);
-	if (slot >= HIST_SLOTS)
-		slot = HIST_SLOTS - 1;
-	/* The index must be the register the bound was checked on: older verifiers (6.1)
-	 * do not carry the bound over to a copy clang may use instead. */
+	slot = hist_slot(ns);
+	/* Only with bounds that are not ascending; the index must be the register the
+	 * bound was checked on: older verifiers (6.1) do not carry the bound over to a copy
+	 * clang may use instead. */
 	barrier_var(slot);
+	if (slot >= HIST_SLOTS)
+		return;
 	__sync_fetch_and_add(&hist->slots[slot], 1);
-	__sync_fetch_and_add(&hist->sum_us, us);
+	__sync_fetch_and_add(&hist->sum_us, ns / 1000);
 }
 
 /* 0 for AF_INET, 1 for AF_INET6, -1 for anything else. */
@@ -204,13 +227,15 @@ static __always_inline int count_change(void *ctx, const struct sock *sk, int ol
 	base = fam * COUNTERS_PER_FAMILY;
 	count(group, base + oldstate * STATES + newstate);
 	if (start)
-		record(group, fam * HISTS_PER_FAMILY + HIST_STATE + oldstate, (now - start) / 1000);
+		record(group, fam * HISTS_PER_FAMILY + HIST_STATE + oldstate, GROUPED_STATE,
+		       now - start);
 	if (oldstate != TCP_SYN_SENT)
 		return 0;
 	outcome = connect_outcome(sk, newstate, hook);
 	count(group, base + TRANSITIONS + outcome);
 	if (start && outcome <= OUTCOME_REFUSED)
-		record(group, fam * HISTS_PER_FAMILY + HIST_CONNECT + outcome, (now - start) / 1000);
+		record(group, fam * HISTS_PER_FAMILY + HIST_CONNECT + outcome, GROUPED_CONNECT,
+		       now - start);
 	return 0;
 }
 
@@ -229,7 +254,8 @@ static __always_inline int count_rtt(const struct sock *sk, const int hook)
 		SK_READ(hook, lport, sk->__sk_common.skc_num);
 	if (!ports_pass(sk, lport, hook) || !sk_srtt_us(sk, hook, &srtt))
 		return 0;
-	record(sk_group(sk), fam * HISTS_PER_FAMILY + HIST_RTT, srtt);
+	record(sk_group(sk), fam * HISTS_PER_FAMILY + HIST_RTT, GROUPED_RTT,
+	       (__u64)srtt * 1000);
 	return 0;
 }
 

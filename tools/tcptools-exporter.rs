@@ -46,7 +46,7 @@ fn run(config: &Config) -> Result<()> {
 
     let mut serving = true;
     while serving && !signal::stop_requested() {
-        serving = server.answer(WAIT_SLICE, || collector.scrape())?;
+        serving = server.answer(WAIT_SLICE, |format| collector.scrape(format))?;
     }
     server.join()?;
     if !serving && !signal::stop_requested() {

@@ -7,7 +7,7 @@ use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags, MapMut};
 
-use super::metrics::{Counts, Log2Hist, HIST_SLOTS};
+use super::metrics::{kernel_bounds, Counts, GroupedHists, Hist, HIST_SLOTS};
 use super::options::{Config, GroupBy};
 use crate::attach::{self, Attached};
 use crate::programs::prog_info;
@@ -35,6 +35,8 @@ pub fn kernel_groups(max_groups: usize) -> u32 {
 pub struct Programs {
     pub attached: Attached<ExporterSkel<'static>>,
     pub group_by: GroupBy,
+    /// With group_by, the histograms kept per group.
+    pub grouped_hists: GroupedHists,
     /// BPF_ENABLE_STATS: run time and count of every BPF program while it is open; None
     /// where the kernel has no such switch (before 5.8).
     stats: Option<OwnedFd>,
@@ -52,6 +54,7 @@ impl Programs {
         Ok(Programs {
             attached,
             group_by: config.group_by,
+            grouped_hists: config.grouped_hists,
             stats: enable_stats(),
         })
     }
@@ -112,6 +115,8 @@ fn settings(config: &Config) -> types::exporter_settings {
         // Pods and namespaces by the parent of the socket's: a container's cgroup is a
         // child of its pod's, which outlives it (a container gone before a scrape still
         // counts under its pod). Containers need their own.
+        hist_bounds: kernel_bounds(),
+        grouped_hists: config.grouped_hists.bits(),
         group_by: match config.group_by {
             GroupBy::None => types::group_by::GROUP_NONE,
             GroupBy::Netns => types::group_by::GROUP_NETNS,
@@ -207,8 +212,8 @@ fn sum_counter(per_cpu: &[Vec<u8>]) -> u64 {
 }
 
 /// A per-CPU `struct exporter_hist`, summed: HIST_SLOTS slots, then the sum.
-fn sum_hist(per_cpu: &[Vec<u8>]) -> Log2Hist {
-    let mut hist = Log2Hist::new(HIST_SLOTS);
+fn sum_hist(per_cpu: &[Vec<u8>]) -> Hist {
+    let mut hist = Hist::default();
     for value in per_cpu {
         for (i, slot) in hist.slots.iter_mut().enumerate() {
             *slot = slot.wrapping_add(u64_at(value, i));

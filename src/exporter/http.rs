@@ -32,6 +32,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 
 use super::auth::{Users, REALM};
+use super::exposition::Format;
 use super::web_config::WebConfig;
 
 /// Connections served at once; more are closed as soon as they are accepted.
@@ -68,8 +69,9 @@ pub const LANDING_PAGE: &str = concat!(
     "<p><a href=\"/metrics\">Metrics</a></p>\n</body>\n</html>\n"
 );
 
-/// A waiting scrape: where the main thread sends the exposition.
-type Reply = oneshot::Sender<Bytes>;
+/// A waiting scrape: the format it asked for, and where the main thread sends the
+/// exposition.
+type Reply = (Format, oneshot::Sender<Bytes>);
 
 /// The HTTP thread and the scrapes waiting for the main thread.
 pub struct Server {
@@ -120,12 +122,12 @@ impl Server {
         self.scheme
     }
 
-    /// Waits up to `wait` for a scrape, then answers every scrape waiting, all with one call
-    /// of `render`; false once the HTTP thread has ended.
+    /// Waits up to `wait` for a scrape, then answers every scrape waiting, with one call of
+    /// `render` per format asked for; false once the HTTP thread has ended.
     pub fn answer(
         &self,
         wait: Duration,
-        mut render: impl FnMut() -> Result<String>,
+        mut render: impl FnMut(Format) -> Result<Vec<u8>>,
     ) -> Result<bool> {
         let mut waiting = Vec::new();
         match self.scrapes.recv_timeout(wait) {
@@ -141,11 +143,13 @@ impl Server {
             }
         }
         // A scrape that gave up waiting no longer takes an answer.
-        waiting.retain(|reply| !reply.is_closed());
-        if !waiting.is_empty() {
-            let body = Bytes::from(render()?);
-            for reply in waiting {
-                let _ = reply.send(body.clone());
+        waiting.retain(|(_, reply)| !reply.is_closed());
+        for format in [Format::Text, Format::Protobuf] {
+            if waiting.iter().any(|(asked, _)| *asked == format) {
+                let body = Bytes::from(render(format)?);
+                for (_, reply) in waiting.extract_if(.., |(asked, _)| *asked == format) {
+                    let _ = reply.send(body.clone());
+                }
             }
         }
         Ok(true)
@@ -266,6 +270,8 @@ impl App {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .any(accepts_gzip);
+        let accept = request.headers().get(header::ACCEPT);
+        let format = Format::negotiate(accept.and_then(|v| v.to_str().ok()).unwrap_or(""));
         let route = route(request.method(), request.uri().path());
         // The body, if any, is not read: hyper closes the connection after the response.
         drop(request);
@@ -286,7 +292,7 @@ impl App {
                 "text/html; charset=utf-8",
                 Bytes::from_static(LANDING_PAGE.as_bytes()),
             ),
-            Route::Metrics => self.metrics(gzip).await,
+            Route::Metrics => self.metrics(gzip, format).await,
             Route::NotFound => plain(StatusCode::NOT_FOUND, "not found\n"),
             Route::MethodNotAllowed => {
                 let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -299,9 +305,9 @@ impl App {
     }
 
     /// Asks the main thread for the exposition; 503 if it does not answer in time.
-    async fn metrics(&self, gzip: bool) -> Response<Full<Bytes>> {
+    async fn metrics(&self, gzip: bool, format: Format) -> Response<Full<Bytes>> {
         let (reply, answer) = oneshot::channel();
-        let body = match self.scrapes.send(reply) {
+        let body = match self.scrapes.send((format, reply)) {
             Ok(()) => tokio::time::timeout(SCRAPE_WAIT, answer).await,
             Err(_) => return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
         };
@@ -312,11 +318,14 @@ impl App {
         let encoded = compressed.is_some();
         let mut response = response(
             StatusCode::OK,
-            super::CONTENT_TYPE,
+            format.content_type(),
             compressed.map_or(body, Bytes::from),
         );
         let headers = response.headers_mut();
-        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("Accept, Accept-Encoding"),
+        );
         if encoded {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
@@ -609,9 +618,9 @@ mod tests {
             let mut renders = 0;
             while finished.try_recv().is_err() {
                 server
-                    .answer(Duration::from_millis(5), || {
+                    .answer(Duration::from_millis(5), |format| {
                         renders += 1;
-                        Ok(format!("up {renders}\n"))
+                        Ok(format!("up {renders} {format:?}\n").into_bytes())
                     })
                     .unwrap();
             }
@@ -637,8 +646,24 @@ mod tests {
             "content-type: {}\r\n",
             crate::exporter::CONTENT_TYPE
         )));
-        assert!(metrics.contains("vary: Accept-Encoding\r\n"), "{metrics}");
-        assert!(metrics.ends_with("\r\n\r\nup 1\n"), "{metrics}");
+        assert!(
+            metrics.contains("vary: Accept, Accept-Encoding\r\n"),
+            "{metrics}"
+        );
+        assert!(metrics.ends_with("\r\n\r\nup 1 Text\n"), "{metrics}");
+        let accept = "Accept: application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3";
+        let proto = get(
+            addr,
+            &format!("GET /metrics HTTP/1.1\r\n{accept}\r\n{close}"),
+        );
+        assert!(proto.ends_with("\r\n\r\nup 2 Protobuf\n"), "{proto}");
+        assert!(
+            proto.contains(&format!(
+                "content-type: {}\r\n",
+                super::super::protobuf::CONTENT_TYPE
+            )),
+            "{proto}"
+        );
         let gz = get(
             addr,
             &format!("GET /metrics HTTP/1.1\r\nAccept-Encoding: gzip\r\n{close}"),
