@@ -569,3 +569,31 @@ fn histogram(labels: Vec<LabelPair>, hist: &Hist, kind: HistKind) -> Metric {
     metric.set_histogram(h);
     metric
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn protobuf_only_for_who_asks_for_it_first() {
+        let delimited = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+        // Prometheus 2.42 with native histograms on, and without.
+        let native = format!("{delimited};q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1");
+        let classic = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(&native), Format::Protobuf);
+        assert_eq!(Format::negotiate(delimited), Format::Protobuf);
+        for text in [
+            classic,
+            "",
+            "*/*",
+            "text/plain",
+            &format!("{delimited};q=0"),
+            &format!("{delimited};q=0.2, text/plain"),
+            // Another protobuf message, or not delimited: not ours.
+            "application/vnd.google.protobuf;proto=io.prometheus.client.Other;encoding=delimited",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text",
+        ] {
+            assert_eq!(Format::negotiate(text), Format::Text, "{text:?}");
+        }
+    }
+}
