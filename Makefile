@@ -15,6 +15,7 @@
 #   make vmlinux    regenerate vmlinux/<arch>/vmlinux.h from the running kernel's BTF
 #   make bench      regenerate BENCHMARKS.md (PODS=0: without bench/pods.py's section)
 #   make bench-pods BENCHMARKS.md's pods section alone (a containerd of its own, 100 pods)
+#   make bench-series BENCHMARKS.md's series section alone (1, 10, 100 pods; text, protobuf)
 #   make bench-before REV=<commit>  that commit's release binaries in target/before/release;
 #                   then make bench BEFORE=target/before/release sets them beside today's
 #                   in the same storms (BENCHMARKS.md's "Before and after")
@@ -66,7 +67,7 @@ STATIC_LIBDIR := $(abspath $(dir $(shell $(CC) -print-file-name=libelf.a)))
 LIBC_ONLY := ^(linux-vdso\.so\.1|linux-gate\.so\.1|libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|(/[^ ]*/)?ld-linux[^ /]*\.so\.[0-9]+)$$
 
 .PHONY: deb deb-files image image-context
-.PHONY: all deps build test test-kernels kernels-doc run docs install install-files uninstall release static-check ldd-check vmlinux bench bench-pods bench-before clean
+.PHONY: all deps build test test-kernels kernels-doc run docs install install-files uninstall release static-check ldd-check vmlinux bench bench-pods bench-series bench-before clean
 
 all: build
 
@@ -171,6 +172,12 @@ bench: build
 	$(CARGO) build --release --examples
 	python3 bench/run.py $(if $(BEFORE),--before $(BEFORE)) $(BENCH_ARGS)
 	$(if $(filter 1,$(PODS)),python3 bench/pods.py $(PODS_ARGS))
+	python3 bench/series.py
+
+# BENCHMARKS.md's series section alone: series per node and scrape time at 1, 10 and 100
+# pods, classic and native.
+bench-series: build
+	python3 bench/series.py
 
 bench-pods: build
 	$(CARGO) build --release --examples

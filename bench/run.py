@@ -44,6 +44,7 @@ import exporter  # noqa: E402
 # bench/pods.py (containerd's pods: the --pod filter, the exporter grouped by pod) runs on its
 # own (`make bench-pods`, also after this in `make bench`); its section comes from its file.
 import pods  # noqa: E402
+import series  # noqa: E402  (bench/series.py: series per node, classic and native)
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
@@ -1223,6 +1224,8 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
               f"{fmm(su[key]['ready_ms'], 1)} | {fmm(su[key]['rss_mib'], 1)} |")
     a("")
     if section := pods.report_section():
+        a(section)
+    if section := series.report_section():
         a(section)
 
     a("## Targets")

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* tcptools-exporter, kernel side: one program per tracepoint that counts TCP state changes,
  * connect outcomes and latencies, time spent in states and RTTs into per-CPU counters and
- * log2 histograms (bpf/exporter.h). No record crosses to user space, so none is lost; a
- * scrape sums the maps over the CPUs. Counts are u64 and only ever added to. */
+ * histograms on Prometheus' native grid (bpf/exporter.h). No record crosses to user
+ * space, so none is lost; a scrape sums the maps over the CPUs. Counts are u64 and only
+ * ever added to. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -11,7 +12,6 @@
 #include "exporter.h"
 #include "sock.bpf.h"
 #include "container.bpf.h"
-#include "hist.bpf.h"
 #include "sk_store.bpf.h"
 #include "programs.bpf.h"
 
@@ -26,6 +26,7 @@ struct group_key group_key_layout = {};
 struct group_state group_state_layout = {};
 enum exporter_layout index_layout = FAMILIES;
 enum connect_outcome outcome_layout = OUTCOME_ESTABLISHED;
+enum grouped_hists grouped_layout = GROUPED_RTT;
 
 /* Every count without --group-by; with it, the counts of the groups that found no room in
  * the group maps (the "other" group). Arrays: no hash and no insert per event. */
@@ -97,19 +98,35 @@ static __always_inline void *group_value(void *group_map, const void *zero, __u6
 	return value;
 }
 
-/* Records `us` microseconds in `hist`. */
-static __always_inline void hist_add(struct exporter_hist *hist, __u64 us)
+/* The slot of `ns` nanoseconds: how many bounds lie below it (bpf/exporter.h), found in
+ * HIST_SEARCH_STEPS comparisons. */
+static __always_inline __u32 hist_slot(__u64 ns)
 {
-	__u64 slot;
+	__u32 slot = 0, step = HIST_BOUND_TABLE / 2;
 
-	slot = log2_u64(us);
-	if (slot >= HIST_SLOTS)
-		slot = HIST_SLOTS - 1;
-	/* The index must be the register the bound was checked on: older verifiers (6.1)
-	 * do not carry the bound over to a copy clang may use instead. */
+#pragma unroll
+	for (int i = 0; i < HIST_SEARCH_STEPS; i++, step /= 2) {
+		__u32 probe = (slot + step - 1) & (HIST_BOUND_TABLE - 1);
+
+		if (settings.hist_bounds[probe] < ns)
+			slot += step;
+	}
+	return slot;
+}
+
+/* Records `ns` nanoseconds in `hist`. */
+static __always_inline void hist_add(struct exporter_hist *hist, __u64 ns)
+{
+	__u32 slot = hist_slot(ns);
+
+	/* Only with bounds that are not ascending; the index must be the register the
+	 * bound was checked on: older verifiers (6.1) do not carry the bound over to a copy
+	 * clang may use instead. */
 	barrier_var(slot);
+	if (slot >= HIST_SLOTS)
+		return;
 	__sync_fetch_and_add(&hist->slots[slot], 1);
-	__sync_fetch_and_add(&hist->sum_us, us);
+	__sync_fetch_and_add(&hist->sum_us, ns / 1000);
 }
 
 static __always_inline void array_count(__u32 index)
@@ -120,12 +137,12 @@ static __always_inline void array_count(__u32 index)
 		__sync_fetch_and_add(value, 1);
 }
 
-static __always_inline void array_record(__u32 index, __u64 us)
+static __always_inline void array_record(__u32 index, __u64 ns)
 {
 	struct exporter_hist *hist = bpf_map_lookup_elem(&hists, &index);
 
 	if (hist)
-		hist_add(hist, us);
+		hist_add(hist, ns);
 }
 
 /* Adds one to counter `index` of `group`. */
@@ -139,37 +156,46 @@ static __always_inline void count(__u64 group, __u32 index)
 		array_count(index);
 }
 
-/* Records `us` microseconds in histogram `index` of `group`. */
-static __always_inline void record(__u64 group, __u32 index, __u64 us)
+/* Records `ns` nanoseconds in histogram `index` (of kind `grouped`, enum grouped_hists) of
+ * `group`, or node-wide where that kind is not kept per group. */
+static __always_inline void record(__u64 group, __u32 index, __u8 grouped, __u64 ns)
 {
-	struct exporter_hist *hist = group_value(&group_hists, &zero_hist, group, index);
+	struct exporter_hist *hist = NULL;
 
+	if (settings.grouped_hists & grouped)
+		hist = group_value(&group_hists, &zero_hist, group, index);
 	if (hist)
-		hist_add(hist, us);
+		hist_add(hist, ns);
 	else
-		array_record(index, us);
+		array_record(index, ns);
 }
 
-/* Counts the change from oldstate to newstate of family `fam` and, with `timed`, `us`
- * spent in oldstate: in one group_states entry, or in the arrays. */
+/* Counts the change from oldstate to newstate of family `fam` and, with `timed`, `ns`
+ * spent in oldstate: in one group_states entry, or in the arrays. The duration goes to
+ * the arrays too when state durations are not kept per group (--group-histograms). */
 static __always_inline void count_state(__u64 group, int fam, __u32 oldstate, __u32 newstate,
-					int timed, __u64 us)
+					int timed, __u64 ns)
 {
+	__u32 hist = fam * HISTS_PER_FAMILY + HIST_STATE + oldstate;
 	struct group_state *state;
 
 	state = group_value(&group_states, &zero_state, group, fam * STATES + oldstate);
 	if (!state) {
 		array_count(fam * COUNTERS_PER_FAMILY + oldstate * STATES + newstate);
 		if (timed)
-			array_record(fam * HISTS_PER_FAMILY + HIST_STATE + oldstate, us);
+			array_record(hist, ns);
 		return;
 	}
 	/* newstate < STATES already; clang drops a bound it knows, the verifier needs one. */
 	barrier_var(newstate);
 	newstate &= STATES - 1;
 	__sync_fetch_and_add(&state->to[newstate], 1);
-	if (timed)
-		hist_add(&state->time, us);
+	if (!timed)
+		return;
+	if (settings.grouped_hists & GROUPED_STATE)
+		hist_add(&state->time, ns);
+	else
+		array_record(hist, ns);
 }
 
 /* 0 for AF_INET, 1 for AF_INET6, -1 for anything else. */
@@ -262,13 +288,14 @@ static __always_inline int count_change(void *ctx, const struct sock *sk, int ol
 
 	now = bpf_ktime_get_ns();
 	start = swap_start(sk, newstate, now, hook);
-	count_state(group, fam, oldstate, newstate, start != 0, (now - start) / 1000);
+	count_state(group, fam, oldstate, newstate, start != 0, now - start);
 	if (oldstate != TCP_SYN_SENT)
 		return 0;
 	outcome = connect_outcome(sk, newstate, hook);
 	count(group, fam * COUNTERS_PER_FAMILY + TRANSITIONS + outcome);
 	if (start && outcome <= OUTCOME_REFUSED)
-		record(group, fam * HISTS_PER_FAMILY + HIST_CONNECT + outcome, (now - start) / 1000);
+		record(group, fam * HISTS_PER_FAMILY + HIST_CONNECT + outcome, GROUPED_CONNECT,
+		       now - start);
 	return 0;
 }
 
@@ -287,7 +314,8 @@ static __always_inline int count_rtt(const struct sock *sk, const int hook)
 		SK_READ(hook, lport, sk->__sk_common.skc_num);
 	if (!ports_pass(sk, lport, hook) || !sk_srtt_us(sk, hook, &srtt))
 		return 0;
-	record(sk_group(sk), fam * HISTS_PER_FAMILY + HIST_RTT, srtt);
+	record(sk_group(sk), fam * HISTS_PER_FAMILY + HIST_RTT, GROUPED_RTT,
+	       (__u64)srtt * 1000);
 	return 0;
 }
 

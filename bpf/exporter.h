@@ -36,15 +36,21 @@ enum exporter_layout {
 	HIST_STATE = 3,   /* + the state left */
 	HISTS_PER_FAMILY = HIST_STATE + STATES,
 	HISTS = FAMILIES * HISTS_PER_FAMILY,
-	/* log2 slots of microseconds: slot i holds 2^i .. 2^(i+1)-1 (slot 0 holds 0 and 1),
-	 * the last one everything above. User space folds each metric's slots beyond its own
-	 * last. */
-	HIST_SLOTS = 36,
+	/* The histograms' slots, on the grid of Prometheus' native histograms: user space sets
+	 * the bounds (exporter_settings.hist_bounds, in ns; src/exporter/metrics.rs says which),
+	 * slot 0 holds values up to the first bound (the native zero bucket), slot i values
+	 * above bound i-1 up to bound i, the last slot values above the last bound. The
+	 * table is a power of two long, padded with ~0, so that a fixed binary search of
+	 * HIST_SEARCH_STEPS steps finds a slot. */
+	HIST_BOUNDS = 73,
+	HIST_SLOTS = HIST_BOUNDS + 1,
+	HIST_BOUND_TABLE = 128,
+	HIST_SEARCH_STEPS = 7,
 };
 
 struct exporter_hist {
 	__u64 slots[HIST_SLOTS];
-	__u64 sum_us;
+	__u64 sum_us; /* the values' sum in microseconds: u64 ns could wrap within weeks */
 };
 
 /* What the programs label their counts with besides family and states. */
@@ -55,6 +61,14 @@ enum group_by {
 	/* The cgroup v2 id of the socket's cgroup's parent: for a container's socket its pod's
 	 * cgroup, which outlives the container's (--group-by pod and namespace). */
 	GROUP_CGROUP_PARENT = 3,
+};
+
+/* With --group-by, the histograms kept per group (--group-histograms); the others are kept
+ * node-wide, in the arrays. */
+enum grouped_hists {
+	GROUPED_RTT = 1,
+	GROUPED_CONNECT = 2,
+	GROUPED_STATE = 4,
 };
 
 /* The key of a group's counter or histogram. */
@@ -76,10 +90,12 @@ struct group_state {
 struct exporter_settings {
 	__u64 lports[PORT_SET_WORDS]; /* bit p set: local port p counted (with filter_lports) */
 	__u64 rports[PORT_SET_WORDS];
+	__u64 hist_bounds[HIST_BOUND_TABLE]; /* ns, ascending, padded with ~0 */
 	enum group_by group_by;
 	__u8 filter_lports;
 	__u8 filter_rports;
-	__u8 pad[2];
+	__u8 grouped_hists; /* enum grouped_hists, or'ed */
+	__u8 pad;
 };
 
 #endif

@@ -76,6 +76,16 @@ fn runtime_endpoint_usage_errors() {
         64,
         "invalid --max-groups: 0 (1 to 10000)",
     );
+    assert_fails(
+        &["--group-histograms", "connect"],
+        64,
+        "--group-histograms needs --group-by",
+    );
+    assert_fails(
+        &["--group-by", "pod", "--group-histograms", "connect,states"],
+        64,
+        "invalid --group-histograms: connect,states (rtt, connect, state, comma-separated, or none)",
+    );
 }
 
 /// The new kinds and endpoints are accepted: the run gets as far as binding the address
@@ -106,6 +116,8 @@ fn named_kinds_and_endpoints_are_accepted() {
             "/run/crio/crio.sock",
         ],
         &["--group-by", "container", "--max-groups", "5"],
+        &["--group-by", "pod", "--group-histograms", "connect"],
+        &["--group-by", "cgroup", "--group-histograms", "none"],
     ] {
         let args = [&["--listen", addr.as_str()][..], extra].concat();
         assert_fails(&args, 1, &expected);

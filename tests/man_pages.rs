@@ -13,6 +13,7 @@ use tcptools::comm::Comm;
 use tcptools::container::{CgroupPaths, SocketContainer};
 use tcptools::docs::{self, Tool};
 use tcptools::exporter::collect::{MapFill, ProgramStats};
+use tcptools::exporter::http::Serving;
 use tcptools::exporter::{render, Counts, Own, Series};
 use tcptools::net::{Endpoints, AF_INET};
 use tcptools::runtime::Status;
@@ -276,12 +277,14 @@ fn every_metric_family_is_in_the_exporter_page() {
         map_memory: vec![("slots".into(), 1)],
         groups: Some((1, 1)),
         runtime: Some(Status::default()),
+        // What a server's scrape has: the HTTP side's figures.
+        serving: Some(Serving {
+            responses: vec![(200, 1)],
+            ..Serving::default()
+        }),
         ..Own::default()
     };
-    let series = [Series {
-        group: Vec::new(),
-        counts: &counts,
-    }];
+    let series = [Series::new(Vec::new(), &counts)];
     let exposition = render(&series, &own);
     let served: BTreeSet<&str> = exposition
         .lines()
@@ -289,7 +292,7 @@ fn every_metric_family_is_in_the_exporter_page() {
         .filter_map(|line| line.split(' ').next())
         .filter(|family| !family.starts_with("process_"))
         .collect();
-    assert_eq!(served.len(), 20, "{exposition}");
+    assert_eq!(served.len(), 26, "{exposition}");
     for family in served {
         assert!(
             metrics.contains(&format!(".TP {family} (")),

@@ -45,12 +45,12 @@ fn run(config: &Config) -> Result<()> {
     let mut failures_left = forced_failures();
     let mut serving = true;
     while serving && !signal::stop_requested() {
-        serving = server.answer(WAIT_SLICE, |figures| {
+        serving = server.answer(WAIT_SLICE, |figures, format| {
             if failures_left > 0 {
                 failures_left -= 1;
                 bail!("failure forced by {FAIL_SCRAPES}");
             }
-            collector.scrape(figures)
+            collector.scrape(figures, format)
         });
     }
     server.join()?;

@@ -9,7 +9,8 @@ use libbpf_rs::skel::Skel;
 use libbpf_rs::{MapCore, MapFlags, MapMut};
 
 use super::metrics::{
-    hist_index, transition_index, Counts, HistKind, Log2Hist, HIST_SLOTS, STATES,
+    hist_index, kernel_bounds, transition_index, Counts, GroupedHists, Hist, HistKind, HIST_SLOTS,
+    STATES,
 };
 use super::options::{Config, GroupBy};
 use crate::attach::{self, Attached};
@@ -40,6 +41,8 @@ pub fn kernel_groups(max_groups: usize) -> u32 {
 pub struct Programs {
     pub attached: Attached<ExporterSkel<'static>>,
     pub group_by: GroupBy,
+    /// With group_by, the histograms kept per group.
+    pub grouped_hists: GroupedHists,
     stats: RunStats,
 }
 
@@ -66,6 +69,7 @@ impl Programs {
         let programs = Programs {
             attached,
             group_by: config.group_by,
+            grouped_hists: config.grouped_hists,
             stats: enable_stats().map_or(RunStats::Sysctl, |fd| RunStats::Enabled { _open: fd }),
         };
         if config.verbose {
@@ -162,6 +166,8 @@ fn settings(config: &Config) -> types::exporter_settings {
         // Pods and namespaces by the parent of the socket's: a container's cgroup is a
         // child of its pod's, which outlives it (a container gone before a scrape still
         // counts under its pod). Containers need their own.
+        hist_bounds: kernel_bounds(),
+        grouped_hists: config.grouped_hists.bits(),
         group_by: match config.group_by {
             GroupBy::None => types::group_by::GROUP_NONE,
             GroupBy::Netns => types::group_by::GROUP_NETNS,
@@ -260,8 +266,8 @@ fn sum_counter(per_cpu: &[Vec<u8>]) -> u64 {
 }
 
 /// A per-CPU `struct exporter_hist`, summed: HIST_SLOTS slots, then the sum.
-fn sum_hist(per_cpu: &[Vec<u8>]) -> Log2Hist {
-    let mut hist = Log2Hist::new(HIST_SLOTS);
+fn sum_hist(per_cpu: &[Vec<u8>]) -> Hist {
+    let mut hist = Hist::default();
     for value in per_cpu {
         for (i, slot) in hist.slots.iter_mut().enumerate() {
             *slot = slot.wrapping_add(u64_at(value, i));

@@ -1,5 +1,6 @@
 //! tcptools-exporter's metric families, encoded in the Prometheus text format (0.0.4) by
-//! the `prometheus` crate: the TCP metrics of every group, and the exporter's own.
+//! the `prometheus` crate, or in the protobuf format with native histograms (protobuf.rs):
+//! the TCP metrics of every group, and the exporter's own.
 
 use prometheus::core::Collector as _;
 use prometheus::proto::{
@@ -9,12 +10,59 @@ use prometheus::{Encoder, TextEncoder};
 
 use super::collect::{MapFill, ProgramStats};
 use super::http::Serving;
-use super::metrics::{Counts, HistKind, Log2Hist, Outcome, FAMILIES, STATES};
+use super::metrics::{Counts, GroupedHists, Hist, HistKind, Outcome, FAMILIES, STATES};
+use super::protobuf;
 use crate::runtime::Status;
 use crate::tcpstates::state_name;
 
 /// The Content-Type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The format a scrape is answered in: the text format, or for a scraper that asks for it
+/// (Prometheus with native histograms on) the protobuf format, with native histograms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Protobuf,
+}
+
+impl Format {
+    /// The format an Accept header asks for: protobuf when it names the delimited
+    /// MetricFamily messages with a weight above 0 and no other type weighs more.
+    pub fn negotiate(accept: &str) -> Format {
+        let (mut protobuf, mut other) = (0f64, 0f64);
+        for item in accept.split(',') {
+            let mut params = item.split(';').map(str::trim);
+            let media = params.next().unwrap_or_default();
+            let (mut q, mut proto, mut delimited) = (1f64, false, false);
+            for param in params {
+                match param.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                    Some(("q", v)) => q = v.parse().unwrap_or(0.0),
+                    Some(("proto", v)) => proto = v == "io.prometheus.client.MetricFamily",
+                    Some(("encoding", v)) => delimited = v == "delimited",
+                    _ => {}
+                }
+            }
+            if media.eq_ignore_ascii_case("application/vnd.google.protobuf") && proto && delimited {
+                protobuf = protobuf.max(q);
+            } else {
+                other = other.max(q);
+            }
+        }
+        if protobuf > 0.0 && protobuf >= other {
+            Format::Protobuf
+        } else {
+            Format::Text
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => CONTENT_TYPE,
+            Format::Protobuf => protobuf::CONTENT_TYPE,
+        }
+    }
+}
 
 /// The `family` label value of family index `f` (0 AF_INET, 1 AF_INET6).
 pub fn family_label(f: usize) -> &'static str {
@@ -27,13 +75,43 @@ pub fn family_label(f: usize) -> &'static str {
 
 /// One set of TCP series: a group's (labeled `label="value"` for each of its labels: one
 /// for cgroup and netns, up to three for namespace, pod and container), or every socket's
-/// (no group label).
+/// (no group label); with --group-histograms, the node's histograms of the kinds not kept
+/// per group (no group label, no counters).
 pub struct Series<'a> {
     pub group: Vec<(&'static str, String)>,
     pub counts: &'a Counts,
+    /// The histograms it shows.
+    pub hists: GroupedHists,
+    /// Whether it shows the counters.
+    pub counters: bool,
 }
 
-impl Series<'_> {
+impl<'a> Series<'a> {
+    /// Every metric of `counts`, labeled with `group`.
+    pub fn new(group: Vec<(&'static str, String)>, counts: &'a Counts) -> Series<'a> {
+        Series {
+            group,
+            counts,
+            hists: GroupedHists::ALL,
+            counters: true,
+        }
+    }
+
+    /// The node-wide histograms of `counts` of the kinds groups do not keep.
+    pub fn node_hists(counts: &'a Counts, grouped: GroupedHists) -> Series<'a> {
+        let hists = GroupedHists {
+            rtt: !grouped.rtt,
+            connect: !grouped.connect,
+            state: !grouped.state,
+        };
+        Series {
+            group: Vec::new(),
+            counts,
+            hists,
+            counters: false,
+        }
+    }
+
     /// Ungrouped series are shown from the start (so that `rate()` sees the first
     /// samples); a group's only once they have counted something.
     fn shows(&self, value: u64) -> bool {
@@ -73,19 +151,61 @@ pub struct Own {
     pub serving: Option<Serving>,
 }
 
-/// The whole exposition.
+/// The whole exposition in the text format.
 pub fn render(series: &[Series<'_>], own: &Own) -> String {
+    String::from_utf8_lossy(&encode(series, own, Format::Text)).into_owned()
+}
+
+/// The whole exposition in `format`, with the number of its series.
+pub fn encode(series: &[Series<'_>], own: &Own, format: Format) -> Vec<u8> {
     let mut families = tcp_families(series);
-    families.extend(own_families(own));
-    families.extend(prometheus::process_collector::ProcessCollector::for_self().collect());
+    let mut others = own_families(own);
+    others.extend(prometheus::process_collector::ProcessCollector::for_self().collect());
+    families.extend(others.into_iter().map(|f| (f, Vec::new())));
     // The encoder refuses a family without series (transitions before the first change).
-    families.retain(|f| !f.get_metric().is_empty());
+    families.retain(|(f, _)| !f.get_metric().is_empty());
+    let counted = families
+        .iter()
+        .map(|(f, _)| series_in(f, format))
+        .sum::<usize>();
+    // Itself included.
+    families.push((series_family(counted + 1), Vec::new()));
     let mut out = Vec::with_capacity(32 * 1024);
-    // Encoding into memory fails only on a metric family the encoder refuses (a bug).
-    if let Err(err) = TextEncoder::new().encode(&families, &mut out) {
-        out.extend_from_slice(format!("# encoding failed: {err}\n").as_bytes());
+    match format {
+        Format::Text => {
+            let families: Vec<MetricFamily> = families.into_iter().map(|(f, _)| f).collect();
+            // Encoding into memory fails only on a metric family the encoder refuses (a bug).
+            if let Err(err) = TextEncoder::new().encode(&families, &mut out) {
+                out.extend_from_slice(format!("# encoding failed: {err}\n").as_bytes());
+            }
+        }
+        Format::Protobuf => {
+            for (family, hists) in &families {
+                protobuf::encode(family, hists, &mut out);
+            }
+        }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
+}
+
+/// The series `family` exposes in `format`: in the text format a histogram's are its
+/// buckets, `+Inf`, `_sum` and `_count`; a native histogram is one series.
+fn series_in(family: &MetricFamily, format: Format) -> usize {
+    let metrics = family.get_metric();
+    if family.get_field_type() != MetricType::HISTOGRAM || format == Format::Protobuf {
+        return metrics.len();
+    }
+    let text = |m: &Metric| m.get_histogram().get_bucket().len() + 3;
+    metrics.iter().map(text).sum()
+}
+
+fn series_family(count: usize) -> MetricFamily {
+    family(
+        "tcptools_exporter_series",
+        "Series this scrape exposes, itself included: samples in the text format; in the protobuf format a native histogram is one series.",
+        MetricType::GAUGE,
+        vec![gauge(vec![], count as f64)],
+    )
 }
 
 /// Every metric family the exporter can serve but the process_* ones, each as its name,
@@ -112,12 +232,13 @@ pub fn families_served() -> Vec<crate::cli::Term> {
         }),
         ..Own::default()
     };
-    let series = Series {
-        group: Vec::new(),
-        counts: &counts,
-    };
-    let mut families = tcp_families(&[series]);
+    let series = Series::new(Vec::new(), &counts);
+    let mut families: Vec<MetricFamily> = tcp_families(&[series])
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
     families.extend(own_families(&own));
+    families.push(series_family(0));
     families.iter().map(documented).collect()
 }
 
@@ -140,18 +261,17 @@ fn documented(family: &MetricFamily) -> crate::cli::Term {
     (term, family.help().to_owned())
 }
 
-fn tcp_families(series: &[Series<'_>]) -> Vec<MetricFamily> {
+/// The TCP families, each with the histograms of its metrics (none for counters).
+fn tcp_families<'a>(series: &[Series<'a>]) -> Vec<(MetricFamily, Vec<&'a Hist>)> {
     vec![
-        family(
+        hist_family(
             "tcp_rtt_seconds",
             "Smoothed round-trip time of TCP sockets, sampled at every segment received on an established connection (tcprtt).",
-            MetricType::HISTOGRAM,
             hist_series(series, &[HistKind::Rtt], |_| None),
         ),
-        family(
+        hist_family(
             "tcp_connect_latency_seconds",
             "Time from a TCP connect's SYN to its answer: a SYN-ACK (outcome established) or an RST (outcome refused) (tcpconnlat).",
-            MetricType::HISTOGRAM,
             hist_series(
                 series,
                 &Outcome::ANSWERED.map(HistKind::Connect),
@@ -161,22 +281,27 @@ fn tcp_families(series: &[Series<'_>]) -> Vec<MetricFamily> {
                 },
             ),
         ),
-        family(
-            "tcp_connect_attempts_total",
-            "TCP connects by how they left SYN_SENT: established, refused (an RST), timeout (the SYN retries ran out) or other.",
-            MetricType::COUNTER,
-            attempt_series(series),
+        (
+            family(
+                "tcp_connect_attempts_total",
+                "TCP connects by how they left SYN_SENT: established, refused (an RST), timeout (the SYN retries ran out) or other.",
+                MetricType::COUNTER,
+                attempt_series(series),
+            ),
+            Vec::new(),
         ),
-        family(
-            "tcp_state_transitions_total",
-            "TCP state changes (tcpstates).",
-            MetricType::COUNTER,
-            transition_series(series),
+        (
+            family(
+                "tcp_state_transitions_total",
+                "TCP state changes (tcpstates).",
+                MetricType::COUNTER,
+                transition_series(series),
+            ),
+            Vec::new(),
         ),
-        family(
+        hist_family(
             "tcp_state_duration_seconds",
             "Time TCP sockets spent in a state, counted when they leave it; only states whose start the exporter saw (tcpstates).",
-            MetricType::HISTOGRAM,
             hist_series(
                 series,
                 &(0..STATES).map(HistKind::State).collect::<Vec<_>>(),
@@ -193,17 +318,25 @@ fn state_label(state: usize) -> String {
     state_name(state as i32).into_owned()
 }
 
-/// Histograms `kinds` of every series and family, labeled by `labels_of`. A state's
-/// duration is shown once it has a sample, in any series.
-fn hist_series(
-    series: &[Series<'_>],
+fn hist_family<'a>(
+    name: &str,
+    help: &str,
+    (metrics, hists): (Vec<Metric>, Vec<&'a Hist>),
+) -> (MetricFamily, Vec<&'a Hist>) {
+    (family(name, help, MetricType::HISTOGRAM, metrics), hists)
+}
+
+/// Histograms `kinds` of every series and family, labeled by `labels_of`, and the kernel's
+/// histogram behind each. A state's duration is shown once it has a sample, in any series.
+fn hist_series<'a>(
+    series: &[Series<'a>],
     kinds: &[HistKind],
     labels_of: impl Fn(HistKind) -> Option<(&'static str, String)>,
-) -> Vec<Metric> {
-    let mut metrics = Vec::new();
+) -> (Vec<Metric>, Vec<&'a Hist>) {
+    let (mut metrics, mut hists) = (Vec::new(), Vec::new());
     for s in series {
         for f in 0..FAMILIES {
-            for &kind in kinds {
+            for &kind in kinds.iter().filter(|&&kind| s.hists.grouped(kind)) {
                 let hist = s.counts.hist(f, kind);
                 let shown = match kind {
                     HistKind::State(_) => hist.count() > 0,
@@ -212,17 +345,18 @@ fn hist_series(
                 if shown {
                     let mut pairs = vec![("family", family_label(f).to_owned())];
                     pairs.extend(labels_of(kind));
-                    metrics.push(histogram(s.labels(&pairs), &hist));
+                    metrics.push(histogram(s.labels(&pairs), hist, kind));
+                    hists.push(hist);
                 }
             }
         }
     }
-    metrics
+    (metrics, hists)
 }
 
 fn attempt_series(series: &[Series<'_>]) -> Vec<Metric> {
     let mut metrics = Vec::new();
-    for s in series {
+    for s in series.iter().filter(|s| s.counters) {
         for f in 0..FAMILIES {
             for outcome in Outcome::ALL {
                 let n = s.counts.attempts(f, outcome);
@@ -241,7 +375,7 @@ fn attempt_series(series: &[Series<'_>]) -> Vec<Metric> {
 
 fn transition_series(series: &[Series<'_>]) -> Vec<Metric> {
     let mut metrics = Vec::new();
-    for s in series {
+    for s in series.iter().filter(|s| s.counters) {
         for f in 0..FAMILIES {
             for old in 0..STATES {
                 for new in 0..STATES {
@@ -509,24 +643,17 @@ fn sample(kind: MetricType, labels: Vec<LabelPair>, value: f64) -> Metric {
     metric
 }
 
-/// A histogram's cumulative buckets, one per finite slot: `le` is the slot's inclusive
-/// upper bound, `2^(i+1) - 1` microseconds, in seconds. The encoder adds `+Inf`.
-fn histogram(labels: Vec<LabelPair>, hist: &Log2Hist) -> Metric {
-    let finite = hist.slots.len().saturating_sub(1);
-    let mut cumulative = 0u64;
-    let buckets = hist.slots[..finite]
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| {
-            cumulative = cumulative.wrapping_add(n);
-            let mut bucket = Bucket::default();
-            bucket.set_cumulative_count(cumulative);
-            bucket.set_upper_bound(slot_le(i));
-            bucket
-        })
-        .collect();
+/// A histogram's classic cumulative buckets (a subset of the native bounds, see
+/// metrics.rs), the `le` in seconds. The encoder adds `+Inf`.
+fn histogram(labels: Vec<LabelPair>, hist: &Hist, kind: HistKind) -> Metric {
+    let buckets = hist.classic(kind).into_iter().map(|(le, cumulative)| {
+        let mut bucket = Bucket::default();
+        bucket.set_cumulative_count(cumulative);
+        bucket.set_upper_bound(le);
+        bucket
+    });
     let mut h = Histogram::default();
-    h.set_bucket(buckets);
+    h.set_bucket(buckets.collect());
     h.set_sample_count(hist.count());
     h.set_sample_sum(hist.sum_us as f64 / 1e6);
     let mut metric = Metric::from_label(labels);
@@ -534,8 +661,30 @@ fn histogram(labels: Vec<LabelPair>, hist: &Log2Hist) -> Metric {
     metric
 }
 
-/// The `le` of log2 slot `i`, in seconds.
-pub fn slot_le(i: usize) -> f64 {
-    let (_, high) = crate::hist::slot_range(i);
-    high as f64 / 1e6
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn protobuf_only_for_who_asks_for_it_first() {
+        let delimited = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+        // Prometheus 2.42 with native histograms on, and without.
+        let native = format!("{delimited};q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1");
+        let classic = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(&native), Format::Protobuf);
+        assert_eq!(Format::negotiate(delimited), Format::Protobuf);
+        for text in [
+            classic,
+            "",
+            "*/*",
+            "text/plain",
+            &format!("{delimited};q=0"),
+            &format!("{delimited};q=0.2, text/plain"),
+            // Another protobuf message, or not delimited: not ours.
+            "application/vnd.google.protobuf;proto=io.prometheus.client.Other;encoding=delimited",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text",
+        ] {
+            assert_eq!(Format::negotiate(text), Format::Text, "{text:?}");
+        }
+    }
 }

@@ -39,6 +39,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::auth::{Users, REALM};
 use super::connections::{Connections, Shed, Slot};
+use super::exposition::Format;
 use super::web_config::WebConfig;
 
 /// Connections open at once (fewer if the descriptor limit is lower); at the bound, a new
@@ -83,8 +84,9 @@ pub fn landing_page(telemetry_path: &str) -> String {
     )
 }
 
-/// A waiting scrape: where the main thread sends the exposition, or `None` if it failed.
-type Reply = oneshot::Sender<Option<Bytes>>;
+/// A waiting scrape: the format it asked for, and where the main thread sends the
+/// exposition, or `None` if it failed.
+type Reply = (Format, oneshot::Sender<Option<Bytes>>);
 
 /// What the HTTP side counts, for the exporter's own metrics.
 pub struct Stats {
@@ -216,10 +218,15 @@ impl Server {
         self.ready.store(true, Ordering::Relaxed);
     }
 
-    /// Waits up to `wait` for a scrape, then answers every scrape waiting, all with one call
-    /// of `render`, which gets the HTTP side's figures; false once the HTTP thread has ended.
-    /// A failed render is one line on stderr, counted, and a 500 to those scrapes.
-    pub fn answer(&self, wait: Duration, render: impl FnOnce(Serving) -> Result<String>) -> bool {
+    /// Waits up to `wait` for a scrape, then answers every scrape waiting, with one call of
+    /// `render` per format asked for, which gets the HTTP side's figures and the format;
+    /// false once the HTTP thread has ended. A failed render is one line on stderr, counted,
+    /// and a 500 to the scrapes of its format.
+    pub fn answer(
+        &self,
+        wait: Duration,
+        mut render: impl FnMut(Serving, Format) -> Result<Vec<u8>>,
+    ) -> bool {
         let mut waiting = Vec::new();
         match self.scrapes.recv_timeout(wait) {
             Ok(reply) => waiting.push(reply),
@@ -234,24 +241,26 @@ impl Server {
             }
         }
         // A scrape that gave up waiting no longer takes an answer.
-        waiting.retain(|reply| !reply.is_closed());
-        if !waiting.is_empty() {
-            let body = self.render(render);
-            for reply in waiting {
-                let _ = reply.send(body.clone());
+        waiting.retain(|(_, reply)| !reply.is_closed());
+        for format in [Format::Text, Format::Protobuf] {
+            if waiting.iter().any(|(asked, _)| *asked == format) {
+                let body = self.render(|serving| render(serving, format));
+                for (_, reply) in waiting.extract_if(.., |(asked, _)| *asked == format) {
+                    let _ = reply.send(body.clone());
+                }
             }
         }
         true
     }
 
     /// One render, timed; `None` if it failed.
-    fn render(&self, render: impl FnOnce(Serving) -> Result<String>) -> Option<Bytes> {
+    fn render(&self, render: impl FnOnce(Serving) -> Result<Vec<u8>>) -> Option<Bytes> {
         let started = std::time::Instant::now();
         let rendered = render(self.stats.serving());
         let took = started.elapsed().as_nanos().try_into().unwrap_or(u64::MAX);
         self.stats.last_scrape_ns.store(took, Ordering::Relaxed);
         match rendered {
-            Ok(text) => Some(Bytes::from(text)),
+            Ok(body) => Some(Bytes::from(body)),
             Err(err) => {
                 self.stats.scrape_errors.fetch_add(1, Ordering::Relaxed);
                 eprintln!("tcptools-exporter: scrape failed: {err:#}");
@@ -415,6 +424,8 @@ impl App {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .any(accepts_gzip);
+        let accept = request.headers().get(header::ACCEPT);
+        let format = Format::negotiate(accept.and_then(|v| v.to_str().ok()).unwrap_or(""));
         let route = route(request.method(), request.uri().path(), &self.telemetry_path);
         // The body, if any, is not read: hyper closes the connection after the response.
         drop(request);
@@ -435,7 +446,7 @@ impl App {
                 "text/html; charset=utf-8",
                 self.landing_page.clone(),
             ),
-            Route::Metrics => self.metrics(gzip).await,
+            Route::Metrics => self.metrics(gzip, format).await,
             Route::NotFound | Route::Healthy | Route::Ready => {
                 plain(StatusCode::NOT_FOUND, "not found\n")
             }
@@ -460,7 +471,7 @@ impl App {
 
     /// Asks the main thread for the exposition: 503 if too many scrapes are in flight or
     /// it does not answer in time, 500 if the scrape failed.
-    async fn metrics(&self, gzip: bool) -> Response<Full<Bytes>> {
+    async fn metrics(&self, gzip: bool, format: Format) -> Response<Full<Bytes>> {
         let Ok(_in_flight) = self.scrapes_in_flight.try_acquire() else {
             return plain(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -468,7 +479,7 @@ impl App {
             );
         };
         let (reply, answer) = oneshot::channel();
-        let body = match self.scrapes.send(reply) {
+        let body = match self.scrapes.send((format, reply)) {
             Ok(()) => tokio::time::timeout(SCRAPE_WAIT, answer).await,
             Err(_) => return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
         };
@@ -481,11 +492,14 @@ impl App {
         let encoded = compressed.is_some();
         let mut response = response(
             StatusCode::OK,
-            super::CONTENT_TYPE,
+            format.content_type(),
             compressed.map_or(body, Bytes::from),
         );
         let headers = response.headers_mut();
-        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("Accept, Accept-Encoding"),
+        );
         if encoded {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
@@ -805,9 +819,9 @@ mod tests {
         let main = thread::spawn(move || {
             let mut renders = 0;
             while finished.try_recv().is_err() {
-                server.answer(Duration::from_millis(5), |_| {
+                server.answer(Duration::from_millis(5), |_, format| {
                     renders += 1;
-                    Ok(format!("up {renders}\n"))
+                    Ok(format!("up {renders} {format:?}\n").into_bytes())
                 });
             }
             server.join().unwrap();
@@ -817,6 +831,21 @@ mod tests {
             main.join().unwrap();
         };
         (addr, stop)
+    }
+
+    /// A scrape that asks for protobuf gets the render of that format, and its type.
+    #[test]
+    fn serves_protobuf_to_who_asks() {
+        let (addr, stop) = plain_server();
+        let accept = "Accept: application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3";
+        let proto = get(
+            addr,
+            &format!("GET /metrics HTTP/1.1\r\n{accept}\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(proto.ends_with("\r\n\r\nup 1 Protobuf\n"), "{proto}");
+        let content_type = super::super::protobuf::CONTENT_TYPE;
+        assert!(proto.contains(&format!("content-type: {content_type}\r\n")));
+        stop();
     }
 
     #[test]
@@ -832,8 +861,11 @@ mod tests {
             "content-type: {}\r\n",
             crate::exporter::CONTENT_TYPE
         )));
-        assert!(metrics.contains("vary: Accept-Encoding\r\n"), "{metrics}");
-        assert!(metrics.ends_with("\r\n\r\nup 1\n"), "{metrics}");
+        assert!(
+            metrics.contains("vary: Accept, Accept-Encoding\r\n"),
+            "{metrics}"
+        );
+        assert!(metrics.ends_with("\r\n\r\nup 1 Text\n"), "{metrics}");
         let gz = get(
             addr,
             &format!("GET /metrics HTTP/1.1\r\nAccept-Encoding: gzip\r\n{close}"),

@@ -1,11 +1,11 @@
-//! tcptools-exporter's metrics model: the counters and log2 histograms the kernel keeps
-//! (bpf/exporter.h), summed over the CPUs, per group; and which groups get a label of
-//! their own. Nothing is ever reset: every value is the kernel's running total.
+//! tcptools-exporter's metrics model: the counters and histograms the kernel keeps
+//! (bpf/exporter.h), summed over the CPUs, per group; the histograms' grid (native buckets,
+//! and the classic `le` bounds among them); and which groups get a label of their own.
+//! Nothing is ever reset: every value is the kernel's running total.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{CONNECT_SLOTS, RTT_SLOTS, STATE_SLOTS};
-use crate::skel::exporter::types::{connect_outcome, exporter_layout as layout};
+use crate::skel::exporter::types::{connect_outcome, exporter_layout as layout, grouped_hists};
 
 /// The layout of bpf/exporter.h (`enum exporter_layout`): families (0 AF_INET, 1 AF_INET6),
 /// states, outcomes.
@@ -17,8 +17,23 @@ pub const COUNTERS_PER_FAMILY: usize = layout::COUNTERS_PER_FAMILY.0 as usize;
 pub const COUNTERS: usize = layout::COUNTERS.0 as usize;
 pub const HISTS_PER_FAMILY: usize = layout::HISTS_PER_FAMILY.0 as usize;
 pub const HISTS: usize = layout::HISTS.0 as usize;
-/// The kernel's log2 slots per histogram (the most any metric has).
+/// The kernel's slots per histogram, and its table of their bounds.
 pub const HIST_SLOTS: usize = layout::HIST_SLOTS.0 as usize;
+pub const HIST_BOUNDS: usize = layout::HIST_BOUNDS.0 as usize;
+pub const HIST_BOUND_TABLE: usize = layout::HIST_BOUND_TABLE.0 as usize;
+
+/// The native histograms' schema: bucket `k` holds the values above 2^((k-1)/2) seconds up
+/// to 2^(k/2), a factor of sqrt(2) where the tools' log2 slots have 2.
+pub const SCHEMA: i32 = 1;
+/// The native bucket of the kernel's slot 1: slot 0 holds everything up to 2^(-40/2) s
+/// (954 ns), the native zero bucket; slot i, 1 <= i < HIST_BOUNDS, native bucket
+/// `FIRST_BUCKET - 1 + i`; the last bound is 2^(32/2) s (18.2 h). Values above it are in
+/// the kernel's last slot, which the native buckets show as the bucket above the last bound
+/// and the classic ones in `+Inf` alone.
+pub const FIRST_BUCKET: i32 = -39;
+/// Every CLASSIC_STEP-th bound is a classic `le` (2^(4k/2) s: powers of 4 from 2^-20 s):
+/// the classic buckets are a subset of the native ones, a quarter as many.
+pub const CLASSIC_STEP: usize = 4;
 
 /// How a connect left SYN_SENT: `enum connect_outcome`, and the `outcome` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -66,13 +81,68 @@ impl HistKind {
         }
     }
 
-    /// The metric's slots: the kernel's beyond them are folded into the last.
-    pub fn slots(self) -> usize {
+    /// The kernel slot of the metric's last classic `le`: 2^6 s (64 s, beyond the SYN
+    /// retries and any RTT) for RTT and connect latency; 2^16 s (18.2 h) for states.
+    pub fn classic_top(self) -> usize {
         match self {
-            HistKind::Rtt => RTT_SLOTS,
-            HistKind::Connect(_) => CONNECT_SLOTS,
-            HistKind::State(_) => STATE_SLOTS,
+            HistKind::Rtt | HistKind::Connect(_) => 52,
+            HistKind::State(_) => HIST_BOUNDS - 1,
         }
+    }
+}
+
+/// With --group-by, the histograms kept per group (`--group-histograms`); the others are
+/// kept node-wide, without group labels, which bounds the series a group adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupedHists {
+    pub rtt: bool,
+    pub connect: bool,
+    pub state: bool,
+}
+
+impl GroupedHists {
+    pub const ALL: GroupedHists = GroupedHists {
+        rtt: true,
+        connect: true,
+        state: true,
+    };
+
+    /// `rtt,connect,state` (any of them, comma-separated) or `none`.
+    pub fn parse(list: &str) -> Option<GroupedHists> {
+        let mut kinds = GroupedHists {
+            rtt: false,
+            connect: false,
+            state: false,
+        };
+        if list == "none" {
+            return Some(kinds);
+        }
+        for name in list.split(',') {
+            match name {
+                "rtt" => kinds.rtt = true,
+                "connect" => kinds.connect = true,
+                "state" => kinds.state = true,
+                _ => return None,
+            }
+        }
+        Some(kinds)
+    }
+
+    /// Whether histograms of `kind` are kept per group.
+    pub fn grouped(self, kind: HistKind) -> bool {
+        match kind {
+            HistKind::Rtt => self.rtt,
+            HistKind::Connect(_) => self.connect,
+            HistKind::State(_) => self.state,
+        }
+    }
+
+    /// `enum grouped_hists`, or'ed: the kernel's setting.
+    pub fn bits(self) -> u8 {
+        let bit = |on: bool, kind: grouped_hists| if on { kind.0 as u8 } else { 0 };
+        bit(self.rtt, grouped_hists::GROUPED_RTT)
+            | bit(self.connect, grouped_hists::GROUPED_CONNECT)
+            | bit(self.state, grouped_hists::GROUPED_STATE)
     }
 }
 
@@ -88,54 +158,87 @@ pub fn hist_index(family: usize, kind: HistKind) -> usize {
     family * HISTS_PER_FAMILY + kind.offset()
 }
 
-/// The log2 slot bcc puts `value` in: 0 for 0 and 1, else floor(log2(value)); values past
-/// the last slot go to the last slot.
-pub fn slot_of(value: u64, slots: usize) -> usize {
-    let slot = if value == 0 {
-        0
-    } else {
-        63 - value.leading_zeros() as usize
-    };
-    slot.min(slots.saturating_sub(1))
+/// The upper bound of the kernel's slot `i` (`i < HIST_BOUNDS`) in seconds: the native
+/// bucket bound 2^((FIRST_BUCKET - 1 + i) / 2^SCHEMA).
+pub fn bound_seconds(i: usize) -> f64 {
+    let k = FIRST_BUCKET - 1 + i as i32;
+    // Exact at whole powers of two (the classic bounds), as Prometheus' own.
+    let per_octave = 1 << SCHEMA;
+    let (whole, part) = (k.div_euclid(per_octave), k.rem_euclid(per_octave));
+    2f64.powi(whole) * 2f64.powf(f64::from(part) / f64::from(per_octave))
 }
 
-/// A cumulative log2 histogram of microsecond values. Slot `i` holds `2^i ..= 2^(i+1)-1`
-/// (slot 0 holds 0 and 1); the last slot also holds everything above, so it has no finite
-/// upper bound and appears only in the `+Inf` bucket.
+/// The kernel's table of bounds in ns (exporter_settings.hist_bounds): bound `i` rounded
+/// down (a whole number of ns is at most the bound exactly when it is at most its floor),
+/// then ~0 to the table's end.
+pub fn kernel_bounds() -> [u64; HIST_BOUND_TABLE] {
+    let mut table = [u64::MAX; HIST_BOUND_TABLE];
+    for (i, bound) in table.iter_mut().take(HIST_BOUNDS).enumerate() {
+        *bound = (bound_seconds(i) * 1e9).floor() as u64;
+    }
+    table
+}
+
+/// The kernel's slot of `ns` nanoseconds (bpf/exporter.bpf.c `hist_slot`): how many bounds
+/// lie below it.
+pub fn slot_of(ns: u64) -> usize {
+    kernel_bounds()[..HIST_BOUNDS]
+        .iter()
+        .take_while(|&&bound| bound < ns)
+        .count()
+}
+
+/// A histogram as the kernel keeps it: a count per slot of the native grid (see
+/// FIRST_BUCKET), and the values' sum.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Log2Hist {
+pub struct Hist {
     pub slots: Vec<u64>,
     /// Sum of the recorded values, in microseconds.
     pub sum_us: u64,
 }
 
-impl Log2Hist {
-    pub fn new(slots: usize) -> Log2Hist {
-        Log2Hist {
-            slots: vec![0; slots.max(1)],
+impl Default for Hist {
+    fn default() -> Self {
+        Hist {
+            slots: vec![0; HIST_SLOTS],
             sum_us: 0,
         }
     }
+}
 
+impl Hist {
     /// Number of values: the sum of the slots, so `_count` always equals the `+Inf` bucket.
     pub fn count(&self) -> u64 {
         self.slots.iter().fold(0u64, |a, &b| a.wrapping_add(b))
     }
 
-    /// Adds `other`'s values; its slots beyond this one's last go to the last.
-    pub fn add(&mut self, other: &Log2Hist) {
-        let top = self.slots.len() - 1;
-        for (i, &n) in other.slots.iter().enumerate() {
-            self.slots[i.min(top)] = self.slots[i.min(top)].wrapping_add(n);
+    pub fn add(&mut self, other: &Hist) {
+        for (a, &b) in self.slots.iter_mut().zip(&other.slots) {
+            *a = a.wrapping_add(b);
         }
         self.sum_us = self.sum_us.wrapping_add(other.sum_us);
     }
 
-    /// The same values in `slots` slots.
-    pub fn folded(&self, slots: usize) -> Log2Hist {
-        let mut folded = Log2Hist::new(slots);
-        folded.add(self);
-        folded
+    /// The classic buckets of `kind`: each `le` (in seconds) and the values at or below it.
+    pub fn classic(&self, kind: HistKind) -> Vec<(f64, u64)> {
+        let mut cumulative = 0u64;
+        let mut buckets = Vec::new();
+        for (i, &n) in self.slots.iter().enumerate().take(kind.classic_top() + 1) {
+            cumulative = cumulative.wrapping_add(n);
+            if i % CLASSIC_STEP == 0 {
+                buckets.push((bound_seconds(i), cumulative));
+            }
+        }
+        buckets
+    }
+
+    /// The values at or below the zero threshold (the native zero bucket), and the other
+    /// slots' counts by native bucket index, empty ones left out.
+    pub fn native(&self) -> (u64, Vec<(i32, u64)>) {
+        let buckets = self.slots.iter().enumerate().skip(1);
+        let counted = buckets.filter(|(_, &n)| n > 0);
+        let indexed = counted.map(|(i, &n)| (FIRST_BUCKET - 1 + i as i32, n));
+        (self.slots[0], indexed.collect())
     }
 }
 
@@ -144,14 +247,14 @@ impl Log2Hist {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counts {
     pub counters: Vec<u64>,
-    pub hists: Vec<Log2Hist>,
+    pub hists: Vec<Hist>,
 }
 
 impl Default for Counts {
     fn default() -> Self {
         Counts {
             counters: vec![0; COUNTERS],
-            hists: vec![Log2Hist::new(HIST_SLOTS); HISTS],
+            hists: vec![Hist::default(); HISTS],
         }
     }
 }
@@ -174,9 +277,9 @@ impl Counts {
         self.counters[attempt_index(family, outcome)]
     }
 
-    /// Histogram `kind` of `family`, in the metric's own slots.
-    pub fn hist(&self, family: usize, kind: HistKind) -> Log2Hist {
-        self.hists[hist_index(family, kind)].folded(kind.slots())
+    /// Histogram `kind` of `family`.
+    pub fn hist(&self, family: usize, kind: HistKind) -> &Hist {
+        &self.hists[hist_index(family, kind)]
     }
 
     /// How busy the group was: every count and sample it holds.
@@ -312,17 +415,37 @@ mod tests {
     }
 
     #[test]
-    fn kernel_slots_fold_into_the_metric_s_last() {
-        let mut kernel = Log2Hist::new(HIST_SLOTS);
-        for us in [0, 3, 1 << 26, 1 << 30, u64::from(u32::MAX)] {
-            kernel.slots[slot_of(us, HIST_SLOTS)] += 1;
-            kernel.sum_us += us;
+    fn slots_are_the_native_buckets_and_classic_le_a_subset() {
+        // Slot 0 is the zero bucket: up to 2^-20 s, 953.67 ns.
+        assert_eq!((slot_of(0), slot_of(953), slot_of(954)), (0, 0, 1));
+        // 1 ms lies in native bucket 2^-10 s (976.6 us) .. 2^-9.5 s (1381 us): k = -19.
+        let ms = slot_of(1_000_000);
+        assert_eq!(FIRST_BUCKET - 1 + ms as i32, -19);
+        // Bound 40 is 2^0: one second, in ns exactly; above it the next slot.
+        assert_eq!(bound_seconds(40), 1.0);
+        assert_eq!((slot_of(1_000_000_000), slot_of(1_000_000_001)), (40, 41));
+        assert_eq!(slot_of(u64::MAX), HIST_SLOTS - 1);
+        let mut hist = Hist::default();
+        for ns in [
+            500,
+            1_000_000,
+            1_000_000_000,
+            1_000_000_001,
+            100_000_000_000,
+        ] {
+            hist.slots[slot_of(ns)] += 1;
+            hist.sum_us += ns / 1000;
         }
-        let rtt = kernel.folded(RTT_SLOTS);
-        assert_eq!(rtt.slots.len(), RTT_SLOTS);
-        assert_eq!((rtt.slots[0], rtt.slots[1], rtt.slots[26]), (1, 1, 3));
-        assert_eq!(rtt.count(), 5);
-        assert_eq!(rtt.sum_us, kernel.sum_us);
+        let classic = hist.classic(HistKind::Rtt);
+        assert_eq!(classic.len(), 14);
+        assert_eq!(classic[0], (2f64.powi(-20), 1));
+        // le 1 (4^0) holds the second too; 100 s is above the RTT's last le, 64 s.
+        assert_eq!(classic[10], (1.0, 3));
+        assert_eq!(classic[13], (64.0, 4));
+        assert_eq!(hist.classic(HistKind::State(1)).last(), Some(&(65536.0, 5)));
+        let (zero, native) = hist.native();
+        assert_eq!(zero, 1);
+        assert_eq!(native, vec![(-19, 1), (0, 1), (1, 1), (14, 1)]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::metrics::GroupedHists;
 use crate::cli::{CommonFlags, IntoConfig, ManPage, PortFlags, UsageError};
 use crate::net::PortFilter;
 use crate::runtime::Endpoint;
@@ -81,6 +82,16 @@ pub struct Options {
     /// a network namespace, or a set of names (a namespace, a pod, a container).
     #[arg(long = "max-groups", value_name = "N")]
     pub max_groups: Option<String>,
+    /// With --group-by: the histograms kept per group, of rtt, connect and state (default all), or none; the others node-wide
+    ///
+    /// With --group-by: the histograms kept per group, comma-separated: rtt
+    /// (tcp_rtt_seconds), connect (tcp_connect_latency_seconds), state
+    /// (tcp_state_duration_seconds); none for none. The default is all three. The others
+    /// are kept for the whole node, without group labels: --group-histograms connect keeps
+    /// a pod's connect latencies, but its RTT and the durations of its states go to the
+    /// node's, a fifth of the series a busy group adds in the text format.
+    #[arg(long = "group-histograms", value_name = "KINDS")]
+    pub group_histograms: Option<String>,
     /// With --group-by namespace, pod or container: where to ask for names: auto, none or unix:///PATH
     ///
     /// With --group-by namespace, pod or container: the container runtime to ask for names
@@ -114,14 +125,22 @@ pub const MAN: ManPage = ManPage {
     metrics: Some(super::exposition::families_served),
     description: "tcptools-exporter counts TCP state changes, connect outcomes and latency, \
 time spent in states and RTTs in the kernel: one BPF program on sock:inet_sock_set_state and \
-one on tcp:tcp_probe add to per-CPU counters and log2 histograms, and a scrape reads and \
+one on tcp:tcp_probe add to per-CPU counters and histograms, and a scrape reads and \
 sums them. No per-event record reaches user space, so none is lost. Metrics: \
 tcp_state_transitions_total (family, old_state, new_state), tcp_state_duration_seconds \
 (family, state; only states whose start it saw), tcp_connect_attempts_total (family, outcome: \
 established, refused, timeout, other), tcp_connect_latency_seconds (family, outcome: \
 established, refused) and tcp_rtt_seconds (family), all cumulative from start and never \
-reset. Histogram buckets are the log2 slots of bcc's tools: le is each slot's inclusive \
-upper bound, in seconds.\n\
+reset.\n\
+Histograms are bucketed in the kernel on the grid of Prometheus' native histograms, schema \
+1 (bounds 2^(k/2) seconds, from 2^-20 s to 2^16 s). A scraper that accepts \
+application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited \
+(Prometheus with native histograms on) gets the protobuf format with native histograms; \
+any other the text format, whose le bounds are every fourth native bound: powers of 4 \
+seconds, up to 64 for RTT and connect latency and 65536 for state durations. \
+tcptools_exporter_series counts the series of each scrape. With --group-by, \
+--group-histograms chooses the histograms kept per group; the others are kept for the \
+node, without group labels: the durations of states are most of a group's series.\n\
 With --group-by cgroup or netns every TCP metric also carries cgroup=\"/path\" or \
 netns=\"INODE\", taken from the socket; the --max-groups busiest groups (at the scrape that \
 first sees them) keep a label for the exporter's lifetime, the rest are summed into \
@@ -245,6 +264,8 @@ pub struct Config {
     pub ports: PortFilter,
     pub group_by: GroupBy,
     pub max_groups: usize,
+    /// With --group-by, the histograms kept per group.
+    pub grouped_hists: GroupedHists,
     /// Where names come from, with a [`GroupBy::named`] kind.
     pub runtime: Endpoint,
     /// `-v`.
@@ -368,6 +389,20 @@ fn max_groups(arg: Option<String>, group_by: GroupBy) -> Result<usize, UsageErro
     }
 }
 
+fn grouped_hists(arg: Option<String>, group_by: GroupBy) -> Result<GroupedHists, UsageError> {
+    let Some(arg) = arg else {
+        return Ok(GroupedHists::ALL);
+    };
+    if group_by == GroupBy::None {
+        return Err(UsageError::new("--group-histograms needs --group-by"));
+    }
+    GroupedHists::parse(&arg).ok_or_else(|| {
+        UsageError::new(format!(
+            "invalid --group-histograms: {arg} (rtt, connect, state, comma-separated, or none)"
+        ))
+    })
+}
+
 impl IntoConfig for Options {
     type Config = Config;
     const MAN: &'static ManPage = &MAN;
@@ -382,6 +417,7 @@ impl IntoConfig for Options {
             ports: self.ports.into_filter()?,
             group_by,
             max_groups: max_groups(self.max_groups, group_by)?,
+            grouped_hists: grouped_hists(self.group_histograms, group_by)?,
             runtime: runtime(self.runtime_endpoint, group_by)?,
             verbose: self.common.verbose,
         })

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use super::collect::{program_stats, KernelCounts, Programs};
-use super::exposition::{self, Own, Series};
+use super::exposition::{self, Format, Own, Series};
 use super::http::Serving;
 use super::label_sets::LabelSets;
 use super::metrics::{Counts, Grouped, Groups};
@@ -39,33 +39,39 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// The exposition, with everything the programs counted before this call and the HTTP
-    /// side's figures.
-    pub fn scrape(&mut self, serving: Serving) -> Result<String> {
+    /// The exposition in `format`, with everything the programs counted before this call
+    /// and the HTTP side's figures.
+    pub fn scrape(&mut self, serving: Serving, format: Format) -> Result<Vec<u8>> {
         let mut kernel = self.programs.read()?;
         self.retire_gone(&mut kernel.groups);
         let mut own = self.own(&mut kernel);
         own.serving = Some(serving);
         if self.programs.group_by == GroupBy::None {
-            let series = [Series {
-                group: Vec::new(),
-                counts: &kernel.all,
-            }];
-            return Ok(exposition::render(&series, &own));
+            let series = [Series::new(Vec::new(), &kernel.all)];
+            return Ok(exposition::encode(&series, &own, format));
         }
+        // The arrays hold the overflow of the kinds kept per group, and the node's
+        // histograms of the others.
+        let node = kernel.all.clone();
         let grouped = self.split(kernel.groups, kernel.all);
         own.groups = Some(self.groups.sizes());
-        let mut series: Vec<Series<'_>> = Vec::with_capacity(grouped.labeled.len() + 1);
+        let kept = self.programs.grouped_hists;
+        let mut series: Vec<Series<'_>> = Vec::with_capacity(grouped.labeled.len() + 2);
         for (id, counts) in &grouped.labeled {
             let group = self.group_labels(*id);
-            series.push(Series { group, counts });
+            series.push(Series {
+                hists: kept,
+                ..Series::new(group, counts)
+            });
         }
         let other = self.programs.group_by.labels().iter();
+        let other = other.map(|name| (*name, "other".to_owned())).collect();
         series.push(Series {
-            group: other.map(|name| (*name, "other".to_owned())).collect(),
-            counts: &grouped.other,
+            hists: kept,
+            ..Series::new(other, &grouped.other)
         });
-        Ok(exposition::render(&series, &own))
+        series.push(Series::node_hists(&node, kept));
+        Ok(exposition::encode(&series, &own, format))
     }
 
     /// The kernel's groups (by cgroup, summed into label sets for a named kind) placed into

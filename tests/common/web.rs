@@ -367,6 +367,11 @@ impl Prometheus {
     /// Starts it on 127.0.0.1:`port` in `ns` with `jobs` (entries of `scrape_configs:`),
     /// and waits (60 s at most) until it is ready.
     pub fn start(ns: &Netns, port: u16, jobs: &str) -> Prometheus {
+        Prometheus::start_with(ns, port, jobs, &[])
+    }
+
+    /// As start(), with `flags` added (`--enable-feature=native-histograms`).
+    pub fn start_with(ns: &Netns, port: u16, jobs: &str, flags: &[&str]) -> Prometheus {
         let dir = TempDir::new(&format!("prometheus-{}", ns.name));
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
@@ -380,6 +385,7 @@ impl Prometheus {
             .arg(format!("--storage.tsdb.path={}", dir.file("data")))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
