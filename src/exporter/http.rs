@@ -833,6 +833,41 @@ mod tests {
         (addr, stop)
     }
 
+    /// A render that fails fails only the scrapes of its format: a 500 to them, counted,
+    /// while a scrape of the other format is answered.
+    #[test]
+    fn a_failed_render_is_a_500_to_its_format_only() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = spawn(vec![listener], WebConfig::default(), "/metrics", 8).unwrap();
+        server.set_ready();
+        let (done, finished) = mpsc::channel::<()>();
+        let main = thread::spawn(move || {
+            while finished.try_recv().is_err() {
+                server.answer(Duration::from_millis(5), |serving, format| match format {
+                    Format::Protobuf => Err(anyhow!("no protobuf today")),
+                    Format::Text => Ok(format!("errors {}\n", serving.scrape_errors).into()),
+                });
+            }
+            server.join().unwrap();
+        });
+        let accept = "Accept: application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+        let proto = get(
+            addr,
+            &format!("GET /metrics HTTP/1.1\r\n{accept}\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(
+            proto.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{proto}"
+        );
+        assert!(proto.ends_with("\r\n\r\nscrape failed\n"), "{proto}");
+        let text = get(addr, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\nerrors 1\n"), "{text}");
+        done.send(()).unwrap();
+        main.join().unwrap();
+    }
+
     /// A scrape that asks for protobuf gets the render of that format, and its type.
     #[test]
     fn serves_protobuf_to_who_asks() {
