@@ -269,6 +269,29 @@ fn daemonset_flags_bound_the_series_of_100_busy_pods() {
     });
     assert!(established.clone().all(|(_, _, v)| *v == 2.0));
     assert_eq!(established.count(), 2 * pods_labeled.len());
+    // At the DaemonSet's --group-histograms connect, a pod's state changes are counted in
+    // its group's entries and their durations for the node: no duration per pod, and the
+    // node's time in SYN_SENT holds every connect of ours (2 established, 2 refused).
+    let per_pod = |(name, labels, _): &&(String, common::web::Labels, f64)| {
+        name.starts_with("tcp_state_duration_seconds") && labels.contains_key("pod")
+    };
+    assert_eq!(samples.iter().filter(per_pod).count(), 0);
+    for family in ["ipv4", "ipv6"] {
+        let ours_left: f64 = samples
+            .iter()
+            .filter(|(name, labels, _)| {
+                name == "tcp_state_transitions_total"
+                    && ours(labels)
+                    && labels["family"] == family
+                    && labels["old_state"] == "SYN_SENT"
+            })
+            .map(|(_, _, v)| *v)
+            .sum();
+        assert_eq!(ours_left, 4.0 * pods_labeled.len() as f64, "{family}");
+        let want = [("family", family), ("state", "SYN_SENT")];
+        let node = sample(&text, "tcp_state_duration_seconds_count", &want);
+        assert!(node >= ours_left, "{family}: {node} < {ours_left}");
+    }
     eprintln!(
         "{} series ({} bytes) at {} pods labeled",
         samples.len(),
