@@ -904,38 +904,76 @@ for s in conns:
 print('done', flush=True)
 "#;
 
-/// The sockets whose changes are neither a client's nor an accepted socket's whole path (at
-/// most five), each as its list of changes: what a failure needs to tell a lost event from a
-/// connection that took another path (a reset, a retransmitted FIN).
-fn off_the_paths(by_socket: &std::collections::HashMap<&str, Vec<&Value>>) -> Vec<Vec<String>> {
-    let client = [
+/// The paths of the 12,000-connection test's sockets: a client's, an accepted socket's and
+/// the listener's changes, in order.
+const PATHS: [&[&str]; 3] = [
+    &[
         "CLOSE -> SYN_SENT",
         "SYN_SENT -> ESTABLISHED",
         "ESTABLISHED -> FIN_WAIT1",
-    ];
-    let client_end = ["FIN_WAIT1 -> FIN_WAIT2", "FIN_WAIT2 -> CLOSE"];
-    let server = [
+        "FIN_WAIT1 -> FIN_WAIT2",
+        "FIN_WAIT2 -> CLOSE",
+    ],
+    &[
         "LISTEN -> SYN_RECV",
         "SYN_RECV -> ESTABLISHED",
         "ESTABLISHED -> CLOSE_WAIT",
-    ];
-    let server_end = ["CLOSE_WAIT -> LAST_ACK", "LAST_ACK -> CLOSE"];
-    let listener = ["CLOSE -> LISTEN", "LISTEN -> CLOSE"];
-    let paths: [Vec<&str>; 3] = [
-        [&client[..], &client_end[..]].concat(),
-        [&server[..], &server_end[..]].concat(),
-        listener.to_vec(),
-    ];
+        "CLOSE_WAIT -> LAST_ACK",
+        "LAST_ACK -> CLOSE",
+    ],
+    &["CLOSE -> LISTEN", "LISTEN -> CLOSE"],
+];
+
+/// The sockets whose changes are not one of PATHS whole (at most three), each as its
+/// printed changes: what a failure needs to tell a lost event from a connection that took
+/// another path (a reset, a retransmitted FIN).
+fn off_the_paths(by_socket: &std::collections::HashMap<&str, Vec<&Value>>) -> Vec<Vec<String>> {
     by_socket
         .values()
-        .map(|changes| changes.iter().map(|e| transition(e)).collect::<Vec<_>>())
-        .filter(|seq| {
-            !paths
+        .filter(|changes| {
+            let seq: Vec<String> = changes.iter().map(|e| transition(e)).collect();
+            !PATHS
                 .iter()
                 .any(|p| p.iter().copied().eq(seq.iter().map(String::as_str)))
         })
-        .take(5)
+        .take(3)
+        .map(|changes| changes.iter().map(|e| e.to_string()).collect())
         .collect()
+}
+
+/// The changes on a socket's path (client, accepted or listener) that neither `a` nor `b`
+/// printed, by transition: what the kernel gave neither hook's program.
+fn unseen_by_both(a: &[Value], b: &[Value]) -> BTreeMap<String, usize> {
+    let printed = |events: &[Value]| -> std::collections::HashSet<(String, String)> {
+        events
+            .iter()
+            .map(|e| {
+                (
+                    e["skaddr"].as_str().expect("skaddr").to_owned(),
+                    transition(e),
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (printed(a), printed(b));
+    let mut by_socket: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (sk, t) in a.iter().chain(&b) {
+        by_socket.entry(sk).or_default().push(t);
+    }
+    let mut unseen = BTreeMap::new();
+    for (sk, seen) in by_socket {
+        let path = PATHS
+            .iter()
+            .find(|p| seen.iter().any(|t| p.contains(t)))
+            .expect("a change of one of the paths");
+        for t in path.iter() {
+            let key = (sk.to_owned(), (*t).to_owned());
+            if !a.contains(&key) && !b.contains(&key) {
+                *unseen.entry((*t).to_owned()).or_insert(0) += 1;
+            }
+        }
+    }
+    unseen
 }
 
 /// 12,000 connections held open (24,000 sockets and a listener), then closed: every change
@@ -1049,18 +1087,54 @@ fn twelve_thousand_connections_keep_their_durations() {
     // program was already running on that CPU: a softirq interrupted it) and its catcher
     // program did not catch, which the tool counted on stderr; none passes in silence.
     // bpftool's counts agree: the main program's recursion_misses less the catches.
-    let missing = (2 + 10 * N) as i64 - events.len() as i64;
+    //
+    // Except what the kernel gives no BPF program at all. Seen here (Linux 6.18), about one
+    // run in ten of this storm: 1 to 353 changes, nearly all FIN_WAIT1 -> FIN_WAIT2 (the
+    // client's sockets taking the ACK of their FIN), that `perf stat` on the same
+    // tracepoint counts but that neither this tool's tp_btf program nor its raw_tp twin, nor
+    // a third tcpstates without -c, printed; a counter at the handler's first line showed
+    // it never ran for them, with no recursion miss counted. So the raw_tp instance is the
+    // witness: a change that neither hook printed is the kernel's (counted, bounded, and
+    // said on stderr); one that only one hook missed is the tool's, and must be reported.
+    let raw_events = objects(&raw);
+    let unseen = unseen_by_both(&events, &raw_events);
+    let kernel_skipped: usize = unseen.values().sum();
+    assert!(
+        kernel_skipped <= N / 10,
+        "{kernel_skipped} changes printed by neither hook: {unseen:?}; sockets off the two \
+         paths: {:#?}",
+        off_the_paths(&by_socket)
+    );
+    let missing = (2 + 10 * N - kernel_skipped) as i64 - events.len() as i64;
     let lost = account.lost() as i64;
     assert_eq!(
         (skipped(&done) as i64, missing),
         (lost, lost),
         "(reported skips, missing events) vs bpftool's recursion_misses - catches \
-         {account:?}; census {:?}; sockets off the two paths: {:#?}; stderr: {}",
+         {account:?}; census {:?}; raw_tp's census {:?}; printed by neither: {unseen:?}; \
+         sockets off the two paths: {:#?}; stderr: {}",
         census(&events),
+        census(&raw_events),
         off_the_paths(&by_socket),
         done.stderr
     );
-    assert_changes(&events, &transitions_of(N, true, 1), &done);
+    assert_eq!(
+        2 + 10 * N - kernel_skipped - raw_events.len(),
+        skipped(&raw),
+        "raw_tp: census {:?}; stderr: {}",
+        census(&raw_events),
+        raw.stderr
+    );
+    let mut expected = transitions_of(N, true, 1);
+    for (t, n) in &unseen {
+        *expected.get_mut(t).expect("a transition of the model") -= n;
+    }
+    assert_changes(&events, &expected, &done);
+    if kernel_skipped > 0 {
+        eprintln!(
+            "12,000 connections: {kernel_skipped} changes given to no BPF program: {unseen:?}"
+        );
+    }
     eprintln!("12,000 connections: {account:?}");
     assert_eq!(by_socket.len(), 1 + 2 * N);
     let total = started.elapsed();
