@@ -128,17 +128,25 @@ fn validators_reject_unknown_fields() {
     assert!(!sm_ok && sm_out.contains("scrapeTimout"), "{sm_out}");
 }
 
+fn daemonset() -> String {
+    fs::read_to_string(Path::new(ROOT).join("contrib/kubernetes/daemonset.yaml"))
+        .expect("daemonset.yaml")
+}
+
+/// The manifest's lines, trimmed, without comments.
+fn spec_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect()
+}
+
 /// The smallest grant contrib/README.md describes: two capabilities, nothing from the host but
 /// BTF, the cgroup tree and the CRI socket (for pod names), all read-only.
 #[test]
 fn daemonset_asks_for_no_more_than_it_needs() {
-    let text = fs::read_to_string(Path::new(ROOT).join("contrib/kubernetes/daemonset.yaml"))
-        .expect("daemonset.yaml");
-    let spec: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with('#'))
-        .collect();
+    let text = daemonset();
+    let spec = spec_lines(&text);
     for needed in [
         "drop: [\"ALL\"]",
         "add: [\"BPF\", \"PERFMON\"]",
@@ -174,13 +182,8 @@ fn daemonset_asks_for_no_more_than_it_needs() {
 /// that need no auth and no scrape (so a web config with TLS or basic auth keeps it ready).
 #[test]
 fn daemonset_selects_its_nodes_and_probes_without_a_scrape() {
-    let text = fs::read_to_string(Path::new(ROOT).join("contrib/kubernetes/daemonset.yaml"))
-        .expect("daemonset.yaml");
-    let spec: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with('#'))
-        .collect();
+    let text = daemonset();
+    let spec = spec_lines(&text);
     let after = |key: &str, n: usize| -> Vec<&str> {
         let at = spec
             .iter()
