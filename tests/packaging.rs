@@ -397,9 +397,10 @@ fn completions_offer_every_option() {
         for (long, short) in flags(tool) {
             if let Some(long) = long {
                 assert!(bash.contains(&format!("--{long}")), "{name} bash: --{long}");
-                // An option that excludes others is preceded by their list: `(-b ...)--x[`.
+                // An option that excludes others is preceded by their list: `(-b ...)--x[`;
+                // one that may be repeated by a star: `'*--x=[`.
                 assert!(
-                    ["'", ")"].iter().any(|before| {
+                    ["'", ")", "'*", ")*"].iter().any(|before| {
                         zsh.contains(&format!("{before}--{long}["))
                             || zsh.contains(&format!("{before}--{long}=["))
                     }),
@@ -413,7 +414,10 @@ fn completions_offer_every_option() {
             if let Some(short) = short {
                 assert!(bash.contains(&format!("-{short}")), "{name} bash: -{short}");
                 assert!(
-                    zsh.contains(&format!("'-{short}[")) || zsh.contains(&format!("'-{short}+[")),
+                    ["'", "'*"].iter().any(|before| {
+                        zsh.contains(&format!("{before}-{short}["))
+                            || zsh.contains(&format!("{before}-{short}+["))
+                    }),
                     "{name} zsh: -{short}"
                 );
                 assert!(

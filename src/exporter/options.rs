@@ -134,8 +134,8 @@ established, refused) and tcp_rtt_seconds (family), all cumulative from start an
 reset.\n\
 Histograms are bucketed in the kernel on the grid of Prometheus' native histograms, schema \
 1 (bounds 2^(k/2) seconds, from 2^-20 s to 2^16 s). A scraper that accepts \
-application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited \
-(Prometheus with native histograms on) gets the protobuf format with native histograms; \
+application/vnd.google.protobuf with proto=io.prometheus.client.MetricFamily and \
+encoding=delimited (Prometheus with native histograms on) gets the protobuf format with native histograms; \
 any other the text format, whose le bounds are every fourth native bound: powers of 4 \
 seconds, up to 64 for RTT and connect latency and 65536 for state durations. \
 tcptools_exporter_series counts the series of each scrape. With --group-by, \
