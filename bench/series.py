@@ -36,28 +36,8 @@ PROTOBUF = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFa
             "encoding=delimited")
 HIST_FAMILIES = ("tcp_rtt_seconds", "tcp_connect_latency_seconds", "tcp_state_duration_seconds")
 
-# The same traffic as tests/exporter_series_live.rs.
-TRAFFIC = r"""
-import os, socket, sys
-port, refused, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-for procs in sys.argv[4:]:
-    with open(procs, 'w') as f:
-        f.write(str(os.getpid()))
-    for host, family in (('127.0.0.1', socket.AF_INET), ('::1', socket.AF_INET6)):
-        for _ in range(n):
-            s = socket.socket(family)
-            s.settimeout(10)
-            s.connect((host, port))
-            s.sendall(b'x')
-            s.recv(1)
-            s.close()
-            s = socket.socket(family)
-            try:
-                s.connect((host, refused))
-            except ConnectionRefusedError:
-                pass
-            s.close()
-"""
+# The same traffic as tests/exporter_series_live.rs: one script for both.
+TRAFFIC = (Path(__file__).resolve().parent.parent / "tests/series/traffic.py").read_text()
 
 SERVER = r"""
 import socket, sys, threading

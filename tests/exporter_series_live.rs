@@ -110,29 +110,10 @@ fn native_histograms_agree_with_the_classic_ones() {
     assert!(done.status.success(), "{:?} {}", done.status, done.stderr);
 }
 
-/// Moves itself into each cgroup.procs given, and from there makes N connections to HOST
-/// PORT (v4) and N to [::1]:PORT, one byte each way, and N connects to REFUSED on both.
-const PODS_TRAFFIC: &str = r#"
-import os, socket, sys
-port, refused, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-for procs in sys.argv[4:]:
-    with open(procs, 'w') as f:
-        f.write(str(os.getpid()))
-    for host, family in (('127.0.0.1', socket.AF_INET), ('::1', socket.AF_INET6)):
-        for _ in range(n):
-            s = socket.socket(family)
-            s.settimeout(10)
-            s.connect((host, port))
-            s.sendall(b'x')
-            s.recv(1)
-            s.close()
-            s = socket.socket(family)
-            try:
-                s.connect((host, refused))
-            except ConnectionRefusedError:
-                pass
-            s.close()
-"#;
+/// The pods' traffic (tests/series/traffic.py, which bench/series.py runs too): moves
+/// itself into each cgroup.procs given, and from there makes N connections to HOST PORT (v4)
+/// and N to [::1]:PORT, one byte each way, and N connects to REFUSED on both.
+const PODS_TRAFFIC: &str = include_str!("series/traffic.py");
 
 /// Echoes one byte on every connection, on 127.0.0.1 and ::1, until stdin closes.
 const ECHO_SERVER: &str = r#"
