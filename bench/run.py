@@ -148,8 +148,10 @@ PIECES_GROUPS = {
         "p_sport_cast": "the local port by a plain load after `bpf_rdonly_cast()` to "
                         "`inet_sock`",
         "p_sport_tcp_sock": "the local port by a plain load after `bpf_skc_to_tcp_sock()`",
-        "p_cgroup": "the socket's cgroup v2 id (bpf/container.bpf.h: three CO-RE probe "
-                    "reads), as `-c` and `--bycgroup` read it",
+        "p_cgroup": "the socket's cgroup v2 id (bpf/container.bpf.h) by three CO-RE probe "
+                    "reads, as raw_tp programs read it",
+        "p_cgroup_btf": "the socket's cgroup v2 id by plain BTF loads, as tp_btf programs "
+                        "read it (`-c`, `--bycgroup`, `--group-by cgroup`)",
     },
     "per-socket state": {
         "p_storage8": "socket storage get-or-create of 8 bytes (creates on each socket's "

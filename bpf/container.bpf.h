@@ -1,6 +1,7 @@
-/* Reading a socket's cgroup v2 and network namespace, and the -c/--netns filter, with CO-RE
- * probe reads that work in tp_btf and raw_tp programs alike, on every kernel from 5.10
- * (where sk_cgrp_data was a tagged u64 and cgroups kept ancestor ids) to today.
+/* Reading a socket's cgroup v2 and network namespace, and the -c/--netns filter, in tp_btf
+ * programs with plain BTF loads (a probe read each costs about a bpf_ktime_get_ns()) and in
+ * raw_tp programs with CO-RE probe reads, on every kernel from 5.10 (where sk_cgrp_data was
+ * a tagged u64 and cgroups kept ancestor ids) to today.
  *
  * The cgroup filter is a set of cgroups (cgroup_set), which user space (src/container.rs,
  * CgroupSet) sizes before load and may grow and shrink while the programs run: a socket
@@ -9,6 +10,7 @@
 #define TCPTOOLS_CONTAINER_BPF_H
 
 #include "container.h"
+#include "hook.bpf.h"
 
 /* The levels a member of the set may sit at: one bit each in cgroup_set_levels' mask. */
 #define CGROUP_SET_LEVELS (sizeof(__u64) * 8)
@@ -48,10 +50,13 @@ struct cgroup___old {
 	__u64 ancestor_ids[];
 };
 
-static __always_inline struct cgroup *sk_cgroup(const struct sock *sk)
+static __always_inline struct cgroup *sk_cgroup(const struct sock *sk, const int hook)
 {
-	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup)) {
+		if (hook == HOOK_TP_BTF)
+			return sk->sk_cgrp_data.cgroup;
 		return BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+	}
 	__u64 val = BPF_CORE_READ((const struct sock___old *)sk, sk_cgrp_data.val);
 
 	return (val & 1) ? NULL : (struct cgroup *)val;
@@ -59,13 +64,20 @@ static __always_inline struct cgroup *sk_cgroup(const struct sock *sk)
 
 /* The cgroup v2 id: the kernfs id of its directory, which user space sees as its inode
  * number; 1 (the root) where the socket has none. */
-static __always_inline __u64 cgroup_id_of(const struct cgroup *cgrp)
+static __always_inline __u64 cgroup_id_of(const struct cgroup *cgrp, const int hook)
 {
-	return cgrp ? BPF_CORE_READ(cgrp, kn, id) : 1;
+	if (!cgrp)
+		return 1;
+	/* Not on 5.10, whose tagged u64 gives a cgroup pointer the verifier cannot follow. */
+	if (hook == HOOK_TP_BTF && bpf_core_field_exists(((struct sock *)0)->sk_cgrp_data.cgroup))
+		return cgrp->kn->id;
+	return BPF_CORE_READ(cgrp, kn, id);
 }
 
-static __always_inline __u32 sk_netns(const struct sock *sk)
+static __always_inline __u32 sk_netns(const struct sock *sk, const int hook)
 {
+	if (hook == HOOK_TP_BTF)
+		return sk->__sk_common.skc_net.net->ns.inum;
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
@@ -87,7 +99,7 @@ static __always_inline __u64 cgroup_ancestor_id(const struct cgroup *cgrp, __u32
 /* The id of cgrp's parent (NULL: the root): its ancestor one level up, which outlives it
  * (a container's cgroup and its pod's); the root's own id at level 0, and cgrp's own where
  * the ancestor cannot be read. */
-static __always_inline __u64 cgroup_parent_id(const struct cgroup *cgrp)
+static __always_inline __u64 cgroup_parent_id(const struct cgroup *cgrp, const int hook)
 {
 	__u64 id = 0;
 	int level;
@@ -97,7 +109,7 @@ static __always_inline __u64 cgroup_parent_id(const struct cgroup *cgrp)
 	level = BPF_CORE_READ(cgrp, level);
 	if (level > 0)
 		id = cgroup_ancestor_id(cgrp, level - 1);
-	return id ? id : cgroup_id_of(cgrp);
+	return id ? id : cgroup_id_of(cgrp, hook);
 }
 
 /* Whether cgrp (NULL: the root) is a member of the cgroup set or below one: for each level
@@ -130,20 +142,20 @@ static __always_inline int cgroup_in_set(const struct cgroup *cgrp)
  * *cgroup_id and *netns for the record. */
 static __always_inline int sk_in_container(const struct sock *sk,
 					   const volatile struct container_settings *c,
-					   __u64 *cgroup_id, __u32 *netns)
+					   __u64 *cgroup_id, __u32 *netns, const int hook)
 {
 	struct cgroup *cgrp = NULL;
 
 	if (c->netns || c->record) {
-		*netns = sk_netns(sk);
+		*netns = sk_netns(sk, hook);
 		if (c->netns && *netns != c->netns)
 			return 0;
 	}
 	if (c->filter_cgroups || c->record) {
-		cgrp = sk_cgroup(sk);
+		cgrp = sk_cgroup(sk, hook);
 		if (c->filter_cgroups && !cgroup_in_set(cgrp))
 			return 0;
-		*cgroup_id = cgroup_id_of(cgrp);
+		*cgroup_id = cgroup_id_of(cgrp, hook);
 	}
 	return 1;
 }
@@ -152,12 +164,12 @@ static __always_inline int sk_in_container(const struct sock *sk,
  * record of a socket that passed sk_in_container() earlier (the set may have changed since). */
 static __always_inline void sk_container_record(const struct sock *sk,
 						const volatile struct container_settings *c,
-						__u64 *cgroup_id, __u32 *netns)
+						__u64 *cgroup_id, __u32 *netns, const int hook)
 {
 	if (!c->record)
 		return;
-	*netns = sk_netns(sk);
-	*cgroup_id = cgroup_id_of(sk_cgroup(sk));
+	*netns = sk_netns(sk, hook);
+	*cgroup_id = cgroup_id_of(sk_cgroup(sk, hook), hook);
 }
 
 #endif

@@ -208,14 +208,14 @@ static __always_inline int family_index(__u16 family)
 
 /* The group sk counts in: its cgroup v2 id, its cgroup's parent's, or its network
  * namespace inode. */
-static __always_inline __u64 sk_group(const struct sock *sk)
+static __always_inline __u64 sk_group(const struct sock *sk, const int hook)
 {
 	if (settings.group_by == GROUP_CGROUP)
-		return cgroup_id_of(sk_cgroup(sk));
+		return cgroup_id_of(sk_cgroup(sk, hook), hook);
 	if (settings.group_by == GROUP_CGROUP_PARENT)
-		return cgroup_parent_id(sk_cgroup(sk));
+		return cgroup_parent_id(sk_cgroup(sk, hook), hook);
 	if (settings.group_by == GROUP_NETNS)
-		return sk_netns(sk);
+		return sk_netns(sk, hook);
 	return 0;
 }
 
@@ -284,7 +284,7 @@ static __always_inline int count_change(void *ctx, const struct sock *sk, int ol
 		lport = sk_lport(sk, hook);
 	if (!ports_pass(sk, lport, hook))
 		return 0;
-	group = sk_group(sk);
+	group = sk_group(sk, hook);
 
 	now = bpf_ktime_get_ns();
 	start = swap_start(sk, newstate, now, hook);
@@ -314,7 +314,7 @@ static __always_inline int count_rtt(const struct sock *sk, const int hook)
 		SK_READ(hook, lport, sk->__sk_common.skc_num);
 	if (!ports_pass(sk, lport, hook) || !sk_srtt_us(sk, hook, &srtt))
 		return 0;
-	record(sk_group(sk), fam * HISTS_PER_FAMILY + HIST_RTT, GROUPED_RTT,
+	record(sk_group(sk, hook), fam * HISTS_PER_FAMILY + HIST_RTT, GROUPED_RTT,
 	       (__u64)srtt * 1000);
 	return 0;
 }

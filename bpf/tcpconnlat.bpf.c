@@ -78,7 +78,7 @@ static __always_inline void answer_connect(void *ctx, const struct sock *sk, __u
 	ev.rport = bpf_ntohs(rport);
 	SK_READ_ADDRS(hook, sk, family, ev.laddr, ev.raddr);
 	/* Filtered when the connect started; read now for the record. */
-	sk_container_record(sk, &settings.container, &ev.cgroup_id, &ev.netns);
+	sk_container_record(sk, &settings.container, &ev.cgroup_id, &ev.netns, hook);
 	emit_event(ctx, &ev, sizeof(ev), now);
 forget:
 	sk_store_release(start, sk, hook, &ref);
@@ -102,7 +102,7 @@ static __always_inline int on_state_change(void *ctx, const struct sock *sk, int
 		SK_READ(hook, family, sk->__sk_common.skc_family);
 		if (settings.family && family != settings.family)
 			return 0;
-		if (!sk_in_container(sk, &settings.container, &cgroup_id, &netns))
+		if (!sk_in_container(sk, &settings.container, &cgroup_id, &netns, hook))
 			return 0;
 		if (oldstate == TCP_CLOSE)
 			start_connect(sk, hook);

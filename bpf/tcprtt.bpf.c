@@ -139,7 +139,7 @@ static __always_inline int record_rtt(const struct sock *sk, const int hook)
 		SK_READ_ADDRS(hook, sk, family, laddr, raddr);
 	if (!addrs_match(family, laddr, raddr))
 		return 0;
-	if (!sk_in_container(sk, &settings.container, &key.cgroup_id, &netns))
+	if (!sk_in_container(sk, &settings.container, &key.cgroup_id, &netns, hook))
 		return 0;
 	if (settings.key != KEY_CGROUP)
 		key.cgroup_id = 0;

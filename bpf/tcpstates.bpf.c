@@ -86,7 +86,7 @@ static __always_inline int record_change(void *ctx, const struct sock *sk, int o
 		return 0;
 	if (settings.filter_rports && !port_in(settings.rports, rport))
 		return 0;
-	if (!sk_in_container(sk, &settings.container, &ev.cgroup_id, &ev.netns))
+	if (!sk_in_container(sk, &settings.container, &ev.cgroup_id, &ev.netns, hook))
 		return 0;
 
 	ts = bpf_ktime_get_ns();

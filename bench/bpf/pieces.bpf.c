@@ -235,7 +235,13 @@ P(p_task_stack2)
 
 P(p_cgroup)
 {
-	KEEP(cgroup_id_of(sk_cgroup(sk)));
+	KEEP(cgroup_id_of(sk_cgroup(sk, HOOK_RAW_TP), HOOK_RAW_TP));
+	return 0;
+}
+
+P(p_cgroup_btf)
+{
+	KEEP(cgroup_id_of(sk_cgroup(sk, HOOK_TP_BTF), HOOK_TP_BTF));
 	return 0;
 }
 
