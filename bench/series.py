@@ -31,6 +31,8 @@ PORT = 48380
 SERVER_PORT = 48381
 REFUSED_PORT = 48382
 PODS = (1, 10, 100)
+# The kernel memory column computed for a node this big (possible CPUs).
+BIG_NODE_CPUS = 192
 SCRAPES = 10
 PROTOBUF = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
             "encoding=delimited")
@@ -114,6 +116,33 @@ def served_series(text: str) -> int:
     return int(float(line.split()[1]))
 
 
+def possible_cpus() -> int:
+    """The count in /sys/devices/system/cpu/possible ("0-1", "0-3,8-11")."""
+    text = Path("/sys/devices/system/cpu/possible").read_text().strip()
+    ranges = [r.split("-") for r in text.split(",")]
+    return sum(int(r[-1]) - int(r[0]) + 1 for r in ranges)
+
+
+def map_memory(text: str) -> tuple[int, int]:
+    """The exporter's kernel map memory from its scrape (`tcptools_exporter_map_memory_bytes`,
+    each map's memlock), split into the per-CPU maps' and the shared maps' bytes by the
+    maps' types as bpftool lists them (names truncated to 15 characters there)."""
+    types = {m.get("name", ""): m["type"] for m in
+             json.loads(subprocess.run(["bpftool", "-j", "map", "show"], capture_output=True,
+                                       check=True, text=True).stdout)}
+    per_cpu = shared = 0
+    for line in text.splitlines():
+        if not line.startswith("tcptools_exporter_map_memory_bytes{"):
+            continue
+        name = line.split('map="', 1)[1].split('"', 1)[0]
+        value = int(float(line.split()[-1]))
+        if types.get(name[:15], "").startswith("percpu"):
+            per_cpu += value
+        else:
+            shared += value
+    return per_cpu, shared
+
+
 def measure(binary: Path, pods: int, args: list[str], scrapes: int, base: Path) -> dict:
     containers = []
     for n in range(pods):
@@ -123,7 +152,7 @@ def measure(binary: Path, pods: int, args: list[str], scrapes: int, base: Path) 
         containers.append(container)
     exporter = subprocess.Popen(
         ["nsenter", f"--net=/run/netns/{NETNS}", str(binary), "--listen",
-         f"127.0.0.1:{PORT}", *args, "--runtime-endpoint", "none"],
+         f"127.0.0.1:{PORT}", *args, *(["--runtime-endpoint", "none"] if args else [])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     server = subprocess.Popen(in_netns("python3", "-c", SERVER, str(SERVER_PORT)),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -149,7 +178,9 @@ def measure(binary: Path, pods: int, args: list[str], scrapes: int, base: Path) 
         if served_series(text) != classic:
             sys.exit(f"series.py: tcptools_exporter_series {served_series(text)}, "
                      f"but {classic} samples")
+        per_cpu, shared = map_memory(text)
         return {
+            "map_bytes_per_cpu_maps": per_cpu, "map_bytes_shared_maps": shared,
             "pods": pods, "args": args, "classic_series": classic,
             "native_series": native_series, "served": served_series(text),
             "classic_bytes": len(body), "native_bytes": len(native),
@@ -178,14 +209,25 @@ def report_section(data: dict | None = None) -> str:
          "of the protobuf scrape (a native histogram is one); ms: the median of "
          f"{data['scrapes']} scrapes, request to last byte, no gzip. `daemonset` = the "
          f"DaemonSet's flags (`{' '.join(data['daemonset'])}`); `all per pod` = "
-         "`--group-by pod` alone (every histogram per pod, the default).", "",
+         "`--group-by pod` alone (every histogram per pod, the default); `no groups`: no "
+         "flags. *kernel MiB*: the exporter's BPF maps as its "
+         "`tcptools_exporter_map_memory_bytes` has them (each map's memlock, what the "
+         f"kernel charges), here with {data['possible_cpus']} possible CPUs; *at "
+         f"{BIG_NODE_CPUS} CPUs*: computed from the same figures, the per-CPU maps' bytes "
+         f"(bpftool's map types) times {BIG_NODE_CPUS} / {data['possible_cpus']}, the shared "
+         "maps' as they are (preallocated by --max-groups, 100 here; not by the pods "
+         "seen).", "",
          "| flags | pods | classic series | native series | classic bytes | native bytes | "
-         "classic ms | native ms |",
-         "|---|---|---|---|---|---|---|---|"]
+         f"classic ms | native ms | kernel MiB | at {BIG_NODE_CPUS} CPUs |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
     for r in data["runs"]:
+        here = r["map_bytes_per_cpu_maps"] + r["map_bytes_shared_maps"]
+        big = (r["map_bytes_per_cpu_maps"] * BIG_NODE_CPUS / data["possible_cpus"]
+               + r["map_bytes_shared_maps"])
         L.append(f"| {r['variant']} | {r['pods']} | {r['classic_series']} | "
                  f"{r['native_series']} | {r['classic_bytes']} | {r['native_bytes']} | "
-                 f"{r['classic_ms']:.1f} | {r['native_ms']:.1f} |")
+                 f"{r['classic_ms']:.1f} | {r['native_ms']:.1f} | {here / 2**20:.1f} | "
+                 f"{big / 2**20:.1f} |")
     L.append("")
     return "\n".join(L)
 
@@ -216,11 +258,12 @@ def main() -> int:
     subprocess.run(["ip", "netns", "add", NETNS], check=True)
     subprocess.run(in_netns("ip", "link", "set", "lo", "up"), check=True)
     daemonset = daemonset_args()
-    variants = [("daemonset", daemonset), ("all per pod", ["--group-by", "pod"])]
+    variants = [("daemonset", daemonset, PODS), ("all per pod", ["--group-by", "pod"], PODS),
+                ("no groups", [], (100,))]
     runs = []
     try:
-        for variant, args in variants:
-            for pods in PODS:
+        for variant, args, pod_counts in variants:
+            for pods in pod_counts:
                 r = measure(opts.binary, pods, args, opts.scrapes, base)
                 r["variant"] = variant
                 print(f"{variant} {pods} pods: {r['classic_series']} classic, "
@@ -230,6 +273,7 @@ def main() -> int:
         remove_tree(base)
         subprocess.run(["ip", "netns", "del", NETNS])
     data = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scrapes": opts.scrapes,
+            "possible_cpus": possible_cpus(),
             "daemonset": daemonset, "runs": runs,
             "binary": str(opts.binary.resolve().relative_to(ROOT)),
             "loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
