@@ -27,8 +27,8 @@ BTF_MAGIC = b"\x9f\xeb"  # 0xeB9F, little-endian
 BTF_HEADER = struct.Struct("<HBBIIIII")  # magic, version, flags, hdr_len, type/str off/len
 
 
-def newest_kernel(apt, arch, pattern):
-    """The package of the newest cloud kernel whose version matches PATTERN."""
+def newest_kernel(apt, arch, series, suite, pattern):
+    """The package of SERIES' newest cloud kernel (its version matches PATTERN) in SUITE."""
     res = matrix.run(["apt-cache", *apt.opts, "search", "--names-only",
                       rf"^linux-image-.*-cloud-{arch}$"], capture_output=True, text=True)
     best = None
@@ -38,7 +38,7 @@ def newest_kernel(apt, arch, pattern):
         if m and (best is None or int(m.group(2)) > best[0]):
             best = (int(m.group(2)), name)
     if best is None:
-        raise matrix.SetupError(f"no cloud-{arch} kernel matching {pattern} in Debian's archive")
+        raise matrix.SetupError(f"no linux-image-{series}*-cloud-{arch} in {suite}")
     return best[1]
 
 
@@ -48,7 +48,7 @@ def fetch_vmlinuz(work, arch, series):
     apt = matrix.PrivateApt(work)
     apt.opts += ["-o", f"APT::Architecture={arch}", "-o", f"APT::Architectures={arch}"]
     apt.update(matrix.debian_mirror(), [suite])
-    package = newest_kernel(apt, arch, pattern)
+    package = newest_kernel(apt, arch, series, suite, pattern)
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         apt.download(package, tmp)
         debs = glob.glob(f"{tmp}/*.deb")
