@@ -173,14 +173,16 @@ KERNELS_DIR    ?= target/kernels
 # 5.10, 6.1, 6.12: Debian 11, 12, 13; 6.18, the last 6.x LTS, and "newest", the highest series
 # trixie-backports serves when the matrix runs: both from trixie-backports.
 KERNEL_SERIES  ?= 5.10 6.1 6.12 6.18 newest
-KERNEL_ARCHES  ?= x86_64 arm64
+# The machine's architecture and the foreign ones `make release-foreign` builds (arm64 on x86_64).
+KERNEL_ARCHES  ?= $(HOST_ARCH) $(FOREIGN_ARCHES)
 # VMs at a time (each is one host thread: single-threaded TCG).
 KERNEL_JOBS    ?= 2
-# Each architecture's release build and static traffic generator (gcc -static).
-kernel_bindir   = $(if $(filter x86_64,$(1)),target/static/release,target/static-$(1)/release)
-kernel_cc       = $(if $(filter x86_64,$(1)),$(CC),aarch64-linux-gnu-gcc)
-test-kernels: release
-	$(foreach a,$(filter-out x86_64,$(KERNEL_ARCHES)),$(MAKE) --no-print-directory release ARCH=$(a) &&) true
+# Each architecture's static release build and static traffic generator (gcc -static; a
+# foreign architecture's with its cross gcc).
+kernel_host     = $(filter $(HOST_ARCH),$(word 1,$(call arch_row,$(1))))
+kernel_bindir   = $(if $(call kernel_host,$(1)),$(HOST_STATIC_TARGET),target/static-$(word 2,$(call arch_row,$(1))))/release
+kernel_cc       = $(if $(call kernel_host,$(1)),$(CC),$(word 3,$(call arch_row,$(1)))-gcc)
+test-kernels: release release-foreign
 	@mkdir -p $(KERNELS_DIR)
 	set -e; $(foreach a,$(KERNEL_ARCHES),$(call kernel_cc,$(a)) -static -O2 -Wall -o $(KERNELS_DIR)/traffic-$(a) tests/kernels/traffic.c;)
 	python3 tests/kernels/matrix.py $(foreach a,$(KERNEL_ARCHES),--arch $(a):$(call kernel_bindir,$(a)):$(KERNELS_DIR)/traffic-$(a)) \
