@@ -213,12 +213,12 @@ def fetch_kernel(work, apt, arch, kver):
     if vmlinuz.exists():
         return vmlinuz
     t0 = time.monotonic()
-    package = f"linux-image-{kver}"
-    while package:
+    package, binary = f"linux-image-{kver}", f"linux-binary-{kver}"
+    while True:
         with tempfile.TemporaryDirectory(dir=work) as tmp:
             deb = apt.download(package, arch, tmp)
             files = run(["dpkg-deb", "--fsys-tarfile", deb], capture_output=True).stdout
-            names = set(run(["tar", "-t"], input=files, capture_output=True, text=False).stdout.decode().split())
+            names = set(run(["tar", "-t"], input=files, capture_output=True).stdout.decode().split())
             image = next((p.format(kver=kver) for p in IMAGE_PATHS if p.format(kver=kver) in names), None)
             if image:
                 run(["tar", "-x", "-C", tmp, image], input=files)
@@ -227,11 +227,9 @@ def fetch_kernel(work, apt, arch, kver):
                 print(f"fetched {package} ({time.monotonic() - t0:.0f} s)", flush=True)
                 return vmlinuz
             depends = run(["dpkg-deb", "-f", deb, "Depends"], capture_output=True, text=True).stdout
-            binary = f"linux-binary-{kver}"
-            seen = package
-            package = binary if re.search(rf"(^|[ ,]){re.escape(binary)}([ ,(]|$)", depends) else None
-            if package == seen:
-                package = None
+        if package == binary or not re.search(rf"(^|[ ,]){re.escape(binary)}([ ,(]|$)", depends):
+            break
+        package = binary
     raise SetupError(f"no kernel image ({' or '.join(p.format(kver=kver) for p in IMAGE_PATHS)}) "
                      f"in linux-image-{kver} or the linux-binary-{kver} it depends on")
 
