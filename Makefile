@@ -324,7 +324,7 @@ ifeq ($(CROSS),)
 image_libs = ldd $(1) | grep -o '/[^ ]*'
 else
 image_libs = $(TRIPLET)-readelf -l $(1) | sed -n 's/.*interpreter: \(.*\)\]$$/\1/p'; \
-	$(call needed,$(1)) | sed 's|^|/lib/$(TRIPLET)/|'
+	$(call needed,$(1)) | grep -v '^ld-linux' | sed 's|^|/lib/$(TRIPLET)/|'
 endif
 image-context:
 	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/rootfs/usr/sbin

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::elf::{machine, Machine};
 use common::{connection, Netns, Tool};
 use nix::sys::signal::Signal;
 
@@ -69,20 +70,40 @@ impl Drop for Installed {
 }
 
 /// Builds the .deb with `make deb-files` (no cargo) from the static build and docs made
-/// in-process; returns its path.
-fn build_deb(docs: &Path) -> PathBuf {
-    let out = must(
-        "make",
-        &[
-            "-C",
-            ROOT,
-            "--no-print-directory",
-            "deb-files",
-            &format!("DOCS={}", docs.display()),
-        ],
-    );
+/// in-process, for `ARCH=...` among `args`; returns its path.
+fn build_deb(docs: &Path, args: &[&str]) -> PathBuf {
+    let docs = format!("DOCS={}", docs.display());
+    let mut all = vec!["-C", ROOT, "--no-print-directory", "deb-files", &docs];
+    all.extend_from_slice(args);
+    let out = must("make", &all);
     let deb = out.lines().last().expect("mkdeb prints the .deb's path");
     Path::new(ROOT).join(deb)
+}
+
+/// Only the C library family as dependencies (dpkg-shlibdeps' Depends).
+fn assert_libc_only_depends(control: &str) {
+    let depends = control
+        .lines()
+        .find_map(|l| l.strip_prefix("Depends: "))
+        .expect("Depends");
+    for dep in depends.split(", ") {
+        assert!(
+            dep.starts_with("libc6 (>= ") || dep.starts_with("libgcc-s1 (>= "),
+            "{depends}"
+        );
+    }
+}
+
+/// lintian: no errors, no warnings (overrides are explained in the file and contrib/README.md).
+fn assert_lintian_clean(deb: &str) {
+    let lint = run("lintian", &["--pedantic", "-I", deb]);
+    eprintln!("lintian {deb}:\n{}", lint.stdout);
+    for line in lint.stdout.lines() {
+        assert!(
+            !line.starts_with("E:") && !line.starts_with("W:"),
+            "lintian: {line}"
+        );
+    }
 }
 
 /// What exists at each path the package ships, before it is installed: a file's bytes,
@@ -119,9 +140,9 @@ fn deb_installs_runs_and_purges_cleanly() {
     );
     let docs = std::env::temp_dir().join(format!("tcpt-deb-docs-{}", std::process::id()));
     tcptools::docs::generate(&docs).expect("generate docs");
-    let deb = build_deb(&docs);
+    let deb = build_deb(&docs, &[]);
     let first = fs::read(&deb).expect("read .deb");
-    let again = build_deb(&docs);
+    let again = build_deb(&docs, &[]);
     let _ = fs::remove_dir_all(&docs);
     assert_eq!(deb, again);
     assert!(
@@ -136,28 +157,8 @@ fn deb_installs_runs_and_purges_cleanly() {
         "{deb_str}"
     );
 
-    // Control: only the C library family as dependencies.
-    let control = must("dpkg-deb", &["-f", &deb_str]);
-    let depends = control
-        .lines()
-        .find_map(|l| l.strip_prefix("Depends: "))
-        .expect("Depends");
-    for dep in depends.split(", ") {
-        assert!(
-            dep.starts_with("libc6 (>= ") || dep.starts_with("libgcc-s1 (>= "),
-            "{depends}"
-        );
-    }
-
-    // lintian: no errors, no warnings (overrides are explained in the file and contrib/README.md).
-    let lint = run("lintian", &["--pedantic", "-I", &deb_str]);
-    eprintln!("lintian:\n{}", lint.stdout);
-    for line in lint.stdout.lines() {
-        assert!(
-            !line.starts_with("E:") && !line.starts_with("W:"),
-            "lintian: {line}"
-        );
-    }
+    assert_libc_only_depends(&must("dpkg-deb", &["-f", &deb_str]));
+    assert_lintian_clean(&deb_str);
 
     // Contents: root-owned, the layout of `make install` under /usr plus the package's own.
     let listing = must("dpkg-deb", &["-c", &deb_str]);
@@ -315,4 +316,40 @@ fn deb_installs_runs_and_purges_cleanly() {
             verify.stdout
         );
     }
+}
+
+/// The arm64 package (`make deb ARCH=arm64`) from the cross build that `make test` makes
+/// first: Architecture arm64, the four binaries aarch64 ELF, Depends computed from the arm64
+/// C library's symbols, lintian clean. It cannot be installed on this machine; the kernel
+/// matrix runs the arm64 binaries in qemu.
+#[test]
+fn arm64_deb_carries_aarch64_binaries_and_is_lintian_clean() {
+    let release = Path::new(ROOT).join("target/static-arm64/release/tcpstates");
+    assert!(
+        release.exists(),
+        "no arm64 build: run `make release ARCH=arm64` (make test runs it first)"
+    );
+    let docs = std::env::temp_dir().join(format!("tcpt-deb-arm64-docs-{}", std::process::id()));
+    tcptools::docs::generate(&docs).expect("generate docs");
+    let deb = build_deb(&docs, &["ARCH=arm64"]);
+    let _ = fs::remove_dir_all(&docs);
+    let deb_str = deb.to_str().expect("UTF-8 path").to_owned();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        deb_str.ends_with(&format!("tcptools_{version}-1_arm64.deb")),
+        "{deb_str}"
+    );
+    let control = must("dpkg-deb", &["-f", &deb_str]);
+    assert!(control.contains("\nArchitecture: arm64\n"), "{control}");
+    assert_libc_only_depends(&control);
+
+    let root = std::env::temp_dir().join(format!("tcpt-deb-arm64-{}", std::process::id()));
+    must("dpkg-deb", &["-x", &deb_str, root.to_str().expect("UTF-8")]);
+    let machines: Vec<Machine> = ["tcpstates", "tcprtt", "tcpconnlat", "tcptools-exporter"]
+        .iter()
+        .map(|tool| machine(&root.join("usr/sbin").join(tool)))
+        .collect();
+    let _ = fs::remove_dir_all(&root);
+    assert_eq!(machines, [Machine::Aarch64; 4]);
+    assert_lintian_clean(&deb_str);
 }

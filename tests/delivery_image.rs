@@ -22,6 +22,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::elf::{machine, Machine, MACHINES};
 use common::web::{parse_samples, raw_get};
 use common::{cgroup2_mount, cgroup_of_pid, connection, mounts_of_type, remove_cgroup_tree, Netns};
 
@@ -49,12 +50,14 @@ fn libpod_parents() -> Vec<PathBuf> {
 }
 
 impl Podman {
-    fn new() -> Podman {
-        let dir = std::env::temp_dir().join(format!("tcpt-image-{}", std::process::id()));
+    /// `tag` tells this file's tests apart (they run in parallel in one process).
+    fn new(tag: &str) -> Podman {
+        let name = format!("tcpt-image-{tag}-{}", std::process::id());
+        let dir = std::env::temp_dir().join(&name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create podman dir");
         Podman {
-            container: format!("tcpt-image-{}", std::process::id()),
+            container: name,
             dir,
             // Only those this test makes are removed: another podman may use them.
             parent_cgroups: libpod_parents()
@@ -64,15 +67,19 @@ impl Podman {
         }
     }
 
+    /// podman's options for this storage (UTF-8 paths: `make image-manifest` takes them as
+    /// one PODMAN word list).
+    fn options(&self) -> Vec<String> {
+        let path = |p: PathBuf| p.to_str().expect("UTF-8 path").to_owned();
+        let mut options = vec!["--root".to_owned(), path(self.dir.join("storage"))];
+        options.extend(["--runroot".to_owned(), path(self.dir.join("run"))]);
+        options.extend(["--storage-driver", "vfs", "--runtime", "runc"].map(str::to_owned));
+        options
+    }
+
     fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let root = self.dir.join("storage");
-        let runroot = self.dir.join("run");
         let out = Command::new("podman")
-            .arg("--root")
-            .arg(&root)
-            .arg("--runroot")
-            .arg(&runroot)
-            .args(["--storage-driver", "vfs", "--runtime", "runc"])
+            .args(self.options())
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("cannot run podman (apt-get install podman): {e}"));
@@ -150,7 +157,7 @@ fn image_runs_with_two_capabilities_and_counts_traffic() {
             .exists(),
         "no static build: run `make release` (make test runs it first)"
     );
-    let podman = Podman::new();
+    let podman = Podman::new("run");
     let context = podman.dir.join("context");
     let done = Command::new("make")
         .args(["-C", ROOT, "--no-print-directory", "image-context"])
@@ -195,7 +202,7 @@ fn image_runs_with_two_capabilities_and_counts_traffic() {
     }
     let make = fs::read_to_string(Path::new(ROOT).join("Makefile")).expect("Makefile");
     assert!(
-        make.contains("podman build -f Containerfile $(IMAGE_ARGS)"),
+        make.contains("$(PODMAN) build -f Containerfile $(IMAGE_ARGS)"),
         "make image passes the labels' build arguments"
     );
     assert_eq!(
@@ -361,4 +368,98 @@ fn image_runs_with_two_capabilities_and_counts_traffic() {
             .contains("Serving metrics on http://0.0.0.0:10187/metrics"),
         "{logs:?}"
     );
+}
+
+/// `make image`'s manifest list (`make image-manifest`, no cargo, from the two static builds
+/// `make test` makes first): one image for linux/amd64 and one for linux/arm64, each with the
+/// four binaries and the C library files of its own architecture.
+#[test]
+fn image_is_a_manifest_list_of_amd64_and_arm64() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the image test needs root (run `sudo make test`)"
+    );
+    let podman = Podman::new("manifest");
+    let image = format!("localhost/tcptools-manifest-test:{}", std::process::id());
+    let context = podman.dir.join("context");
+    let done = Command::new("make")
+        .args(["-C", ROOT, "--no-print-directory", "image-manifest"])
+        .arg(format!("IMAGE={image}"))
+        .arg(format!("IMAGE_CONTEXT={}", context.display()))
+        .arg(format!("PODMAN=podman {}", podman.options().join(" ")))
+        .output()
+        .expect("run make");
+    assert!(
+        done.status.success(),
+        "make image-manifest: {}{}",
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+
+    let list = podman.must(&["manifest", "inspect", &image]);
+    let list: serde_json::Value = serde_json::from_str(&list).expect("manifest list");
+    let entries = list["manifests"].as_array().expect("manifests");
+    let platforms: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            (
+                p["os"].as_str().expect("os"),
+                p["architecture"].as_str().expect("arch"),
+            )
+        })
+        .collect();
+    assert_eq!(platforms, [("linux", "amd64"), ("linux", "arm64")]);
+
+    for (entry, (arch, want)) in entries.iter().zip(MACHINES) {
+        let instance = format!("{image}@{}", entry["digest"].as_str().expect("digest"));
+        let config = podman.must(&["image", "inspect", "-f", "{{.Architecture}}", &instance]);
+        assert_eq!(config.trim(), arch);
+        let mount = PathBuf::from(podman.must(&["image", "mount", &instance]).trim());
+        // Every file is the binaries or the C library: ELF, of this image's machine.
+        let files: BTreeMap<PathBuf, Machine> = regular_files(&mount)
+            .into_iter()
+            .map(|f| {
+                (
+                    f.strip_prefix(&mount).expect("under").to_owned(),
+                    machine(&f),
+                )
+            })
+            .collect();
+        podman.must(&["image", "unmount", &instance]);
+        let (interpreter, libc) = match want {
+            Machine::X86_64 => (
+                "lib64/ld-linux-x86-64.so.2",
+                "lib/x86_64-linux-gnu/libc.so.6",
+            ),
+            _ => (
+                "lib/ld-linux-aarch64.so.1",
+                "lib/aarch64-linux-gnu/libc.so.6",
+            ),
+        };
+        let tools = ["tcpstates", "tcprtt", "tcpconnlat", "tcptools-exporter"];
+        let needed = tools.map(|t| format!("usr/sbin/{t}"));
+        for file in needed.iter().map(String::as_str).chain([interpreter, libc]) {
+            assert!(
+                files.contains_key(Path::new(file)),
+                "{arch}: {file} in {files:?}"
+            );
+        }
+        assert!(files.values().all(|m| *m == want), "{arch}: {files:?}");
+    }
+}
+
+/// The regular files under `dir`, recursively.
+fn regular_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("dir entry").path();
+        let kind = fs::symlink_metadata(&path).expect("metadata").file_type();
+        if kind.is_dir() {
+            files.extend(regular_files(&path));
+        } else if kind.is_file() {
+            files.push(path);
+        }
+    }
+    files
 }

@@ -178,8 +178,9 @@ fn daemonset_asks_for_no_more_than_it_needs() {
     assert_eq!(spec.iter().filter(|l| **l == "readOnly: true").count(), 3);
 }
 
-/// Scheduled only where the image runs (Linux, its architecture), and probed on the paths
-/// that need no auth and no scrape (so a web config with TLS or basic auth keeps it ready).
+/// Scheduled on every Linux node whatever its architecture (the image is a manifest list of
+/// amd64 and arm64), and probed on the paths that need no auth and no scrape (so a web config
+/// with TLS or basic auth keeps it ready).
 #[test]
 fn daemonset_selects_its_nodes_and_probes_without_a_scrape() {
     let text = daemonset();
@@ -193,8 +194,10 @@ fn daemonset_selects_its_nodes_and_probes_without_a_scrape() {
     };
     assert_eq!(
         after("nodeSelector:", 2),
-        ["kubernetes.io/os: linux", "kubernetes.io/arch: amd64"]
+        ["kubernetes.io/os: linux", "enableServiceLinks: false"]
     );
+    let arch = spec.iter().find(|l| l.contains("kubernetes.io/arch"));
+    assert_eq!(arch, None, "an architecture selector or affinity");
     assert_eq!(
         after("livenessProbe:", 3),
         ["httpGet:", "path: /-/healthy", "port: metrics"]

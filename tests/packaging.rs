@@ -536,6 +536,47 @@ fn ldd_check_rejects_the_dynamic_build() {
     assert!(done.stderr.contains("libelf"), "{}", done.stderr);
 }
 
+/// The arm64 check reads NEEDED entries (readelf) rather than running ldd, and must still
+/// reject a binary that needs libelf: the dynamic build's entries, read the same way.
+#[cfg(not(feature = "static"))]
+#[test]
+fn arm64_ldd_check_rejects_the_dynamic_build() {
+    let done = make(&[
+        "ldd-check",
+        "ARCH=arm64",
+        &format!("LDD_DIR={}", bin_dir().display()),
+    ]);
+    assert!(!done.ok, "passed a dynamic build: {}", done.stdout);
+    assert!(done.stderr.contains("libelf.so.1"), "{}", done.stderr);
+}
+
+/// The arm64 cross build (`make release ARCH=arm64`, which `make test` runs before cargo
+/// test): its binaries need only the libc family, by their NEEDED entries.
+#[test]
+fn ldd_check_passes_the_arm64_build() {
+    let dir = Path::new(ROOT).join("target/static-arm64/release");
+    assert!(
+        cargo_bins().iter().all(|tool| dir.join(tool).exists()),
+        "no arm64 build: run `make release ARCH=arm64` (make test runs it first)"
+    );
+    let done = make(&[
+        "ldd-check",
+        "ARCH=arm64",
+        &format!("LDD_DIR={}", dir.display()),
+    ]);
+    assert!(done.ok, "{}", done.stderr);
+    for tool in cargo_bins() {
+        let line = done
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("ldd-check: {tool} needs only ")))
+            .unwrap_or_else(|| panic!("{tool}: {}", done.stdout));
+        let libs: BTreeSet<&str> = line.split(' ').collect();
+        assert!(libs.contains("libc.so.6"), "{tool}: {line}");
+        assert!(libs.contains("ld-linux-aarch64.so.1"), "{tool}: {line}");
+    }
+}
+
 /// The static release build (`make release`, run by `make test` after cargo test), when
 /// it has been built: only the libc family.
 #[test]

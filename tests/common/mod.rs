@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cri;
+pub mod elf;
 pub mod host;
 pub mod web;
 
