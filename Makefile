@@ -3,8 +3,8 @@
 #   make deps       install build and test dependencies (Debian/Ubuntu, apt-get)
 #   make build      release build of the three tools
 #   make test       every test, including the live BPF tests and the kernel matrix (root)
-#   make test-kernels  boot Debian's 5.10, 6.1, 6.12 cloud kernels and the running kernel's
-#                   series in qemu, run every tool inside (its table: KERNELS_DIR/matrix.md)
+#   make test-kernels  boot Debian's 5.10, 6.1, 6.12, 6.18 and newest cloud kernels, x86_64
+#                   and arm64, in qemu, run every tool inside (its table: KERNELS_DIR/matrix.md)
 #   make kernels-doc   make test-kernels, and put its table into docs/kernels.md
 #   make run TOOL=tcpstates ARGS=-T
 #   make install    PREFIX=/usr/local DESTDIR=  (binaries in $(PREFIX)/sbin, man pages,
@@ -165,17 +165,28 @@ test: deps release release-foreign
 	$(MAKE) --no-print-directory static-check
 	$(MAKE) --no-print-directory test-kernels
 
-# The kernel matrix (tests/kernels/): the newest Debian cloud kernel of each series, fetched
-# with a private apt configuration and cached in KERNELS_DIR, booted in qemu (TCG) with the
-# static release build; one line per kernel and check, non-zero exit on any failure.
+# The kernel matrix (tests/kernels/): the newest Debian cloud kernel of each series, for each
+# architecture, fetched with a private apt configuration and cached in KERNELS_DIR, booted in
+# qemu (TCG) with that architecture's static release build; one line per kernel and check,
+# non-zero exit on any failure.
 KERNELS_DIR    ?= target/kernels
-# "running": the running kernel's series (6.18 here), from trixie-backports.
-KERNEL_SERIES  ?= 5.10 6.1 6.12 running
-test-kernels: release
+# 5.10, 6.1, 6.12: Debian 11, 12, 13; 6.18, the last 6.x LTS, and "newest", the highest series
+# trixie-backports serves when the matrix runs: both from trixie-backports.
+KERNEL_SERIES  ?= 5.10 6.1 6.12 6.18 newest
+# The machine's architecture and the foreign ones `make release-foreign` builds (arm64 on x86_64).
+KERNEL_ARCHES  ?= $(HOST_ARCH) $(FOREIGN_ARCHES)
+# VMs at a time (each is one host thread: single-threaded TCG).
+KERNEL_JOBS    ?= 2
+# Each architecture's static release build and static traffic generator (gcc -static; a
+# foreign architecture's with its cross gcc).
+kernel_host     = $(filter $(HOST_ARCH),$(word 1,$(call arch_row,$(1))))
+kernel_bindir   = $(if $(call kernel_host,$(1)),$(HOST_STATIC_TARGET),target/static-$(word 2,$(call arch_row,$(1))))/release
+kernel_cc       = $(if $(call kernel_host,$(1)),$(CC),$(word 3,$(call arch_row,$(1)))-gcc)
+test-kernels: release release-foreign
 	@mkdir -p $(KERNELS_DIR)
-	$(CC) -static -O2 -Wall -o $(KERNELS_DIR)/traffic tests/kernels/traffic.c
-	python3 tests/kernels/matrix.py --bindir $(STATIC_TARGET)/release --traffic $(KERNELS_DIR)/traffic \
-		--work $(KERNELS_DIR) --series "$(KERNEL_SERIES)" $(if $(KERNELS_DOC),--doc $(KERNELS_DOC))
+	set -e; $(foreach a,$(KERNEL_ARCHES),$(call kernel_cc,$(a)) -static -O2 -Wall -o $(KERNELS_DIR)/traffic-$(a) tests/kernels/traffic.c;)
+	python3 tests/kernels/matrix.py $(foreach a,$(KERNEL_ARCHES),--arch $(a):$(call kernel_bindir,$(a)):$(KERNELS_DIR)/traffic-$(a)) \
+		--work $(KERNELS_DIR) --series "$(KERNEL_SERIES)" --jobs $(KERNEL_JOBS) $(if $(KERNELS_DOC),--doc $(KERNELS_DOC))
 
 # The matrix's markdown table, between the marker comments of docs/kernels.md.
 kernels-doc:

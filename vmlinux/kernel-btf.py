@@ -11,54 +11,27 @@ and string sections. Writes the blob to OUT; bpftool checks it when it dumps vml
 """
 
 import argparse
-import glob
 import gzip
-import re
 import struct
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "kernels"))
-import matrix  # noqa: E402  (PrivateApt, debian_mirror, suite_of)
+import matrix  # noqa: E402  (arch_of, PrivateApt, fetch_kernels)
 
 BTF_MAGIC = b"\x9f\xeb"  # 0xeB9F, little-endian
 BTF_HEADER = struct.Struct("<HBBIIIII")  # magic, version, flags, hdr_len, type/str off/len
 
 
-def newest_kernel(apt, arch, series, suite, pattern):
-    """The package of SERIES' newest cloud kernel (its version matches PATTERN) in SUITE."""
-    res = matrix.run(["apt-cache", *apt.opts, "search", "--names-only",
-                      rf"^linux-image-.*-cloud-{arch}$"], capture_output=True, text=True)
-    best = None
-    for line in res.stdout.splitlines():
-        name = line.split()[0]
-        m = re.fullmatch(rf"linux-image-({pattern})-cloud-{arch}", name)
-        if m and (best is None or int(m.group(2)) > best[0]):
-            best = (int(m.group(2)), name)
-    if best is None:
-        raise matrix.SetupError(f"no linux-image-{series}*-cloud-{arch} in {suite}")
-    return best[1]
-
-
 def fetch_vmlinuz(work, arch, series):
-    """Downloads the kernel package and returns its vmlinuz's bytes."""
-    suite, pattern = matrix.suite_of(series)
-    apt = matrix.PrivateApt(work)
-    apt.opts += ["-o", f"APT::Architecture={arch}", "-o", f"APT::Architectures={arch}"]
-    apt.update(matrix.debian_mirror(), [suite])
-    package = newest_kernel(apt, arch, series, suite, pattern)
-    with tempfile.TemporaryDirectory(dir=work) as tmp:
-        apt.download(package, tmp)
-        debs = glob.glob(f"{tmp}/*.deb")
-        if len(debs) != 1:
-            raise matrix.SetupError(f"apt-get download {package} gave {debs}")
-        kver = package.removeprefix("linux-image-")
-        matrix.run(f"dpkg-deb --fsys-tarfile {debs[0]} | tar -x -C {tmp} ./boot/vmlinuz-{kver}",
-                   shell=True)
-        image = Path(f"{tmp}/boot/vmlinuz-{kver}").read_bytes()
-    print(f"kernel-btf: {package}", file=sys.stderr)
+    """Downloads the kernel (or finds it in WORK from an earlier run) and returns its
+    vmlinuz's bytes."""
+    arch = matrix.arch_of(arch)
+    apt = matrix.PrivateApt(work, [arch])
+    [(_, kver, vmlinuz)] = matrix.fetch_kernels(work, apt, [arch], [series])
+    print(f"kernel-btf: linux-image-{kver}", file=sys.stderr)
+    image = vmlinuz.read_bytes()
     # Some architectures' vmlinuz is a gzip'd Image.
     return gzip.decompress(image) if image[:2] == b"\x1f\x8b" else image
 

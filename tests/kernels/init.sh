@@ -47,8 +47,9 @@ echo "MATRIX-KERNEL $(uname -r)"
 
 # report TOOL HOOK_BUFFER RESULT
 # On a failure, the tool's last stderr lines (libbpf's own excluded) follow in the log.
+# A check run by catchers_only reports as TOOL (catchers only).
 report() {
-	echo "MATRIX|$1|$2|$3"
+	echo "MATRIX|$1$ONLY|$2|$3"
 	case "$3" in
 	ok*) ;;
 	*) [ -f "$T.$name.err" ] && grep -v '^libbpf: ' "$T.$name.err" | tail -n 20 | sed "s/^/  $name stderr: /" ;;
@@ -113,18 +114,32 @@ start() {
 		return 1
 	fi
 	# Each attach is PAIRS main programs (one per tracepoint; the exporter has 2) and their
-	# catchers (bpf/nested.bpf.h), as -v names them.
+	# catchers (bpf/nested.bpf.h), as -v names the attached ones; all are loaded, and each
+	# attached one is a BPF link in fdinfo. With the catchers alone, no main program attaches.
 	want=$((attaches * ${PAIRS:-1}))
+	want_mains=$want
+	[ -n "$ONLY" ] && want_mains=0
 	progs=$(grep '^programs: ' $T.$name.err | tr ',' '\n' | grep -c 'catch_')
 	mains=$(grep '^programs: ' $T.$name.err | tr ',' '\n' | grep -vc 'catch_')
 	held=$(cat /proc/$PID/fdinfo/* 2>/dev/null | grep -c '^prog_type:')
-	if [ "$progs" -ne "$want" ] || [ "$mains" -ne "$want" ] || [ "$held" -lt $((2 * want)) ]; then
-		WHY="-v names $mains main programs and $progs catchers, fdinfo holds $held programs; want $want each"
+	links=$(cat /proc/$PID/fdinfo/* 2>/dev/null | grep -c '^link_type:')
+	if [ "$progs" -ne "$want" ] || [ "$mains" -ne "$want_mains" ] || [ "$held" -lt $((2 * want)) ] ||
+		[ "$links" -ne $((want + want_mains)) ]; then
+		WHY="-v names $mains main programs and $progs catchers, fdinfo holds $held programs and $links links; want $want_mains main programs, $want catchers, $((2 * want)) programs, $((want + want_mains)) links"
 		kill -9 $PID
 		wait $PID
 		return 1
 	fi
 	return 0
+}
+
+# catchers_only CHECK VARIANT ENV [ARG]: CHECK with the catchers attached alone
+# (TCPTOOLS_CATCHERS_ONLY=1): every event goes through their path, which otherwise runs only
+# for the rare events the kernel skips a main program for, and must give the same exact counts.
+catchers_only() {
+	ONLY=" (catchers only)"
+	"$1" "$2" "TCPTOOLS_CATCHERS_ONLY=1${3:+ $3}" $4
+	ONLY=
 }
 
 # stop SIGNAL: ends $PID with SIGNAL, waits at most 30 s; returns 1 with WHY set unless it exited 0.
@@ -489,6 +504,11 @@ else
 	check_connlat_c raw TCPTOOLS_RAW_TP=1
 	check_rtt_c btf ""
 	check_rtt_c raw TCPTOOLS_RAW_TP=1
+	catchers_only check_tcpstates btf ""
+	catchers_only check_tcpstates raw TCPTOOLS_RAW_TP=1
+	catchers_only check_tcpconnlat btf ""
+	catchers_only check_tcprtt btf ""
+	catchers_only check_exporter btf ""
 	check_no_btf
 fi
 echo MATRIX-END
