@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 
 use tcptools::exporter::collect::Programs;
 use tcptools::exporter::scrape::Collector;
-use tcptools::exporter::{http, web_config, Config, Options};
+use tcptools::exporter::web_reload::LiveWebConfig;
+use tcptools::exporter::{http, Config, Options};
 use tcptools::runtime::Runtimes;
 use tcptools::{cli, signal};
 
@@ -21,7 +22,7 @@ fn main() {
 
 fn run(config: &Config) -> Result<()> {
     // Certificates, key and hashes are checked before anything is bound or loaded.
-    let web = web_config::load(config.web_config_file.as_deref())?;
+    let web = LiveWebConfig::load(config.web_config_file.as_deref(), config.verbose)?;
     let listener = TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr().unwrap_or(config.listen);

@@ -66,6 +66,8 @@ pub struct Own {
     /// How the programs attached: hook and socket storage.
     pub hook: String,
     pub sk_storage: bool,
+    /// Reloads of the web config file that failed (the last good one served on).
+    pub web_config_reload_failures: u64,
 }
 
 /// The whole exposition.
@@ -307,7 +309,17 @@ fn own_families(own: &Own) -> Vec<MetricFamily> {
     }
     families.extend(fill_families(own));
     families.extend(runtime_families(own));
+    families.push(web_config_family(own));
     families
+}
+
+fn web_config_family(own: &Own) -> MetricFamily {
+    family(
+        "tcptools_exporter_web_config_reload_failures_total",
+        "Reloads of the changed web config file (or its certificate, key or CA files) that failed; the last good one is served meanwhile.",
+        MetricType::COUNTER,
+        vec![counter(vec![], own.web_config_reload_failures)],
+    )
 }
 
 /// Whether the runtimes that name namespaces, pods and containers answer.

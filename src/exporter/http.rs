@@ -25,14 +25,14 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 
-use super::auth::{Users, REALM};
-use super::web_config::WebConfig;
+use super::auth::REALM;
+use super::web_reload::{LiveWebConfig, Served};
 
 /// Connections served at once; more are closed as soon as they are accepted.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -82,7 +82,7 @@ pub struct Server {
 
 /// Starts serving `listener` with `web` on a thread of its own, until a stop is requested
 /// (SIGINT, SIGTERM) or `Server::join`.
-pub fn spawn(listener: TcpListener, web: WebConfig) -> Result<Server> {
+pub fn spawn(listener: TcpListener, web: Arc<LiveWebConfig>) -> Result<Server> {
     listener
         .set_nonblocking(true)
         .context("cannot set up the listening socket")?;
@@ -96,7 +96,11 @@ pub fn spawn(listener: TcpListener, web: WebConfig) -> Result<Server> {
         .context("cannot start the HTTP runtime")?;
     let (requests, scrapes) = mpsc::channel();
     let (stop, stopped) = oneshot::channel();
-    let scheme = if web.tls.is_some() { "https" } else { "http" };
+    let scheme = if web.current().web.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let thread = thread::Builder::new()
         .name("http".into())
         .spawn(move || {
@@ -165,17 +169,14 @@ impl Server {
 /// Accepts until stopped: through `stopped` (also when the Server is dropped) or a signal.
 async fn serve(
     listener: TcpListener,
-    web: WebConfig,
+    web: Arc<LiveWebConfig>,
     scrapes: Sender<Reply>,
     mut stopped: oneshot::Receiver<()>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)
         .context("cannot set up the listening socket")?;
-    let tls = web.tls.map(TlsAcceptor::from);
-    let app = Arc::new(App {
-        users: web.users,
-        scrapes,
-    });
+    tokio::spawn(web.clone().watch());
+    let app = Arc::new(App { web, scrapes });
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut stop_poll = tokio::time::interval(STOP_POLL);
     loop {
@@ -190,7 +191,7 @@ async fn serve(
                 Ok((stream, _)) => {
                     // Over the limit: dropped, so closed at once rather than kept waiting.
                     if let Ok(slot) = slots.clone().try_acquire_owned() {
-                        tokio::spawn(connection(stream, tls.clone(), app.clone(), slot));
+                        tokio::spawn(connection(stream, app.clone(), slot));
                     }
                 }
                 // ECONNABORTED concerns one client; running out of descriptors passes.
@@ -200,13 +201,9 @@ async fn serve(
     }
 }
 
-/// One connection, from TLS handshake to close; its slot is freed when it ends.
-async fn connection(
-    stream: tokio::net::TcpStream,
-    tls: Option<TlsAcceptor>,
-    app: Arc<App>,
-    _slot: OwnedSemaphorePermit,
-) {
+/// One connection, from TLS handshake (with the web config current then) to close; its
+/// slot is freed when it ends.
+async fn connection(stream: tokio::net::TcpStream, app: Arc<App>, _slot: OwnedSemaphorePermit) {
     let _ = stream.set_nodelay(true);
     let deadline = ResponseDeadline::default();
     let stream = Deadlined {
@@ -214,29 +211,49 @@ async fn connection(
         deadline: deadline.clone(),
         timer: None,
     };
+    let tls = app.web.current().web.tls.clone();
     match tls {
-        None => http(stream, app, deadline).await,
-        Some(acceptor) => {
+        None => http(stream, app, deadline, false).await,
+        Some(config) => {
+            let acceptor = TlsAcceptor::from(config);
             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             // A failed handshake (plain HTTP to the TLS port, a refused client
             // certificate) ends the connection; rustls has sent its alert.
             if let Ok(Ok(stream)) = handshake.await {
-                http(stream, app, deadline).await
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                http(stream, app, deadline, h2).await
             }
         }
     }
 }
 
-async fn http<S>(stream: S, app: Arc<App>, deadline: ResponseDeadline)
+/// Serves HTTP/2 when the TLS handshake chose it (ALPN h2), else HTTP/1.1.
+async fn http<S>(stream: S, app: Arc<App>, deadline: ResponseDeadline, h2: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request| {
         deadline.start();
         let app = app.clone();
-        async move { Ok::<_, Infallible>(app.respond(request).await) }
+        async move {
+            let web = app.web.current();
+            let mut response = app.respond(request, &web).await;
+            web.decorate(&mut response);
+            Ok::<_, Infallible>(response)
+        }
     });
+    let io = TokioIo::new(stream);
     // Errors (a timeout, a malformed request, a client gone) concern this client only.
+    // ALPN has told the protocol, so each has its builder (hyper-util's auto builder
+    // cannot bound an HTTP/1.1 head's size).
+    if h2 {
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEADER_BYTES as u32)
+            .serve_connection(io, service)
+            .await;
+        return;
+    }
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -244,18 +261,22 @@ where
         .max_headers(MAX_HEADERS)
         .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(io, service)
         .await;
 }
 
-/// What every connection shares: the users, and the way to the main thread.
+/// What every connection shares: the web config, and the way to the main thread.
 struct App {
-    users: Option<Users>,
+    web: Arc<LiveWebConfig>,
     scrapes: Sender<Reply>,
 }
 
 impl App {
-    async fn respond(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn respond(&self, request: Request<Incoming>, web: &Served) -> Response<Full<Bytes>> {
+        // Before anything else, as the toolkit's limiter.
+        if !web.admits() {
+            return plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+        }
         let authorization = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -269,7 +290,7 @@ impl App {
         let route = route(request.method(), request.uri().path());
         // The body, if any, is not read: hyper closes the connection after the response.
         drop(request);
-        if let Some(users) = &self.users {
+        if let Some(users) = &web.web.users {
             if !users.allow(authorization.as_deref()).await {
                 let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
                 let challenge = format!("Basic realm=\"{REALM}\"");
@@ -602,7 +623,8 @@ mod tests {
     fn plain_server() -> (std::net::SocketAddr, impl FnOnce()) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = spawn(listener, WebConfig::default()).unwrap();
+        let web = super::super::web_reload::LiveWebConfig::load(None, false).unwrap();
+        let server = spawn(listener, web).unwrap();
         assert_eq!(server.scheme(), "http");
         let (done, finished) = mpsc::channel::<()>();
         let main = thread::spawn(move || {

@@ -11,7 +11,9 @@ pub mod label_sets;
 pub mod metrics;
 pub mod options;
 pub mod scrape;
+pub mod tls_policy;
 pub mod web_config;
+pub mod web_reload;
 
 pub use exposition::{family_label, render, slot_le, Own, Series, CONTENT_TYPE};
 pub use metrics::{slot_of, Counts, Groups, HistKind, Log2Hist, Outcome};

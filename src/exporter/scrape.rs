@@ -94,6 +94,7 @@ impl<'a> Collector<'a> {
             runtime: self.sets.as_ref().map(LabelSets::status),
             hook: self.programs.attached.hook.to_string(),
             sk_storage: crate::sk_store::in_sk_storage(self.programs.attached.hook),
+            web_config_reload_failures: super::web_reload::reload_failures(),
         }
     }
 
