@@ -288,7 +288,7 @@ fn every_metric_family_is_in_the_exporter_page() {
         .filter_map(|line| line.split(' ').next())
         .filter(|family| !family.starts_with("process_"))
         .collect();
-    assert_eq!(served.len(), 18, "{exposition}");
+    assert_eq!(served.len(), 19, "{exposition}");
     for family in served {
         assert!(
             metrics.contains(&format!(".TP {family} (")),

@@ -1,6 +1,6 @@
 //! The exporter's HTTP side: GET /metrics and a landing page at /, over HTTP/1.1, plain or
-//! TLS, with basic auth when the web config asks, served by hyper on a small tokio runtime
-//! of its own thread. The main thread owns the BPF state: each scrape asks it for the
+//! TLS (and HTTP/2 over TLS), with what the web config asks (`web_reload`), served by hyper
+//! on a small tokio runtime of its own thread. The main thread owns the BPF state: each scrape asks it for the
 //! exposition through a channel and waits for the answer on a oneshot.
 //!
 //! Every connection is a task of its own, so a slow, idle or hostile client delays only

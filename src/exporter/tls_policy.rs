@@ -322,7 +322,7 @@ mod tests {
     }
 
     #[test]
-    fn go_names_map_onto_rustls() {
+    fn go_suites_map_onto_rustls() {
         let provider = rustls::crypto::ring::default_provider();
         let mut notes = Vec::new();
         let suites = cipher_suites(
@@ -363,7 +363,11 @@ mod tests {
         );
         assert_eq!(all.len(), provider.cipher_suites.len());
         assert_eq!(notes.len(), 2, "{notes:?}");
+    }
 
+    #[test]
+    fn go_curves_map_onto_rustls() {
+        let provider = rustls::crypto::ring::default_provider();
         let mut notes = Vec::new();
         let groups = kx_groups(
             &names(&["CurveP521", "CurveP384", "X25519"]),

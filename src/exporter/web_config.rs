@@ -934,6 +934,23 @@ mod tests {
                 "tls_server_config: min_version is above max_version",
             ),
             (
+                "basic_auth_users:\n  bob: plaintext\n",
+                "basic_auth_users.bob: not a bcrypt hash (the hash format is malformed; expected 60 ASCII bytes)",
+            ),
+            (
+                "basic_auth_users:\n  \"a:b\": \"$2y$04$4Nm0Ds0hAqxJTXUjlRXKA.4sSs1Z3Gw0uwE4dGaT6yQDpq1KpbVoa\"\n",
+                "basic_auth_users.a:b: a user name cannot contain ':' (basic auth splits at the first ':')",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(refusal(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_of_tls_choices_headers_and_rate_limit() {
+        let cases = [
+            (
                 "tls_server_config:\n  cert: a\n  key: b\n  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n",
                 "tls_server_config.cipher_suites: unknown cipher suite \"TLS_RSA_WITH_RC4_128_SHA\" (Go's tls.CipherSuites() names)",
             ),
@@ -964,14 +981,6 @@ mod tests {
             (
                 "rate_limit:\n  interval: 1 second\n  burst: 2\n",
                 "rate_limit.interval: \"1 second\" is not a duration (like 1s, 250ms or 1m30s)",
-            ),
-            (
-                "basic_auth_users:\n  bob: plaintext\n",
-                "basic_auth_users.bob: not a bcrypt hash (the hash format is malformed; expected 60 ASCII bytes)",
-            ),
-            (
-                "basic_auth_users:\n  \"a:b\": \"$2y$04$4Nm0Ds0hAqxJTXUjlRXKA.4sSs1Z3Gw0uwE4dGaT6yQDpq1KpbVoa\"\n",
-                "basic_auth_users.a:b: a user name cannot contain ':' (basic auth splits at the first ':')",
             ),
         ];
         for (text, want) in cases {
