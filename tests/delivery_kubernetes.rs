@@ -182,7 +182,10 @@ fn daemonset_selects_its_nodes_and_probes_without_a_scrape() {
         .filter(|l| !l.starts_with('#'))
         .collect();
     let after = |key: &str, n: usize| -> Vec<&str> {
-        let at = spec.iter().position(|l| *l == key).unwrap_or_else(|| panic!("{key}"));
+        let at = spec
+            .iter()
+            .position(|l| *l == key)
+            .unwrap_or_else(|| panic!("{key}"));
         spec[at + 1..at + 1 + n].to_vec()
     };
     assert_eq!(
