@@ -1,7 +1,8 @@
 //! The exporter's HTTP side: GET the metrics (`--web.telemetry-path`), a landing page at /,
-//! and the probes /-/healthy and /-/ready, over HTTP/1.1, plain or TLS, with basic auth when
-//! the web config asks, served by hyper on a small tokio runtime of its own thread, for every
-//! listener at once. The main thread owns the BPF state: each scrape asks it for the
+//! and the probes /-/healthy and /-/ready, over HTTP/1.1, plain or TLS (and HTTP/2 over TLS
+//! by ALPN), with what the web config asks (`web_reload`: TLS taken at each handshake, rate
+//! limit, headers and users at each request), served by hyper on a small tokio runtime of
+//! its own thread, for every listener at once. The main thread owns the BPF state: each scrape asks it for the
 //! exposition through a channel and waits for the answer on a oneshot.
 //!
 //! Every connection is a task of its own, so a slow, idle or hostile client delays only
@@ -31,16 +32,16 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{oneshot, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 
-use super::auth::{Users, REALM};
+use super::auth::REALM;
 use super::connections::{Connections, Shed, Slot};
 use super::exposition::Format;
-use super::web_config::WebConfig;
+use super::web_reload::{LiveWebConfig, Served};
 
 /// Connections open at once (fewer if the descriptor limit is lower); at the bound, a new
 /// one takes the place of the one that has waited longest for a request.
@@ -155,7 +156,7 @@ pub struct Server {
 /// SIGTERM) or `Server::join`. /-/ready answers 503 until `Server::set_ready`.
 pub fn spawn(
     listeners: Vec<TcpListener>,
-    web: WebConfig,
+    web: Arc<LiveWebConfig>,
     telemetry_path: &str,
     max_connections: usize,
 ) -> Result<Server> {
@@ -174,13 +175,17 @@ pub fn spawn(
         .context("cannot start the HTTP runtime")?;
     let (requests, scrapes) = mpsc::channel();
     let (stop, stopped) = oneshot::channel();
-    let scheme = if web.tls.is_some() { "https" } else { "http" };
-    let tls = web.tls.map(TlsAcceptor::from);
+    // A reload keeps the scheme: the toolkit's, too, is chosen at start.
+    let scheme = if web.current().web.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let connections = Connections::new(max_connections);
     let stats = Arc::new(Stats::new(connections.clone()));
     let ready = Arc::new(AtomicBool::new(false));
     let app = Arc::new(App {
-        users: web.users,
+        web,
         scrapes: requests,
         telemetry_path: telemetry_path.to_owned(),
         landing_page: Bytes::from(landing_page(telemetry_path)),
@@ -191,7 +196,7 @@ pub fn spawn(
     let thread = thread::Builder::new()
         .name("http".into())
         .spawn(move || {
-            let served = runtime.block_on(serve(listeners, tls, app, connections, stopped));
+            let served = runtime.block_on(serve(listeners, app, connections, stopped));
             // Open connections end here; a bcrypt under way is not waited for long.
             runtime.shutdown_timeout(STOP_GRACE);
             served
@@ -285,18 +290,18 @@ impl Server {
 /// dropped) or a signal.
 async fn serve(
     listeners: Vec<TcpListener>,
-    tls: Option<TlsAcceptor>,
     app: Arc<App>,
     connections: Arc<Connections>,
     mut stopped: oneshot::Receiver<()>,
 ) -> Result<()> {
     // Dropped on return, which ends every accept loop.
     let mut accepting = tokio::task::JoinSet::new();
+    accepting.spawn(app.web.clone().watch());
     for listener in listeners {
         let listener = tokio::net::TcpListener::from_std(listener)
             .context("cannot set up the listening socket")?;
-        let (tls, app, connections) = (tls.clone(), app.clone(), connections.clone());
-        accepting.spawn(accept(listener, tls, app, connections));
+        let (app, connections) = (app.clone(), connections.clone());
+        accepting.spawn(accept(listener, app, connections));
     }
     let mut stop_poll = tokio::time::interval(STOP_POLL);
     loop {
@@ -313,17 +318,12 @@ async fn serve(
 
 /// One listener's accept loop: each connection gets a place (another may be shed for it)
 /// and a task, or is closed at once if every open one has a request being answered.
-async fn accept(
-    listener: tokio::net::TcpListener,
-    tls: Option<TlsAcceptor>,
-    app: Arc<App>,
-    connections: Arc<Connections>,
-) {
+async fn accept(listener: tokio::net::TcpListener, app: Arc<App>, connections: Arc<Connections>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 if let Some((slot, shed)) = connections.admit() {
-                    tokio::spawn(connection(stream, tls.clone(), app.clone(), slot, shed));
+                    tokio::spawn(connection(stream, app.clone(), slot, shed));
                 }
             }
             // ECONNABORTED concerns one client; running out of descriptors passes.
@@ -332,27 +332,17 @@ async fn accept(
     }
 }
 
-/// One connection, from TLS handshake to close, or until it is shed for a newer one.
-async fn connection(
-    stream: tokio::net::TcpStream,
-    tls: Option<TlsAcceptor>,
-    app: Arc<App>,
-    slot: Slot,
-    shed: Shed,
-) {
+/// One connection, from TLS handshake (with the web config current then) to close, or until
+/// it is shed for a newer one.
+async fn connection(stream: tokio::net::TcpStream, app: Arc<App>, slot: Slot, shed: Shed) {
     tokio::select! {
-        _ = served(stream, tls, app, Arc::new(slot)) => {}
+        _ = served(stream, app, Arc::new(slot)) => {}
         // Dropping the connection's future closes its socket.
         _ = shed => {}
     }
 }
 
-async fn served(
-    stream: tokio::net::TcpStream,
-    tls: Option<TlsAcceptor>,
-    app: Arc<App>,
-    slot: Arc<Slot>,
-) {
+async fn served(stream: tokio::net::TcpStream, app: Arc<App>, slot: Arc<Slot>) {
     let _ = stream.set_nodelay(true);
     let deadline = ResponseDeadline::default();
     let stream = Deadlined {
@@ -360,20 +350,24 @@ async fn served(
         deadline: deadline.clone(),
         timer: None,
     };
+    let tls = app.web.current().web.tls.clone();
     match tls {
-        None => http(stream, app, slot, deadline).await,
-        Some(acceptor) => {
+        None => http(stream, app, slot, deadline, false).await,
+        Some(config) => {
+            let acceptor = TlsAcceptor::from(config);
             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             // A failed handshake (plain HTTP to the TLS port, a refused client
             // certificate) ends the connection; rustls has sent its alert.
             if let Ok(Ok(stream)) = handshake.await {
-                http(stream, app, slot, deadline).await
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                http(stream, app, slot, deadline, h2).await
             }
         }
     }
 }
 
-async fn http<S>(stream: S, app: Arc<App>, slot: Arc<Slot>, deadline: ResponseDeadline)
+/// Serves HTTP/2 when the TLS handshake chose it (ALPN h2), else HTTP/1.1.
+async fn http<S>(stream: S, app: Arc<App>, slot: Arc<Slot>, deadline: ResponseDeadline, h2: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -382,13 +376,27 @@ where
         slot.begin_request();
         let (app, slot) = (app.clone(), slot.clone());
         async move {
-            let response = app.respond(request).await;
+            // Requests take the web config current at their arrival.
+            let web = app.web.current();
+            let mut response = app.respond(request, &web).await;
+            web.decorate(&mut response);
             app.stats.count_response(response.status());
             slot.end_request();
             Ok::<_, Infallible>(response)
         }
     });
+    let io = TokioIo::new(stream);
     // Errors (a timeout, a malformed request, a client gone) concern this client only.
+    // ALPN has told the protocol, so each has its builder (hyper-util's auto builder
+    // cannot bound an HTTP/1.1 head's size).
+    if h2 {
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEADER_BYTES as u32)
+            .serve_connection(io, service)
+            .await;
+        return;
+    }
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -396,14 +404,14 @@ where
         .max_headers(MAX_HEADERS)
         .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(io, service)
         .await;
 }
 
-/// What every connection shares: the users, the way to the main thread, and what the
+/// What every connection shares: the web config, the way to the main thread, and what the
 /// probes and counters need.
 struct App {
-    users: Option<Users>,
+    web: Arc<LiveWebConfig>,
     scrapes: Sender<Reply>,
     telemetry_path: String,
     landing_page: Bytes,
@@ -413,7 +421,11 @@ struct App {
 }
 
 impl App {
-    async fn respond(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn respond(&self, request: Request<Incoming>, web: &Served) -> Response<Full<Bytes>> {
+        // Before anything else, as the toolkit's limiter, so the probes too.
+        if !web.admits() {
+            return plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+        }
         let authorization = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -435,7 +447,7 @@ impl App {
             Route::Ready => return self.readiness(),
             _ => {}
         }
-        if let Some(users) = &self.users {
+        if let Some(users) = &web.web.users {
             if !users.allow(authorization.as_deref()).await {
                 return unauthorized();
             }
@@ -812,7 +824,8 @@ mod tests {
     fn plain_server() -> (std::net::SocketAddr, impl FnOnce()) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = spawn(vec![listener], WebConfig::default(), "/metrics", 8).unwrap();
+        let web = super::super::web_reload::LiveWebConfig::load(None, false).unwrap();
+        let server = spawn(vec![listener], web, "/metrics", 8).unwrap();
         server.set_ready();
         assert_eq!(server.scheme(), "http");
         let (done, finished) = mpsc::channel::<()>();
@@ -839,7 +852,8 @@ mod tests {
     fn a_failed_render_is_a_500_to_its_format_only() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = spawn(vec![listener], WebConfig::default(), "/metrics", 8).unwrap();
+        let web = super::super::web_reload::LiveWebConfig::load(None, false).unwrap();
+        let server = spawn(vec![listener], web, "/metrics", 8).unwrap();
         server.set_ready();
         let (done, finished) = mpsc::channel::<()>();
         let main = thread::spawn(move || {
