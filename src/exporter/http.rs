@@ -334,9 +334,9 @@ async fn accept(listener: tokio::net::TcpListener, app: Arc<App>, connections: A
 
 /// One connection, from TLS handshake (with the web config current then) to close, or until
 /// it is shed for a newer one.
-async fn connection(stream: tokio::net::TcpStream, app: Arc<App>, slot: Slot, shed: Shed) {
+async fn connection(stream: tokio::net::TcpStream, app: Arc<App>, slot: Arc<Slot>, shed: Shed) {
     tokio::select! {
-        _ = served(stream, app, Arc::new(slot)) => {}
+        _ = served(stream, app, slot) => {}
         // Dropping the connection's future closes its socket.
         _ = shed => {}
     }
@@ -373,15 +373,16 @@ where
 {
     let service = hyper::service::service_fn(move |request| {
         deadline.start();
-        slot.begin_request();
-        let (app, slot) = (app.clone(), slot.clone());
+        // Busy until answered, or until hyper drops the request (a reset HTTP/2 stream).
+        let answering = slot.begin_request();
+        let app = app.clone();
         async move {
             // Requests take the web config current at their arrival.
             let web = app.web.current();
             let mut response = app.respond(request, &web).await;
             web.decorate(&mut response);
             app.stats.count_response(response.status());
-            slot.end_request();
+            drop(answering);
             Ok::<_, Infallible>(response)
         }
     });
