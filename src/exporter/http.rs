@@ -8,11 +8,12 @@
 //! Every connection is a task of its own, so a slow, idle or hostile client delays only
 //! itself, and every connection is bounded: `TLS_HANDSHAKE_TIMEOUT` for the handshake,
 //! `HEADER_READ_TIMEOUT` for a request head of at most `MAX_HEADER_BYTES` (which also ends
-//! an idle keep-alive), and `RESPONSE_TIMEOUT` from a request to its response taken. At
-//! most `MAX_CONNECTIONS` are open at once: a new one takes the place of the one that has
-//! waited longest for a request (connections.rs), so held connections never refuse a
-//! scrape; and at most `MAX_SCRAPES_IN_FLIGHT` scrapes are answered at once, as promhttp
-//! bounds requests in flight. Request bodies are ignored.
+//! an idle keep-alive; over HTTP/2, which hyper does not bound so, for as long without a
+//! request being answered), and `RESPONSE_TIMEOUT` from a request to its response taken. At
+//! most `MAX_CONNECTIONS` are open at once, HTTP/1.1 and HTTP/2 alike: a new one takes the
+//! place of the one that has waited longest for a request (connections.rs), so held
+//! connections never refuse a scrape; and at most `MAX_SCRAPES_IN_FLIGHT` scrapes are
+//! answered at once, as promhttp bounds requests in flight. Request bodies are ignored.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -59,6 +60,8 @@ pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a scrape waits for the main thread's answer before a 503.
 pub const SCRAPE_WAIT: Duration = Duration::from_secs(5);
+/// Requests at once on one HTTP/2 connection (a scraper asks one at a time).
+const MAX_STREAMS: u32 = 16;
 /// Most header lines in a request.
 const MAX_HEADERS: usize = 64;
 /// hyper's read buffer (8 KiB at least): what a connection may hold of unread input.
@@ -371,6 +374,7 @@ async fn http<S>(stream: S, app: Arc<App>, slot: Arc<Slot>, deadline: ResponseDe
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let watched = slot.clone();
     let service = hyper::service::service_fn(move |request| {
         deadline.start();
         // Busy until answered, or until hyper drops the request (a reset HTTP/2 stream).
@@ -391,11 +395,17 @@ where
     // ALPN has told the protocol, so each has its builder (hyper-util's auto builder
     // cannot bound an HTTP/1.1 head's size).
     if h2 {
-        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .max_header_list_size(MAX_HEADER_BYTES as u32)
-            .serve_connection(io, service)
-            .await;
+            .max_concurrent_streams(MAX_STREAMS)
+            .serve_connection(io, service);
+        // hyper's HTTP/2 server has no idle or header timeout: without this, a client that
+        // sends nothing, or never ends a stream's headers, would hold its place for good.
+        tokio::select! {
+            _ = served => {}
+            _ = idle_past(&watched, HEADER_READ_TIMEOUT) => {}
+        }
         return;
     }
     let _ = hyper::server::conn::http1::Builder::new()
@@ -407,6 +417,24 @@ where
         .keep_alive(true)
         .serve_connection(io, service)
         .await;
+}
+
+/// Resolves once the connection has had no request being answered for `limit` (counted
+/// from its accept or its last response made): the HTTP/2 twin of HTTP/1.1's header read
+/// timeout. A response still being sent then is cut, as Prometheus' default scrape
+/// timeout (10 s) would have given up on it too. A dead peer needs no keep-alive ping: it
+/// is idle, so it goes at the latest here.
+async fn idle_past(slot: &Slot, limit: Duration) {
+    let mut wait = limit;
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = match slot.idle_for() {
+            Some(idle) if idle >= limit => return,
+            Some(idle) => limit - idle,
+            // Busy (or shed, which ends the connection anyway): look again later.
+            None => limit,
+        };
+    }
 }
 
 /// What every connection shares: the web config, the way to the main thread, and what the
