@@ -278,7 +278,9 @@ fn client_allowed_sans_are_enforced() {
 }
 
 /// rate_limit: a burst of 3 in an hour answers the first three requests and 429 to the
-/// fourth and fifth, with the file's headers on every response.
+/// fourth and fifth, with the file's headers on every response. The probes are outside the
+/// limit: asked before, they take no token; asked after, they get 200 while /metrics gets
+/// 429 (a kubelet's probe that got 429 would restart the pod).
 #[test]
 fn rate_limit_answers_429() {
     let ns = Netns::new("webcfg-rate");
@@ -288,14 +290,21 @@ fn rate_limit_answers_429() {
         "rate_limit:\n  interval: 1h\n  burst: 3\nhttp_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n",
     );
     let exporter = Exporter::start(&ns, PORT, &["--web.config.file", &config]);
-    let statuses: Vec<u16> = (0..5)
-        .map(|_| {
-            let reply = curl(&ns, &[&format!("http://127.0.0.1:{PORT}/")]).expect("an answer");
-            assert_eq!(reply.header("x-frame-options"), Some("sameorigin"));
-            reply.status
-        })
-        .collect();
+    let status = |path: &str| {
+        let reply = curl(&ns, &[&format!("http://127.0.0.1:{PORT}{path}")]).expect("an answer");
+        assert_eq!(reply.header("x-frame-options"), Some("sameorigin"));
+        reply.status
+    };
+    let probes = ["/-/healthy", "/-/ready", "/-/healthy", "/-/ready"];
+    let before: Vec<u16> = probes.iter().map(|path| status(path)).collect();
+    assert_eq!(before, [200; 4]);
+    let statuses: Vec<u16> = (0..5).map(|_| status("/")).collect();
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let after: Vec<u16> = ["/-/healthy", "/-/ready", "/metrics"]
+        .iter()
+        .map(|path| status(path))
+        .collect();
+    assert_eq!(after, [200, 200, 429]);
     stop_cleanly(exporter);
 }
 

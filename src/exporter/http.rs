@@ -451,7 +451,15 @@ struct App {
 
 impl App {
     async fn respond(&self, request: Request<Incoming>, web: &Served) -> Response<Full<Bytes>> {
-        // Before anything else, as the toolkit's limiter, so the probes too.
+        let route = route(request.method(), request.uri().path(), &self.telemetry_path);
+        // The probes answer without auth and outside the rate limit (they take none of its
+        // tokens): a kubelet's probe that got a 429 would restart a healthy pod.
+        match route {
+            Route::Healthy => return plain(StatusCode::OK, "healthy\n"),
+            Route::Ready => return self.readiness(),
+            _ => {}
+        }
+        // Before anything else, as the toolkit's limiter.
         if !web.admits() {
             return plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
         }
@@ -467,15 +475,8 @@ impl App {
             .any(accepts_gzip);
         let accept = request.headers().get(header::ACCEPT);
         let format = Format::negotiate(accept.and_then(|v| v.to_str().ok()).unwrap_or(""));
-        let route = route(request.method(), request.uri().path(), &self.telemetry_path);
         // The body, if any, is not read: hyper closes the connection after the response.
         drop(request);
-        // The probes answer without auth, as Prometheus' own do.
-        match route {
-            Route::Healthy => return plain(StatusCode::OK, "healthy\n"),
-            Route::Ready => return self.readiness(),
-            _ => {}
-        }
         if let Some(users) = &web.web.users {
             if !users.allow(authorization.as_deref()).await {
                 return unauthorized();
