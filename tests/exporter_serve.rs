@@ -438,7 +438,8 @@ fn h2_scrape(ns: &Netns, port: u16, ca: &str) -> (String, u16, Duration, String)
 /// request's headers: more than the exporter keeps open, so the longest-waiting are shed
 /// (counted), none refused; HTTP/2 scrapes answer within a second throughout; every held
 /// connection left is closed once it has been without a request for 10 s (hyper's HTTP/2
-/// server has no timeout of its own); SIGTERM then ends the exporter, exit 0.
+/// server has no timeout of its own); with 200 new ones held, SIGTERM ends the exporter
+/// within a second, exit 0.
 #[test]
 fn http2_connections_lock_no_scrape_out() {
     raise_descriptor_limit();
@@ -478,9 +479,18 @@ fn http2_connections_lock_no_scrape_out() {
         .filter(|closed| !closed)
         .count();
     assert_eq!(open, 0, "held connections still open 13 s on");
+    let held = (
+        h2_crowd(&ns, 48160, &certs.ca, 100, false),
+        h2_crowd(&ns, 48160, &certs.ca, 100, true),
+    );
+    let pid = exporter.pid();
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    let took = time_to_end(pid);
+    assert!(took < Duration::from_secs(1), "SIGTERM took {took:?}");
     let done = exporter.stop();
     assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
     assert_eq!(done.stderr, "");
+    drop(held);
 }
 
 /// systemd-socket-activate holds 127.0.0.1:48150 and starts the exporter with it on the
