@@ -1,8 +1,9 @@
 //! tcptools-exporter's serving, live (root): listening on several addresses and forms,
 //! socket activation through systemd-socket-activate, the telemetry path, the probes with
 //! basic auth on, a failed scrape (a test hook forces it) answered 500 then 200, the self
-//! metrics, and 1,000 held or trickling connections that lock no scrape out and do not
-//! delay SIGINT or SIGTERM. Each test runs its exporter in a network namespace of its own.
+//! metrics, and 1,000 held or trickling connections (HTTP/1.1, or HTTP/2 over TLS) that
+//! lock no scrape out and do not delay SIGINT or SIGTERM. Each test runs its exporter in a
+//! network namespace of its own.
 //!
 //! Ports: 48100-48199.
 
@@ -10,19 +11,25 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use common::web::{bcrypt_hash, check_exposition, parse_samples, Exporter, TempDir, EXPORTER};
+use common::web::{
+    bcrypt_hash, check_exposition, parse_samples, Certs, Exporter, TempDir, EXPORTER,
+};
 use common::{Netns, Tool};
 
 /// Connections each crowd test holds.
 const CROWD: usize = 1000;
 /// The exporter's bound on open connections (src/exporter/http.rs MAX_CONNECTIONS).
 const MAX_CONNECTIONS: usize = 1024;
+/// How long the exporter keeps a connection without a request (HEADER_READ_TIMEOUT).
+const IDLE_LIMIT: Duration = Duration::from_secs(10);
 
 /// An HTTP/1.1 GET on a fresh connection (`Connection: close`), with `headers` added,
 /// bounded by 5 s: status and body.
@@ -334,6 +341,156 @@ fn trickling_connections_lock_no_scrape_out() {
     assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
     assert_eq!(done.stderr, "");
     drop((idle, trickling));
+}
+
+/// A client's HTTP/2 connection over TLS, held open.
+type H2Held = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// A TLS client that trusts `ca` (a PEM file) and offers HTTP/2 only.
+fn h2_client(ca: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("read the CA") {
+        roots.add(cert.expect("the CA's PEM")).expect("the CA");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(config)
+}
+
+/// An HTTP/2 connection to 127.0.0.1:`port` that sent the connection preface and an
+/// empty SETTINGS frame, then nothing; with `unfinished`, also the start of a request's
+/// headers (HEADERS on stream 1, `:method GET`, without END_HEADERS) whose CONTINUATION
+/// never comes.
+fn h2_hold(config: &Arc<rustls::ClientConfig>, port: u16, unfinished: bool) -> H2Held {
+    let server = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("a name");
+    let tcp = TcpStream::connect(v4(port)).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let client = rustls::ClientConnection::new(config.clone(), server).expect("TLS client");
+    let mut tls = rustls::StreamOwned::new(client, tcp);
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
+    if unfinished {
+        bytes.extend_from_slice(b"\0\0\x01\x01\0\0\0\0\x01\x82");
+    }
+    tls.write_all(&bytes).expect("handshake and preface");
+    tls.flush().expect("flush");
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"h2"[..]), "ALPN chose h2");
+    tls
+}
+
+/// `n` HTTP/2 connections held (`h2_hold`) to `port` from inside `ns`.
+fn h2_crowd(ns: &Netns, port: u16, ca: &str, n: usize, unfinished: bool) -> Vec<H2Held> {
+    let config = h2_client(ca);
+    ns.run("serve-h2crowd", move || {
+        (0..n).map(|_| h2_hold(&config, port, unfinished)).collect()
+    })
+}
+
+/// Whether the server has closed `held` by `deadline` (its data read and dropped).
+fn closed_by(held: &mut H2Held, deadline: Instant) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let left = left.max(Duration::from_millis(1));
+        held.sock.set_read_timeout(Some(left)).expect("timeout");
+        match held.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) => {
+                use std::io::ErrorKind::{TimedOut, WouldBlock};
+                return !matches!(e.kind(), WouldBlock | TimedOut);
+            }
+        }
+    }
+}
+
+/// A scrape over HTTP/2 with TLS by curl in `ns`: the HTTP version, the status, curl's
+/// time for the whole request (connect to last byte), and the body.
+fn h2_scrape(ns: &Netns, port: u16, ca: &str) -> (String, u16, Duration, String) {
+    let url = format!("https://127.0.0.1:{port}/metrics");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "curl", "-sS", "--max-time", "5"])
+        .args(["--http2", "--cacert", ca, &url])
+        .args(["-w", "\n%{http_version} %{http_code} %{time_total}"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run curl");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "curl: {stderr}");
+    let (body, written) = stdout.rsplit_once('\n').expect("curl's -w line");
+    let fields: Vec<&str> = written.split(' ').collect();
+    let [version, status, took] = fields[..] else {
+        panic!("curl wrote {written:?}")
+    };
+    let took = Duration::from_secs_f64(took.parse().expect("time_total"));
+    let status = status.parse().expect("http_code");
+    (version.to_owned(), status, took, body.to_owned())
+}
+
+/// 1,000 idle HTTP/2 connections over TLS, then 1,000 that stop in the middle of a
+/// request's headers: more than the exporter keeps open, so the longest-waiting are shed
+/// (counted), none refused; HTTP/2 scrapes answer within a second throughout; every held
+/// connection left is closed once it has been without a request for 10 s (hyper's HTTP/2
+/// server has no timeout of its own); with 200 new ones held, SIGTERM ends the exporter
+/// within a second, exit 0.
+#[test]
+fn http2_connections_lock_no_scrape_out() {
+    raise_descriptor_limit();
+    let ns = Netns::new("serve-h2");
+    let dir = TempDir::new("serve-h2");
+    let certs = Certs::new(&dir);
+    let config = dir.write("web.yml", &certs.web_config(&[], &[]));
+    let exporter = Exporter::start(&ns, 48160, &["--web.config.file", &config]);
+    let idle = h2_crowd(&ns, 48160, &certs.ca, CROWD, false);
+    let unfinished = h2_crowd(&ns, 48160, &certs.ca, CROWD, true);
+    let all_held = Instant::now();
+    let mut text = String::new();
+    for i in 0..5 {
+        let (version, status, took, body) = h2_scrape(&ns, 48160, &certs.ca);
+        assert_eq!((version.as_str(), status), ("2", 200), "scrape {i}");
+        assert!(took < Duration::from_secs(1), "scrape {i} took {took:?}");
+        assert!(check_exposition(&body) > 0);
+        text = body;
+    }
+    let shed = sample(&text, "tcptools_exporter_http_connections_shed_total", &[]);
+    let least = (2 * CROWD - MAX_CONNECTIONS) as f64;
+    assert!(
+        shed.is_some_and(|n| n >= least),
+        "shed {shed:?}, want {least} at least"
+    );
+    let refused = sample(
+        &text,
+        "tcptools_exporter_http_connections_refused_total",
+        &[],
+    );
+    assert_eq!(refused, Some(0.0));
+    let deadline = all_held + IDLE_LIMIT + Duration::from_secs(3);
+    let mut held: Vec<H2Held> = idle.into_iter().chain(unfinished).collect();
+    let open = held
+        .iter_mut()
+        .map(|h| closed_by(h, deadline))
+        .filter(|closed| !closed)
+        .count();
+    assert_eq!(open, 0, "held connections still open 13 s on");
+    let held = (
+        h2_crowd(&ns, 48160, &certs.ca, 100, false),
+        h2_crowd(&ns, 48160, &certs.ca, 100, true),
+    );
+    let pid = exporter.pid();
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    let took = time_to_end(pid);
+    assert!(took < Duration::from_secs(1), "SIGTERM took {took:?}");
+    let done = exporter.stop();
+    assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
+    assert_eq!(done.stderr, "");
+    drop(held);
 }
 
 /// systemd-socket-activate holds 127.0.0.1:48150 and starts the exporter with it on the

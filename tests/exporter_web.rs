@@ -271,9 +271,9 @@ fn bad_web_configs_fail_in_one_line() {
             "invalid YAML: unknown field `basic_auth_user`".into(),
         ),
         (
-            "unsupported.yml",
-            tls("  cipher_suites: [TLS_AES_128_GCM_SHA256]\n"),
-            "tls_server_config.cipher_suites: not supported by tcptools-exporter".into(),
+            "unknown-cipher.yml",
+            tls("  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n"),
+            "tls_server_config.cipher_suites: unknown cipher suite \"TLS_RSA_WITH_RC4_128_SHA\"".into(),
         ),
         (
             "bad-hash.yml",

@@ -8,7 +8,8 @@ use anyhow::{bail, Result};
 
 use tcptools::exporter::collect::Programs;
 use tcptools::exporter::scrape::Collector;
-use tcptools::exporter::{http, listen, web_config, Config, Options};
+use tcptools::exporter::web_reload::LiveWebConfig;
+use tcptools::exporter::{http, listen, Config, Options};
 use tcptools::runtime::Runtimes;
 use tcptools::{cli, signal};
 
@@ -25,7 +26,7 @@ fn run(config: &Config) -> Result<()> {
     // Taken first: it clears systemd's variables, which is safe before any thread starts.
     let listeners = listeners(config)?;
     // Certificates, key and hashes are checked before anything is loaded.
-    let web = web_config::load(config.web_config_file.as_deref())?;
+    let web = LiveWebConfig::load(config.web_config_file.as_deref(), config.verbose)?;
     let max_connections = listen::raise_descriptor_limit() as usize;
     let max_connections = max_connections.min(http::MAX_CONNECTIONS);
     let addresses = listen::local_addresses(&listeners);

@@ -75,6 +75,11 @@ impl Users {
         }
     }
 
+    /// The user names and their bcrypt hashes, as configured.
+    pub fn hashes(&self) -> &BTreeMap<String, String> {
+        &self.hashes
+    }
+
     /// Whether the `Authorization` header names a user with its password.
     pub async fn allow(&self, authorization: Option<&[u8]>) -> bool {
         let Some((user, password)) = authorization.and_then(parse_basic) else {

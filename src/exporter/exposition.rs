@@ -149,6 +149,8 @@ pub struct Own {
     pub sk_storage: bool,
     /// The HTTP side's figures (none in renders outside a server).
     pub serving: Option<Serving>,
+    /// Reloads of the web config file that failed (the last good one served on).
+    pub web_config_reload_failures: u64,
 }
 
 /// The whole exposition in the text format.
@@ -396,13 +398,6 @@ fn transition_series(series: &[Series<'_>]) -> Vec<Metric> {
 }
 
 fn own_families(own: &Own) -> Vec<MetricFamily> {
-    let by_program = |value: fn(&ProgramStats) -> f64| -> Vec<Metric> {
-        let metrics = own.programs.iter().map(|(name, stats)| {
-            let labels = vec![label(("program", name.as_str()))];
-            sample(MetricType::COUNTER, labels, value(stats))
-        });
-        metrics.collect()
-    };
     let mut families = vec![
         family(
             "tcptools_exporter_build_info",
@@ -435,25 +430,41 @@ fn own_families(own: &Own) -> Vec<MetricFamily> {
             vec![counter(vec![], own.skipped)],
         ),
     ];
-    if own.stats_enabled {
-        families.push(family(
-            "tcptools_exporter_bpf_runs_total",
-            "Runs of the exporter's BPF programs (kernel run-time statistics, on for the exporter's lifetime).",
-            MetricType::COUNTER,
-            by_program(|s| s.runs as f64),
-        ));
-        families.push(family(
-            "tcptools_exporter_bpf_run_seconds_total",
-            "Time spent in the exporter's BPF programs.",
-            MetricType::COUNTER,
-            by_program(|s| s.run_ns as f64 / 1e9),
-        ));
-    }
+    families.extend(run_time_families(own));
     families.extend(fill_families(own));
     families.extend(runtime_families(own));
     families.extend(serving_families(own));
     families.extend(kernel_families(own));
+    families.push(web_config_family(own));
     families
+}
+
+/// The BPF programs' runs and run time, when the kernel keeps them.
+fn run_time_families(own: &Own) -> Vec<MetricFamily> {
+    if !own.stats_enabled {
+        return Vec::new();
+    }
+    let by_program = |value: fn(&ProgramStats) -> f64| -> Vec<Metric> {
+        let metrics = own.programs.iter().map(|(name, stats)| {
+            let labels = vec![label(("program", name.as_str()))];
+            sample(MetricType::COUNTER, labels, value(stats))
+        });
+        metrics.collect()
+    };
+    vec![
+        family(
+            "tcptools_exporter_bpf_runs_total",
+            "Runs of the exporter's BPF programs (kernel run-time statistics, on for the exporter's lifetime).",
+            MetricType::COUNTER,
+            by_program(|s| s.runs as f64),
+        ),
+        family(
+            "tcptools_exporter_bpf_run_seconds_total",
+            "Time spent in the exporter's BPF programs.",
+            MetricType::COUNTER,
+            by_program(|s| s.run_ns as f64 / 1e9),
+        ),
+    ]
 }
 
 /// build_info's labels, set by build.rs.
@@ -533,6 +544,16 @@ fn kernel_families(own: &Own) -> Vec<MetricFamily> {
             memory.collect(),
         ),
     ]
+}
+
+/// The web config file's reloads.
+fn web_config_family(own: &Own) -> MetricFamily {
+    family(
+        "tcptools_exporter_web_config_reload_failures_total",
+        "Reloads of the changed web config file (or its certificate, key or CA files) that failed; the last good one is served meanwhile.",
+        MetricType::COUNTER,
+        vec![counter(vec![], own.web_config_reload_failures)],
+    )
 }
 
 /// Whether the runtimes that name namespaces, pods and containers answer.

@@ -1,17 +1,19 @@
 //! The exporter's HTTP side: GET the metrics (`--web.telemetry-path`), a landing page at /,
-//! and the probes /-/healthy and /-/ready, over HTTP/1.1, plain or TLS, with basic auth when
-//! the web config asks, served by hyper on a small tokio runtime of its own thread, for every
-//! listener at once. The main thread owns the BPF state: each scrape asks it for the
+//! and the probes /-/healthy and /-/ready, over HTTP/1.1, plain or TLS (and HTTP/2 over TLS
+//! by ALPN), with what the web config asks (`web_reload`: TLS taken at each handshake, rate
+//! limit, headers and users at each request), served by hyper on a small tokio runtime of
+//! its own thread, for every listener at once. The main thread owns the BPF state: each scrape asks it for the
 //! exposition through a channel and waits for the answer on a oneshot.
 //!
 //! Every connection is a task of its own, so a slow, idle or hostile client delays only
 //! itself, and every connection is bounded: `TLS_HANDSHAKE_TIMEOUT` for the handshake,
 //! `HEADER_READ_TIMEOUT` for a request head of at most `MAX_HEADER_BYTES` (which also ends
-//! an idle keep-alive), and `RESPONSE_TIMEOUT` from a request to its response taken. At
-//! most `MAX_CONNECTIONS` are open at once: a new one takes the place of the one that has
-//! waited longest for a request (connections.rs), so held connections never refuse a
-//! scrape; and at most `MAX_SCRAPES_IN_FLIGHT` scrapes are answered at once, as promhttp
-//! bounds requests in flight. Request bodies are ignored.
+//! an idle keep-alive; over HTTP/2, which hyper does not bound so, for as long without a
+//! request being answered), and `RESPONSE_TIMEOUT` from a request to its response taken. At
+//! most `MAX_CONNECTIONS` are open at once, HTTP/1.1 and HTTP/2 alike: a new one takes the
+//! place of the one that has waited longest for a request (connections.rs), so held
+//! connections never refuse a scrape; and at most `MAX_SCRAPES_IN_FLIGHT` scrapes are
+//! answered at once, as promhttp bounds requests in flight. Request bodies are ignored.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -31,16 +33,16 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{oneshot, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 
-use super::auth::{Users, REALM};
+use super::auth::REALM;
 use super::connections::{Connections, Shed, Slot};
 use super::exposition::Format;
-use super::web_config::WebConfig;
+use super::web_reload::{LiveWebConfig, Served};
 
 /// Connections open at once (fewer if the descriptor limit is lower); at the bound, a new
 /// one takes the place of the one that has waited longest for a request.
@@ -58,6 +60,8 @@ pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a scrape waits for the main thread's answer before a 503.
 pub const SCRAPE_WAIT: Duration = Duration::from_secs(5);
+/// Requests at once on one HTTP/2 connection (a scraper asks one at a time).
+const MAX_STREAMS: u32 = 16;
 /// Most header lines in a request.
 const MAX_HEADERS: usize = 64;
 /// hyper's read buffer (8 KiB at least): what a connection may hold of unread input.
@@ -155,7 +159,7 @@ pub struct Server {
 /// SIGTERM) or `Server::join`. /-/ready answers 503 until `Server::set_ready`.
 pub fn spawn(
     listeners: Vec<TcpListener>,
-    web: WebConfig,
+    web: Arc<LiveWebConfig>,
     telemetry_path: &str,
     max_connections: usize,
 ) -> Result<Server> {
@@ -174,13 +178,17 @@ pub fn spawn(
         .context("cannot start the HTTP runtime")?;
     let (requests, scrapes) = mpsc::channel();
     let (stop, stopped) = oneshot::channel();
-    let scheme = if web.tls.is_some() { "https" } else { "http" };
-    let tls = web.tls.map(TlsAcceptor::from);
+    // A reload keeps the scheme: the toolkit's, too, is chosen at start.
+    let scheme = if web.current().web.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let connections = Connections::new(max_connections);
     let stats = Arc::new(Stats::new(connections.clone()));
     let ready = Arc::new(AtomicBool::new(false));
     let app = Arc::new(App {
-        users: web.users,
+        web,
         scrapes: requests,
         telemetry_path: telemetry_path.to_owned(),
         landing_page: Bytes::from(landing_page(telemetry_path)),
@@ -191,7 +199,7 @@ pub fn spawn(
     let thread = thread::Builder::new()
         .name("http".into())
         .spawn(move || {
-            let served = runtime.block_on(serve(listeners, tls, app, connections, stopped));
+            let served = runtime.block_on(serve(listeners, app, connections, stopped));
             // Open connections end here; a bcrypt under way is not waited for long.
             runtime.shutdown_timeout(STOP_GRACE);
             served
@@ -285,18 +293,18 @@ impl Server {
 /// dropped) or a signal.
 async fn serve(
     listeners: Vec<TcpListener>,
-    tls: Option<TlsAcceptor>,
     app: Arc<App>,
     connections: Arc<Connections>,
     mut stopped: oneshot::Receiver<()>,
 ) -> Result<()> {
     // Dropped on return, which ends every accept loop.
     let mut accepting = tokio::task::JoinSet::new();
+    accepting.spawn(app.web.clone().watch());
     for listener in listeners {
         let listener = tokio::net::TcpListener::from_std(listener)
             .context("cannot set up the listening socket")?;
-        let (tls, app, connections) = (tls.clone(), app.clone(), connections.clone());
-        accepting.spawn(accept(listener, tls, app, connections));
+        let (app, connections) = (app.clone(), connections.clone());
+        accepting.spawn(accept(listener, app, connections));
     }
     let mut stop_poll = tokio::time::interval(STOP_POLL);
     loop {
@@ -313,17 +321,12 @@ async fn serve(
 
 /// One listener's accept loop: each connection gets a place (another may be shed for it)
 /// and a task, or is closed at once if every open one has a request being answered.
-async fn accept(
-    listener: tokio::net::TcpListener,
-    tls: Option<TlsAcceptor>,
-    app: Arc<App>,
-    connections: Arc<Connections>,
-) {
+async fn accept(listener: tokio::net::TcpListener, app: Arc<App>, connections: Arc<Connections>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 if let Some((slot, shed)) = connections.admit() {
-                    tokio::spawn(connection(stream, tls.clone(), app.clone(), slot, shed));
+                    tokio::spawn(connection(stream, app.clone(), slot, shed));
                 }
             }
             // ECONNABORTED concerns one client; running out of descriptors passes.
@@ -332,27 +335,17 @@ async fn accept(
     }
 }
 
-/// One connection, from TLS handshake to close, or until it is shed for a newer one.
-async fn connection(
-    stream: tokio::net::TcpStream,
-    tls: Option<TlsAcceptor>,
-    app: Arc<App>,
-    slot: Slot,
-    shed: Shed,
-) {
+/// One connection, from TLS handshake (with the web config current then) to close, or until
+/// it is shed for a newer one.
+async fn connection(stream: tokio::net::TcpStream, app: Arc<App>, slot: Arc<Slot>, shed: Shed) {
     tokio::select! {
-        _ = served(stream, tls, app, Arc::new(slot)) => {}
+        _ = served(stream, app, slot) => {}
         // Dropping the connection's future closes its socket.
         _ = shed => {}
     }
 }
 
-async fn served(
-    stream: tokio::net::TcpStream,
-    tls: Option<TlsAcceptor>,
-    app: Arc<App>,
-    slot: Arc<Slot>,
-) {
+async fn served(stream: tokio::net::TcpStream, app: Arc<App>, slot: Arc<Slot>) {
     let _ = stream.set_nodelay(true);
     let deadline = ResponseDeadline::default();
     let stream = Deadlined {
@@ -360,35 +353,61 @@ async fn served(
         deadline: deadline.clone(),
         timer: None,
     };
+    let tls = app.web.current().web.tls.clone();
     match tls {
-        None => http(stream, app, slot, deadline).await,
-        Some(acceptor) => {
+        None => http(stream, app, slot, deadline, false).await,
+        Some(config) => {
+            let acceptor = TlsAcceptor::from(config);
             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             // A failed handshake (plain HTTP to the TLS port, a refused client
             // certificate) ends the connection; rustls has sent its alert.
             if let Ok(Ok(stream)) = handshake.await {
-                http(stream, app, slot, deadline).await
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                http(stream, app, slot, deadline, h2).await
             }
         }
     }
 }
 
-async fn http<S>(stream: S, app: Arc<App>, slot: Arc<Slot>, deadline: ResponseDeadline)
+/// Serves HTTP/2 when the TLS handshake chose it (ALPN h2), else HTTP/1.1.
+async fn http<S>(stream: S, app: Arc<App>, slot: Arc<Slot>, deadline: ResponseDeadline, h2: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let watched = slot.clone();
     let service = hyper::service::service_fn(move |request| {
         deadline.start();
-        slot.begin_request();
-        let (app, slot) = (app.clone(), slot.clone());
+        // Busy until answered, or until hyper drops the request (a reset HTTP/2 stream).
+        let answering = slot.begin_request();
+        let app = app.clone();
         async move {
-            let response = app.respond(request).await;
+            // Requests take the web config current at their arrival.
+            let web = app.web.current();
+            let mut response = app.respond(request, &web).await;
+            web.decorate(&mut response);
             app.stats.count_response(response.status());
-            slot.end_request();
+            drop(answering);
             Ok::<_, Infallible>(response)
         }
     });
+    let io = TokioIo::new(stream);
     // Errors (a timeout, a malformed request, a client gone) concern this client only.
+    // ALPN has told the protocol, so each has its builder (hyper-util's auto builder
+    // cannot bound an HTTP/1.1 head's size).
+    if h2 {
+        let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEADER_BYTES as u32)
+            .max_concurrent_streams(MAX_STREAMS)
+            .serve_connection(io, service);
+        // hyper's HTTP/2 server has no idle or header timeout: without this, a client that
+        // sends nothing, or never ends a stream's headers, would hold its place for good.
+        tokio::select! {
+            _ = served => {}
+            _ = idle_past(&watched, HEADER_READ_TIMEOUT) => {}
+        }
+        return;
+    }
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -396,14 +415,32 @@ where
         .max_headers(MAX_HEADERS)
         .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(io, service)
         .await;
 }
 
-/// What every connection shares: the users, the way to the main thread, and what the
+/// Resolves once the connection has had no request being answered for `limit` (counted
+/// from its accept or its last response made): the HTTP/2 twin of HTTP/1.1's header read
+/// timeout. A response still being sent then is cut, as Prometheus' default scrape
+/// timeout (10 s) would have given up on it too. A dead peer needs no keep-alive ping: it
+/// is idle, so it goes at the latest here.
+async fn idle_past(slot: &Slot, limit: Duration) {
+    let mut wait = limit;
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = match slot.idle_for() {
+            Some(idle) if idle >= limit => return,
+            Some(idle) => limit - idle,
+            // Busy (or shed, which ends the connection anyway): look again later.
+            None => limit,
+        };
+    }
+}
+
+/// What every connection shares: the web config, the way to the main thread, and what the
 /// probes and counters need.
 struct App {
-    users: Option<Users>,
+    web: Arc<LiveWebConfig>,
     scrapes: Sender<Reply>,
     telemetry_path: String,
     landing_page: Bytes,
@@ -413,7 +450,19 @@ struct App {
 }
 
 impl App {
-    async fn respond(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn respond(&self, request: Request<Incoming>, web: &Served) -> Response<Full<Bytes>> {
+        let route = route(request.method(), request.uri().path(), &self.telemetry_path);
+        // The probes answer without auth and outside the rate limit (they take none of its
+        // tokens): a kubelet's probe that got a 429 would restart a healthy pod.
+        match route {
+            Route::Healthy => return plain(StatusCode::OK, "healthy\n"),
+            Route::Ready => return self.readiness(),
+            _ => {}
+        }
+        // Before anything else, as the toolkit's limiter.
+        if !web.admits() {
+            return plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+        }
         let authorization = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -426,16 +475,9 @@ impl App {
             .any(accepts_gzip);
         let accept = request.headers().get(header::ACCEPT);
         let format = Format::negotiate(accept.and_then(|v| v.to_str().ok()).unwrap_or(""));
-        let route = route(request.method(), request.uri().path(), &self.telemetry_path);
         // The body, if any, is not read: hyper closes the connection after the response.
         drop(request);
-        // The probes answer without auth, as Prometheus' own do.
-        match route {
-            Route::Healthy => return plain(StatusCode::OK, "healthy\n"),
-            Route::Ready => return self.readiness(),
-            _ => {}
-        }
-        if let Some(users) = &self.users {
+        if let Some(users) = &web.web.users {
             if !users.allow(authorization.as_deref()).await {
                 return unauthorized();
             }
@@ -812,7 +854,8 @@ mod tests {
     fn plain_server() -> (std::net::SocketAddr, impl FnOnce()) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = spawn(vec![listener], WebConfig::default(), "/metrics", 8).unwrap();
+        let web = super::super::web_reload::LiveWebConfig::load(None, false).unwrap();
+        let server = spawn(vec![listener], web, "/metrics", 8).unwrap();
         server.set_ready();
         assert_eq!(server.scheme(), "http");
         let (done, finished) = mpsc::channel::<()>();
@@ -839,7 +882,8 @@ mod tests {
     fn a_failed_render_is_a_500_to_its_format_only() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = spawn(vec![listener], WebConfig::default(), "/metrics", 8).unwrap();
+        let web = super::super::web_reload::LiveWebConfig::load(None, false).unwrap();
+        let server = spawn(vec![listener], web, "/metrics", 8).unwrap();
         server.set_ready();
         let (done, finished) = mpsc::channel::<()>();
         let main = thread::spawn(move || {

@@ -15,7 +15,9 @@ pub mod metrics;
 pub mod options;
 pub mod protobuf;
 pub mod scrape;
+pub mod tls_policy;
 pub mod web_config;
+pub mod web_reload;
 
 pub use exposition::{encode, family_label, render, Format, Own, Series, CONTENT_TYPE};
 pub use metrics::{slot_of, Counts, Groups, Hist, HistKind, Outcome};

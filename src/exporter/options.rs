@@ -186,12 +186,19 @@ for a request, so held or idle connections cannot lock a scrape out; at most 40 
 are answered at once (more get 503). Each connection is bounded: 10 s for a TLS handshake \
 and for each request head (of at most 8 KiB; also the longest idle keep-alive), 30 s from \
 a request to its response taken; request bodies are ignored.\n\
---web.config.file takes the Prometheus exporter-toolkit's web config file: \
-tls_server_config (cert_file, key_file, client_ca_file, client_auth_type, min_version, \
-max_version) for HTTPS with optional client certificates, and basic_auth_users (user \
-name to bcrypt hash). It is read and checked at startup; a key it does not support, or a \
-certificate, key or hash it cannot use, stops it with one line naming the key. An empty \
-file means plain HTTP without authentication.\n\
+--web.config.file takes the Prometheus exporter-toolkit's web config file, every key of it: \
+tls_server_config (cert_file, key_file, client_ca_file, client_auth_type, \
+client_allowed_sans, min_version, max_version, cipher_suites, curve_preferences, \
+prefer_server_cipher_suites) for HTTPS with optional client certificates, basic_auth_users \
+(user name to bcrypt hash), http_server_config (http2 over TLS by ALPN, on by default; \
+headers added to every response) and rate_limit (interval and burst of one token bucket; \
+429 when it is empty). What rustls cannot do exactly (CBC suites, P-521) is left out and \
+-v says what is used instead. It is checked at startup: an unknown key, or a certificate, \
+key or hash it cannot use, stops it with one line naming the key. An empty file means \
+plain HTTP without authentication. The file and the certificate, key and CA files it \
+names are looked at once a second and loaded again when they changed; a new file that \
+does not load leaves the last good one serving, with one stderr line, and counts in \
+tcptools_exporter_web_config_reload_failures_total.\n\
 It runs until SIGINT or SIGTERM.",
     tracepoints: "sock:inet_sock_set_state and tcp:tcp_probe",
     event_stream: false,

@@ -105,6 +105,7 @@ impl<'a> Collector<'a> {
             hook: self.programs.attached.hook.to_string(),
             sk_storage: crate::sk_store::in_sk_storage(self.programs.attached.hook),
             serving: None,
+            web_config_reload_failures: super::web_reload::reload_failures(),
         }
     }
 

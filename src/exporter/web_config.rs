@@ -1,16 +1,17 @@
-//! The web config file (`--web.config.file`): TLS and basic auth in the format of the
-//! Prometheus exporter-toolkit, read and checked once at startup.
+//! The web config file (`--web.config.file`): TLS, basic auth, response headers, HTTP/2 and
+//! a rate limit, in the format of the Prometheus exporter-toolkit, every key of it.
 //!
 //! `parse` turns the YAML into `Settings` without touching the filesystem (unit-tested);
 //! `Settings::build` reads the certificates and key and makes the TLS configuration. Every
 //! refusal names the key at fault (`tls_server_config.cert_file: ...`), so one stderr line
-//! says what to fix. Keys the toolkit knows but this exporter does not implement are
-//! refused by name rather than ignored: a file that asks for something gets it or an error.
+//! says what to fix; unknown keys are refused by name. Where rustls cannot do exactly what
+//! Go would, `WebConfig::notes` says what is done instead (`-v`). `web_reload` reloads it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use rustls::pki_types::pem::PemObject;
@@ -22,17 +23,26 @@ use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use super::auth::Users;
+use super::tls_policy;
 
-/// What the exporter serves with: TLS or plain HTTP, basic auth or none.
+/// What the exporter serves with: TLS or plain HTTP, basic auth or none, the headers added
+/// to every response, and the rate limit.
 #[derive(Default)]
 pub struct WebConfig {
     pub tls: Option<Arc<ServerConfig>>,
-    pub users: Option<Users>,
+    pub users: Option<Arc<Users>>,
+    pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+    pub rate_limit: Option<RateLimit>,
+    /// What is done instead of what the file asks, where rustls cannot do it exactly.
+    pub notes: Vec<String>,
+    /// The files it was made from (the config file's first), to watch for changes.
+    pub files: Vec<PathBuf>,
 }
 
 /// `--web.config.file`, read and checked: no file is plain HTTP without auth. Errors read
-/// `web config PATH: KEY: problem`.
-pub fn load(path: Option<&Path>) -> Result<WebConfig> {
+/// `web config PATH: KEY: problem`. `previous` lends its users (and what they verified)
+/// when they are unchanged.
+pub fn load(path: Option<&Path>, previous: Option<&WebConfig>) -> Result<WebConfig> {
     let Some(path) = path else {
         return Ok(WebConfig::default());
     };
@@ -40,9 +50,11 @@ pub fn load(path: Option<&Path>) -> Result<WebConfig> {
     let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
     // The toolkit resolves relative file names against the config file's directory.
     let dir = path.parent().unwrap_or(Path::new(""));
-    parse(&text, dir)
-        .and_then(Settings::build)
-        .map_err(|e| fail(e.to_string()))
+    let mut web = parse(&text, dir)
+        .and_then(|settings| settings.build(previous))
+        .map_err(|e| fail(e.to_string()))?;
+    web.files.insert(0, path.to_owned());
+    Ok(web)
 }
 
 /// A refusal: the key at fault (dotted, empty for the file as a whole) and the problem.
@@ -85,6 +97,19 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     /// User name to bcrypt hash; empty means no authentication.
     pub users: BTreeMap<String, String>,
+    /// `http_server_config.http2`: offer HTTP/2 in the TLS handshake (ALPN h2).
+    pub http2: bool,
+    /// `http_server_config.headers`, checked, blank ones left out.
+    pub headers: Vec<(String, String)>,
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `rate_limit`: a token bucket of `burst` requests refilled one per `interval`, shared by
+/// all clients; a request over it gets 429.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub interval: Duration,
+    pub burst: u32,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -95,6 +120,14 @@ pub struct TlsSettings {
     pub client_auth: ClientAuth,
     pub min_version: TlsVersion,
     pub max_version: TlsVersion,
+    /// Go's names, checked; empty for the defaults.
+    pub cipher_suites: Vec<String>,
+    pub curve_preferences: Vec<String>,
+    /// Whether the server's order of suites wins over the client's (the toolkit's default).
+    pub prefer_server_cipher_suites: bool,
+    /// SANs one of which a client certificate must have; None for any.
+    pub client_allowed_sans: Option<Vec<String>>,
+    pub http2: bool,
 }
 
 /// PEM text given inline (`cert`) or as a file (`cert_file`); the key names it for errors.
@@ -173,15 +206,29 @@ impl TlsVersion {
     }
 }
 
-// The file as YAML. Fields of the toolkit that this exporter does not implement are read
-// as plain values only to be refused by name.
+// The file as YAML.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, expecting = "a mapping of web settings")]
 struct FileYaml {
     tls_server_config: Option<TlsYaml>,
     basic_auth_users: Option<BTreeMap<String, String>>,
-    http_server_config: Option<Value>,
-    rate_limit: Option<Value>,
+    http_server_config: Option<HttpYaml>,
+    rate_limit: Option<RateLimitYaml>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a mapping of HTTP settings")]
+struct HttpYaml {
+    http2: Option<bool>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a mapping with interval and burst")]
+struct RateLimitYaml {
+    /// A Go duration (`1s`, `250ms`), or nanoseconds as a number, as Go's YAML reads it.
+    interval: Option<Value>,
+    burst: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -196,21 +243,20 @@ struct TlsYaml {
     client_auth_type: Option<String>,
     min_version: Option<String>,
     max_version: Option<String>,
-    cipher_suites: Option<Value>,
-    curve_preferences: Option<Value>,
-    prefer_server_cipher_suites: Option<Value>,
-    client_allowed_sans: Option<Value>,
+    cipher_suites: Option<Vec<String>>,
+    curve_preferences: Option<Vec<String>>,
+    prefer_server_cipher_suites: Option<bool>,
+    client_allowed_sans: Option<Vec<String>>,
 }
 
-fn unsupported(key: &str, value: &Option<Value>) -> Result<(), WebConfigError> {
-    match value {
-        Some(_) => Err(WebConfigError::new(
-            key,
-            "not supported by tcptools-exporter",
-        )),
-        None => Ok(()),
-    }
-}
+/// The headers the toolkit lets a file set, and the values it allows (any when empty).
+const HEADERS: &[(&str, &[&str])] = &[
+    ("Strict-Transport-Security", &[]),
+    ("X-Content-Type-Options", &["nosniff"]),
+    ("X-Frame-Options", &["deny", "sameorigin"]),
+    ("X-XSS-Protection", &[]),
+    ("Content-Security-Policy", &[]),
+];
 
 /// Checks the file's text; relative file names are taken from `dir`. An empty file is
 /// plain HTTP without authentication, as in the toolkit.
@@ -218,10 +264,12 @@ pub fn parse(text: &str, dir: &Path) -> Result<Settings, WebConfigError> {
     let file: FileYaml = serde_yaml_ng::from_str::<Option<FileYaml>>(text)
         .map_err(|e| WebConfigError::new("", yaml_problem(&e)))?
         .unwrap_or_default();
-    unsupported("http_server_config", &file.http_server_config)?;
-    unsupported("rate_limit", &file.rate_limit)?;
+    let http = file.http_server_config.unwrap_or_default();
+    let http2 = http.http2.unwrap_or(true);
+    let headers = headers(http.headers.unwrap_or_default())?;
+    let rate_limit = rate_limit(file.rate_limit)?;
     let tls = match file.tls_server_config {
-        Some(tls) => tls_settings(tls, dir)?,
+        Some(tls) => tls_settings(tls, dir, http2)?,
         None => None,
     };
     let users = file.basic_auth_users.unwrap_or_default();
@@ -235,7 +283,110 @@ pub fn parse(text: &str, dir: &Path) -> Result<Settings, WebConfigError> {
         }
         super::auth::check_hash(hash).map_err(|problem| WebConfigError::new(&key, problem))?;
     }
-    Ok(Settings { tls, users })
+    Ok(Settings {
+        tls,
+        users,
+        http2,
+        headers,
+        rate_limit,
+    })
+}
+
+/// `http_server_config.headers`, checked as the toolkit checks them; blank values unset.
+fn headers(headers: BTreeMap<String, String>) -> Result<Vec<(String, String)>, WebConfigError> {
+    let mut checked = Vec::new();
+    for (name, value) in headers {
+        let key = format!("http_server_config.headers.{name}");
+        let Some((_, allowed)) = HEADERS.iter().find(|(h, _)| *h == name) else {
+            let names: Vec<_> = HEADERS.iter().map(|(h, _)| *h).collect();
+            return Err(WebConfigError::new(
+                &key,
+                format!("cannot be set (one of {})", names.join(", ")),
+            ));
+        };
+        if value.is_empty() {
+            continue;
+        }
+        if !allowed.is_empty() && !allowed.contains(&value.as_str()) {
+            return Err(WebConfigError::new(
+                &key,
+                format!("{value:?} is not one of {}", allowed.join(", ")),
+            ));
+        }
+        if hyper::header::HeaderValue::from_str(&value).is_err() {
+            return Err(WebConfigError::new(&key, "not a valid header value"));
+        }
+        checked.push((name, value));
+    }
+    Ok(checked)
+}
+
+/// `rate_limit`: none when absent or with a zero interval, as in the toolkit.
+fn rate_limit(yaml: Option<RateLimitYaml>) -> Result<Option<RateLimit>, WebConfigError> {
+    let Some(yaml) = yaml else {
+        return Ok(None);
+    };
+    let interval = match yaml.interval {
+        None => Duration::ZERO,
+        Some(Value::String(text)) => go_duration(&text).ok_or_else(|| {
+            WebConfigError::new(
+                "rate_limit.interval",
+                format!("{text:?} is not a duration (like 1s, 250ms or 1m30s)"),
+            )
+        })?,
+        Some(Value::Number(n)) if n.as_u64().is_some() => {
+            Duration::from_nanos(n.as_u64().unwrap_or_default())
+        }
+        Some(_) => {
+            return Err(WebConfigError::new(
+                "rate_limit.interval",
+                "not a duration (like 1s, 250ms or 1m30s)",
+            ))
+        }
+    };
+    if interval.is_zero() {
+        return Ok(None);
+    }
+    let burst = yaml.burst.unwrap_or(0);
+    if burst == 0 {
+        return Err(WebConfigError::new(
+            "rate_limit.burst",
+            "must be at least 1 (with 0 every request would be refused)",
+        ));
+    }
+    Ok(Some(RateLimit { interval, burst }))
+}
+
+/// A Go duration (`time.ParseDuration`): numbers with units ns, us (or µs), ms, s, m, h,
+/// fractions allowed (`1.5h`), `0` alone; no sign (a negative interval means nothing here).
+pub fn go_duration(text: &str) -> Option<Duration> {
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let nanos = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += number * nanos;
+    }
+    (!text.is_empty()).then(|| Duration::from_nanos(total.round() as u64))
 }
 
 /// serde_yaml_ng says where in the file; keep its message, drop its `Error(...)` dressing.
@@ -243,9 +394,18 @@ fn yaml_problem(err: &serde_yaml_ng::Error) -> String {
     format!("invalid YAML: {err}")
 }
 
-fn tls_settings(tls: TlsYaml, dir: &Path) -> Result<Option<TlsSettings>, WebConfigError> {
+fn tls_settings(
+    tls: TlsYaml,
+    dir: &Path,
+    http2: bool,
+) -> Result<Option<TlsSettings>, WebConfigError> {
     const T: &str = "tls_server_config";
-    refuse_unsupported(&tls)?;
+    let cipher_suites = names(tls.cipher_suites, "cipher_suites", tls_policy::check_cipher)?;
+    let curve_preferences = names(
+        tls.curve_preferences,
+        "curve_preferences",
+        tls_policy::check_curve,
+    )?;
     let cert = pem(tls.cert, tls.cert_file, ["cert", "cert_file"], dir)?;
     let key = pem(tls.key, tls.key_file, ["key", "key_file"], dir)?;
     let client_ca = pem(
@@ -261,6 +421,7 @@ fn tls_settings(tls: TlsYaml, dir: &Path) -> Result<Option<TlsSettings>, WebConf
     }
     let client_auth = client_auth(tls.client_auth_type.as_deref(), client_ca.is_some())?;
     let (min_version, max_version) = versions(tls.min_version, tls.max_version)?;
+    let client_allowed_sans = allowed_sans(tls.client_allowed_sans, client_auth)?;
     Ok(Some(TlsSettings {
         cert: cert.ok_or_else(|| WebConfigError::new(T, "cert_file (or cert) is missing"))?,
         key: key.ok_or_else(|| WebConfigError::new(T, "key_file (or key) is missing"))?,
@@ -268,24 +429,51 @@ fn tls_settings(tls: TlsYaml, dir: &Path) -> Result<Option<TlsSettings>, WebConf
         client_auth,
         min_version,
         max_version,
+        cipher_suites,
+        curve_preferences,
+        prefer_server_cipher_suites: tls.prefer_server_cipher_suites.unwrap_or(true),
+        client_allowed_sans,
+        http2,
     }))
 }
 
-/// The toolkit keys this exporter does not implement: refused by name.
-fn refuse_unsupported(tls: &TlsYaml) -> Result<(), WebConfigError> {
-    unsupported("tls_server_config.cipher_suites", &tls.cipher_suites)?;
-    unsupported(
-        "tls_server_config.curve_preferences",
-        &tls.curve_preferences,
-    )?;
-    unsupported(
-        "tls_server_config.prefer_server_cipher_suites",
-        &tls.prefer_server_cipher_suites,
-    )?;
-    unsupported(
-        "tls_server_config.client_allowed_sans",
-        &tls.client_allowed_sans,
-    )
+/// A list of Go names, each checked by `check`.
+fn names(
+    list: Option<Vec<String>>,
+    key: &str,
+    check: fn(&str) -> Result<(), String>,
+) -> Result<Vec<String>, WebConfigError> {
+    let list = list.unwrap_or_default();
+    for name in &list {
+        check(name)
+            .map_err(|problem| WebConfigError::new(&format!("tls_server_config.{key}"), problem))?;
+    }
+    Ok(list)
+}
+
+/// `client_allowed_sans`, enforced: it needs a policy that asks for client certificates.
+fn allowed_sans(
+    sans: Option<Vec<String>>,
+    client_auth: ClientAuth,
+) -> Result<Option<Vec<String>>, WebConfigError> {
+    const KEY: &str = "tls_server_config.client_allowed_sans";
+    let Some(sans) = sans else {
+        return Ok(None);
+    };
+    if client_auth == ClientAuth::NoClientCert {
+        return Err(WebConfigError::new(
+            KEY,
+            "needs a client_auth_type that asks for certificates \
+             (RequireAndVerifyClientCert to require and verify them)",
+        ));
+    }
+    if sans.is_empty() {
+        return Err(WebConfigError::new(
+            KEY,
+            "is empty: no client certificate could match",
+        ));
+    }
+    Ok(Some(sans))
 }
 
 /// A PEM given inline (`names[0]`) or as a file (`names[1]`, relative to `dir`), not both.
@@ -413,23 +601,60 @@ impl Pem {
 
 impl Settings {
     /// Reads the certificates and key and makes the TLS configuration; checks that the key
-    /// belongs to the certificate, and hashes the unknown-user stand-in for basic auth.
-    pub fn build(self) -> Result<WebConfig, WebConfigError> {
-        let tls = self.tls.map(|tls| tls.server_config()).transpose()?;
-        let users = if self.users.is_empty() {
-            None
-        } else {
-            Some(Users::new(self.users))
+    /// belongs to the certificate, and hashes the unknown-user stand-in for basic auth
+    /// unless `previous` has the same users.
+    pub fn build(self, previous: Option<&WebConfig>) -> Result<WebConfig, WebConfigError> {
+        let mut notes = Vec::new();
+        let tls = match &self.tls {
+            Some(tls) => Some(tls.server_config(&mut notes)?),
+            None => None,
         };
-        Ok(WebConfig { tls, users })
+        let files = self.tls.iter().flat_map(TlsSettings::files).collect();
+        let kept = previous
+            .and_then(|p| p.users.as_ref())
+            .filter(|users| *users.hashes() == self.users);
+        let users = match kept {
+            Some(users) => Some(users.clone()),
+            None if self.users.is_empty() => None,
+            None => Some(Arc::new(Users::new(self.users))),
+        };
+        let headers = self.headers.iter().map(|(name, value)| {
+            let name = hyper::header::HeaderName::from_bytes(name.as_bytes());
+            let value = hyper::header::HeaderValue::from_str(value);
+            (
+                name.expect("checked in parse"),
+                value.expect("checked in parse"),
+            )
+        });
+        Ok(WebConfig {
+            tls,
+            users,
+            headers: headers.collect(),
+            rate_limit: self.rate_limit,
+            notes,
+            files,
+        })
     }
 }
 
 impl TlsSettings {
-    fn server_config(&self) -> Result<Arc<ServerConfig>, WebConfigError> {
+    /// The files it reads.
+    fn files(&self) -> Vec<PathBuf> {
+        let pems = [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()];
+        let paths = pems.into_iter().flatten().filter_map(|pem| match pem {
+            Pem::File { path, .. } => Some(path.clone()),
+            Pem::Inline { .. } => None,
+        });
+        paths.collect()
+    }
+
+    fn server_config(&self, notes: &mut Vec<String>) -> Result<Arc<ServerConfig>, WebConfigError> {
         let certs = self.cert.certificates()?;
         let key = self.key.private_key()?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider.cipher_suites = tls_policy::cipher_suites(&self.cipher_suites, &provider, notes);
+        provider.kx_groups = tls_policy::kx_groups(&self.curve_preferences, &provider, notes);
+        let provider = Arc::new(provider);
         let versions: Vec<_> = [TlsVersion::Tls12, TlsVersion::Tls13]
             .into_iter()
             .filter(|v| (self.min_version..=self.max_version).contains(v))
@@ -448,8 +673,14 @@ impl TlsSettings {
                     format!("{} does not fit {}: {e}", self.key.what(), self.cert.what()),
                 )
             })?;
-        // HTTP/1.1 only: a client offering h2 alone is refused in the handshake.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // As in Go, HTTP/2 only through ALPN (no h2c); without it a client offering h2
+        // alone is refused in the handshake.
+        config.alpn_protocols = if self.http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
+        config.ignore_client_order = self.prefer_server_cipher_suites;
         Ok(Arc::new(config))
     }
 
@@ -481,12 +712,19 @@ impl TlsSettings {
                 .build()
                 .map_err(|e| WebConfigError::new("tls_server_config.client_ca_file", e.to_string()))
         };
-        Ok(match self.client_auth {
+        let verifier = match self.client_auth {
             ClientAuth::NoClientCert => rustls::server::WebPkiClientVerifier::no_client_auth(),
             ClientAuth::RequestClientCert => Arc::new(UnverifiedClientCert::new(provider, false)),
             ClientAuth::RequireAnyClientCert => Arc::new(UnverifiedClientCert::new(provider, true)),
             ClientAuth::VerifyClientCertIfGiven => verified(roots, true)?,
             ClientAuth::RequireAndVerifyClientCert => verified(roots, false)?,
+        };
+        Ok(match &self.client_allowed_sans {
+            Some(sans) => Arc::new(tls_policy::AllowedSans {
+                inner: verifier,
+                sans: sans.clone(),
+            }),
+            None => verifier,
         })
     }
 }
@@ -605,6 +843,11 @@ mod tests {
                 client_auth: ClientAuth::NoClientCert,
                 min_version: TlsVersion::Tls12,
                 max_version: TlsVersion::Tls13,
+                cipher_suites: Vec::new(),
+                curve_preferences: Vec::new(),
+                prefer_server_cipher_suites: true,
+                client_allowed_sans: None,
+                http2: true,
             })
         );
         assert_eq!(s.users.get("alice").map(String::as_str), Some(HASH));
@@ -691,26 +934,6 @@ mod tests {
                 "tls_server_config: min_version is above max_version",
             ),
             (
-                "tls_server_config:\n  cert: a\n  key: b\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
-                "tls_server_config.cipher_suites: not supported by tcptools-exporter",
-            ),
-            (
-                "tls_server_config:\n  curve_preferences: [X25519]\n",
-                "tls_server_config.curve_preferences: not supported by tcptools-exporter",
-            ),
-            (
-                "tls_server_config:\n  client_allowed_sans: [a]\n",
-                "tls_server_config.client_allowed_sans: not supported by tcptools-exporter",
-            ),
-            (
-                "http_server_config:\n  http2: false\n",
-                "http_server_config: not supported by tcptools-exporter",
-            ),
-            (
-                "rate_limit:\n  burst: 1\n",
-                "rate_limit: not supported by tcptools-exporter",
-            ),
-            (
                 "basic_auth_users:\n  bob: plaintext\n",
                 "basic_auth_users.bob: not a bcrypt hash (the hash format is malformed; expected 60 ASCII bytes)",
             ),
@@ -721,6 +944,103 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(refusal(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_of_tls_choices_headers_and_rate_limit() {
+        let cases = [
+            (
+                "tls_server_config:\n  cert: a\n  key: b\n  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n",
+                "tls_server_config.cipher_suites: unknown cipher suite \"TLS_RSA_WITH_RC4_128_SHA\" (Go's tls.CipherSuites() names)",
+            ),
+            (
+                "tls_server_config:\n  curve_preferences: [P256]\n",
+                "tls_server_config.curve_preferences: unknown curve \"P256\" (CurveP256, CurveP384, CurveP521 or X25519)",
+            ),
+            (
+                "tls_server_config:\n  cert: a\n  key: b\n  client_allowed_sans: [a]\n",
+                "tls_server_config.client_allowed_sans: needs a client_auth_type that asks for certificates (RequireAndVerifyClientCert to require and verify them)",
+            ),
+            (
+                "tls_server_config:\n  cert: a\n  key: b\n  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: []\n",
+                "tls_server_config.client_allowed_sans: is empty: no client certificate could match",
+            ),
+            (
+                "http_server_config:\n  headers:\n    Server: x\n",
+                "http_server_config.headers.Server: cannot be set (one of Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy)",
+            ),
+            (
+                "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+                "http_server_config.headers.X-Frame-Options: \"allow\" is not one of deny, sameorigin",
+            ),
+            (
+                "rate_limit:\n  interval: 1s\n",
+                "rate_limit.burst: must be at least 1 (with 0 every request would be refused)",
+            ),
+            (
+                "rate_limit:\n  interval: 1 second\n  burst: 2\n",
+                "rate_limit.interval: \"1 second\" is not a duration (like 1s, 250ms or 1m30s)",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(refusal(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn http_settings_and_rate_limit() {
+        let s = parse_in(
+            "http_server_config:\n  http2: false\n  headers:\n    X-Frame-Options: deny\n    \
+             Content-Security-Policy: ''\n    X-Content-Type-Options: nosniff\n\
+             rate_limit:\n  interval: 1m30s\n  burst: 20\n",
+        )
+        .unwrap();
+        assert!(!s.http2);
+        assert_eq!(
+            s.headers,
+            [
+                ("X-Content-Type-Options".to_owned(), "nosniff".to_owned()),
+                ("X-Frame-Options".to_owned(), "deny".to_owned())
+            ]
+        );
+        assert_eq!(
+            s.rate_limit,
+            Some(RateLimit {
+                interval: Duration::from_secs(90),
+                burst: 20
+            })
+        );
+        let defaults = parse_in("").unwrap();
+        assert!(defaults.http2);
+        assert_eq!(defaults.rate_limit, None);
+        let off = parse_in("rate_limit:\n  interval: 0\n  burst: 0\n").unwrap();
+        assert_eq!(off.rate_limit, None, "a zero interval turns it off");
+        let nanos = parse_in("rate_limit:\n  interval: 250000000\n  burst: 1\n").unwrap();
+        assert_eq!(
+            nanos.rate_limit.unwrap().interval,
+            Duration::from_millis(250)
+        );
+    }
+
+    #[test]
+    fn go_durations() {
+        let ms = Duration::from_millis;
+        for (text, want) in [
+            ("0", Some(ms(0))),
+            ("1s", Some(ms(1000))),
+            ("250ms", Some(ms(250))),
+            ("1.5h", Some(Duration::from_secs(5400))),
+            ("1h2m3s4ms", Some(ms(3_723_004))),
+            ("10us", Some(Duration::from_micros(10))),
+            ("10µs", Some(Duration::from_micros(10))),
+            ("", None),
+            ("1", None),
+            ("s", None),
+            ("1d", None),
+            ("-1s", None),
+        ] {
+            assert_eq!(go_duration(text), want, "{text:?}");
         }
     }
 
