@@ -5,7 +5,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -157,22 +157,76 @@ pub fn fill_cpu_rings(object: &Object) -> Result<Vec<MapHandle>> {
     }
     let cpus = outer.max_entries();
     let bytes = cpu_ring_bytes(cpus);
-    (0..cpus)
-        .map(|cpu| {
-            let ring = MapHandle::create(
+    let rings = (0..cpus)
+        .map(|_| {
+            MapHandle::create(
                 MapType::RingBuf,
                 Some("cpu_ring"),
                 0,
                 0,
                 bytes,
                 &create_opts(),
-            )?;
-            let fd = ring.as_fd().as_raw_fd();
-            outer.update(&cpu.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)?;
-            Ok(ring)
+            )
         })
-        .collect::<libbpf_rs::Result<_>>()
-        .context("failed to make the per-CPU ring buffers")
+        .collect::<libbpf_rs::Result<Vec<_>>>()
+        .context("failed to make the per-CPU ring buffers")?;
+    insert_rings(outer.as_fd(), &rings).context("failed to put the per-CPU rings in their map")?;
+    Ok(rings)
+}
+
+/// Puts ring `i` at key `i`. The kernel waits for an RCU grace period after every update
+/// of a map of maps from user space (milliseconds each, most of a tool's start-up): one
+/// batch update waits once; where the kernel has no batch for it, the updates run side
+/// by side and share their grace periods.
+fn insert_rings(outer: BorrowedFd<'_>, rings: &[MapHandle]) -> io::Result<()> {
+    use libbpf_rs::libbpf_sys::{bpf_map_update_batch, bpf_map_update_elem};
+    let keys: Vec<u32> = (0..rings.len() as u32).collect();
+    let fds: Vec<i32> = rings.iter().map(|ring| ring.as_fd().as_raw_fd()).collect();
+    let mut count = keys.len() as u32;
+    let outer = outer.as_raw_fd();
+    // SAFETY: keys and fds hold `count` elements of the map's key and value size (4 bytes);
+    // a null opts pointer is allowed.
+    let batch = unsafe {
+        bpf_map_update_batch(
+            outer,
+            keys.as_ptr().cast(),
+            fds.as_ptr().cast(),
+            &mut count,
+            std::ptr::null(),
+        )
+    };
+    if batch == 0 {
+        return Ok(());
+    }
+    std::thread::scope(|scope| {
+        let updates: Vec<_> = keys
+            .iter()
+            .zip(&fds)
+            .map(|(key, fd)| {
+                scope.spawn(move || {
+                    // SAFETY: key and fd are 4-byte values, the map's key and value size.
+                    let ret = unsafe {
+                        bpf_map_update_elem(
+                            outer,
+                            (key as *const u32).cast(),
+                            (fd as *const i32).cast(),
+                            0,
+                        )
+                    };
+                    if ret == 0 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
+                })
+            })
+            .collect();
+        updates.into_iter().try_for_each(|update| {
+            update
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("update thread panicked")))
+        })
+    })
 }
 
 /// Each CPU's share of [`RINGBUF_BYTES`], a power of two (as ring sizes must be) no
@@ -188,25 +242,21 @@ fn probe_map_type(map_type: u32) -> bool {
     unsafe { libbpf_rs::libbpf_sys::libbpf_probe_bpf_map_type(map_type, std::ptr::null()) == 1 }
 }
 
-/// Whether the kernel holds ring buffers in a map of maps, of another size than the
-/// template the map was made with (as the tools' are): it does from Linux 5.10 on paper;
-/// this asks the running kernel.
+/// Whether the kernel holds ring buffers in a map of maps (from Linux 5.10 on paper):
+/// this asks the running kernel to make one. Nothing is put in it: an update waits for a
+/// grace period, and the kernel's check of an inner map compares no size.
 fn probe_cpu_rings() -> libbpf_rs::Result<()> {
-    let page = page_size();
-    let template = MapHandle::create(MapType::RingBuf, None::<&str>, 0, 0, page, &create_opts())?;
-    let mut opts = create_opts();
-    opts.inner_map_fd = template.as_fd().as_raw_fd() as u32;
-    let outer = MapHandle::create(MapType::ArrayOfMaps, None::<&str>, 4, 4, 1, &opts)?;
-    let ring = MapHandle::create(
+    let template = MapHandle::create(
         MapType::RingBuf,
         None::<&str>,
         0,
         0,
-        2 * page,
+        page_size(),
         &create_opts(),
     )?;
-    let fd = ring.as_fd().as_raw_fd();
-    outer.update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+    let mut opts = create_opts();
+    opts.inner_map_fd = template.as_fd().as_raw_fd() as u32;
+    MapHandle::create(MapType::ArrayOfMaps, None::<&str>, 4, 4, 1, &opts).map(drop)
 }
 
 fn create_opts() -> libbpf_rs::libbpf_sys::bpf_map_create_opts {

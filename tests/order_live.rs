@@ -53,9 +53,14 @@ fn load_on_cpu(ns: &Netns, cpu: usize, port: u16) -> thread::JoinHandle<()> {
             sched_setaffinity(Pid::from_raw(0), &cpus).expect("pin the load generator");
             let listener =
                 TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).expect("bind listener");
-            for _ in 0..PER_CPU {
+            for n in 0..PER_CPU {
                 let (_, accepted) = connection_on(&listener, 1);
                 drop(accepted);
+                // Bursts of 10 connections: the perf buffer (256 KiB a CPU) never fills on
+                // a busy machine; the CPUs' records still interleave within each burst.
+                if n % 10 == 9 {
+                    thread::sleep(Duration::from_millis(2));
+                }
             }
             // The clients' FIN_WAIT2 -> CLOSE follows the servers' FINs.
             thread::sleep(Duration::from_millis(100));
