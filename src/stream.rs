@@ -27,8 +27,9 @@ pub const FORCE_SHARED_RING_ENV: &str = "TCPTOOLS_SHARED_RING";
 /// Size of the shared ring buffer, and what the per-CPU rings share out (each at least
 /// [`MIN_CPU_RING_BYTES`]); bpf/stream.bpf.h declares no size of its own, this is the one.
 pub const RINGBUF_BYTES: u32 = 4 << 20;
-/// The smallest ring of one CPU: a burst on one CPU finds no room in the others'.
-pub const MIN_CPU_RING_BYTES: u32 = 2 << 20;
+/// The smallest ring of one CPU, as large as the shared ring: a burst on one CPU finds no
+/// room in the others'.
+pub const MIN_CPU_RING_BYTES: u32 = 4 << 20;
 /// Size of each CPU's perf buffer, in pages.
 pub const PERF_PAGES_PER_CPU: usize = 64;
 /// How long one poll waits for events when none is held for ordering.
