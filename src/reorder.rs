@@ -10,9 +10,12 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-/// Records waiting for their turn, oldest first.
+/// Records waiting for their turn, oldest first. The heap orders small keys; the records
+/// (a few hundred bytes) stay in their slots, moved once in and once out.
 pub struct Reorder<R> {
-    held: BinaryHeap<Held<R>>,
+    held: BinaryHeap<Held>,
+    slots: Vec<Option<R>>,
+    free: Vec<usize>,
     window_us: u64,
     next_seq: u64,
     /// The time of the newest record handed out.
@@ -24,6 +27,8 @@ impl<R> Reorder<R> {
     pub fn new(window: Duration) -> Self {
         Reorder {
             held: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             window_us: u64::try_from(window.as_micros()).unwrap_or(u64::MAX),
             next_seq: 0,
             released_us: 0,
@@ -33,10 +38,20 @@ impl<R> Reorder<R> {
 
     /// Holds `record`, of kernel time `ts_us`. Records of one time keep their order.
     pub fn push(&mut self, ts_us: u64, record: R) {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(record);
+                slot
+            }
+            None => {
+                self.slots.push(Some(record));
+                self.slots.len() - 1
+            }
+        };
         self.held.push(Held {
             ts_us,
             seq: self.next_seq,
-            record,
+            slot,
         });
         self.next_seq += 1;
     }
@@ -59,7 +74,10 @@ impl<R> Reorder<R> {
                 self.late += 1;
             }
             self.released_us = self.released_us.max(held.ts_us);
-            out(held.record);
+            self.free.push(held.slot);
+            if let Some(record) = self.slots[held.slot].take() {
+                out(record);
+            }
         }
     }
 
@@ -84,38 +102,38 @@ impl<R> Reorder<R> {
     }
 }
 
-struct Held<R> {
+struct Held {
     ts_us: u64,
     seq: u64,
-    record: R,
+    slot: usize,
 }
 
-impl<R> Held<R> {
+impl Held {
     fn key(&self) -> (u64, u64) {
         (self.ts_us, self.seq)
     }
 }
 
 // BinaryHeap is a max-heap: the oldest record compares greatest.
-impl<R> Ord for Held<R> {
+impl Ord for Held {
     fn cmp(&self, other: &Self) -> Ordering {
         other.key().cmp(&self.key())
     }
 }
 
-impl<R> PartialOrd for Held<R> {
+impl PartialOrd for Held {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl<R> PartialEq for Held<R> {
+impl PartialEq for Held {
     fn eq(&self, other: &Self) -> bool {
         self.key() == other.key()
     }
 }
 
-impl<R> Eq for Held<R> {}
+impl Eq for Held {}
 
 #[cfg(test)]
 mod tests {
