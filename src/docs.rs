@@ -213,8 +213,8 @@ fn requirements(tool: &Tool) -> Roff {
     if tool.man.event_stream {
         items.push(vec![roman(
             "Events reach user space through a BPF ring buffer per CPU where the kernel holds \
-             ring buffers in a map of maps (probed at start), else one ring buffer shared by \
-             every CPU (Linux 5.8 or later), else a perf buffer; -v says which. Whichever \
+             ring buffers in a map of maps (probed at start), else through one shared \
+             ring buffer on Linux 5.8 or later, else a perf buffer; -v says which. Whichever \
              carries them, lines are printed in the order of the events' kernel times, each \
              at most 20 ms after its event. Per-socket state lives in a slot table and socket \
              storage, which the tp_btf programs need Linux 5.12 or later for; where the \
