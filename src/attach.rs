@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{OpenObject, PrintLevel};
 
 use crate::nested::{self, SkipCounters};
@@ -51,9 +51,16 @@ pub struct Attached<S> {
     programs: Vec<(Program, OwnedFd)>,
     /// The catchers' per-CPU state maps (`nested_*`).
     nested: Vec<libbpf_rs::MapHandle>,
+    /// The event rings of the CPUs, where the tool has them (src/stream.rs).
+    cpu_rings: Vec<libbpf_rs::MapHandle>,
 }
 
 impl<S> Attached<S> {
+    /// The per-CPU event rings, one per possible CPU; none with another transport.
+    pub fn cpu_rings(&self) -> &[libbpf_rs::MapHandle] {
+        &self.cpu_rings
+    }
+
     /// The loaded programs, main programs first, then the catchers.
     pub fn programs(&self) -> Vec<(Program, BorrowedFd<'_>)> {
         self.programs
@@ -152,6 +159,7 @@ fn load_with<B: ProgramSets, T>(
     }
     configure(&mut open, hook)?;
     let mut skel = open.load().context("failed to load BPF object")?;
+    let cpu_rings = crate::stream::fill_cpu_rings(skel.object())?;
     let prepared = prepare(&skel)?;
     let (links, programs) = attach_programs::<B>(&mut skel, hook)?;
     let nested = B::nested_maps(&skel)
@@ -165,6 +173,7 @@ fn load_with<B: ProgramSets, T>(
         hook,
         programs,
         nested,
+        cpu_rings,
     };
     Ok((attached, prepared))
 }

@@ -212,8 +212,11 @@ fn requirements(tool: &Tool) -> Roff {
     ];
     if tool.man.event_stream {
         items.push(vec![roman(
-            "Events reach user space through a BPF ring buffer on Linux 5.8 or later, else \
-             through a perf buffer. Per-socket state lives in a slot table and socket \
+            "Events reach user space through a BPF ring buffer per CPU where the kernel holds \
+             ring buffers in a map of maps (probed at start), else through one shared \
+             ring buffer on Linux 5.8 or later, else a perf buffer; -v says which. Whichever \
+             carries them, lines are printed in the order of the events' kernel times, each \
+             at most 20 ms after its event. Per-socket state lives in a slot table and socket \
              storage, which the tp_btf programs need Linux 5.12 or later for; where the \
              kernel refuses them (as Linux 5.10 does), the raw_tp programs keep it in a \
              fixed table of sockets.",
@@ -252,6 +255,11 @@ fn environment(tool: &Tool) -> Roff {
         roff.text([bold(format!("{}=1", crate::stream::FORCE_PERF_ENV))]);
         roff.text([roman(
             "Use a perf buffer even where the kernel has a ring buffer.",
+        )]);
+        roff.control("TP", []);
+        roff.text([bold(format!("{}=1", crate::stream::FORCE_SHARED_RING_ENV))]);
+        roff.text([roman(
+            "Use one ring buffer shared by every CPU even where the kernel takes one per CPU.",
         )]);
     }
     if tool.man.slot_table {

@@ -15,6 +15,7 @@ pub mod out;
 pub mod pods;
 pub mod privilege;
 pub mod programs;
+pub mod reorder;
 pub mod runtime;
 pub mod signal;
 pub mod sk_store;

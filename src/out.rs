@@ -11,8 +11,14 @@ pub struct Output {
     closed: bool,
 }
 
+/// What a pipe on stdout is grown to hold (Linux's default is 64 KiB): a reader at the
+/// other end that lags for a moment does not block the tool while the kernel's event
+/// buffers fill.
+const PIPE_BYTES: i32 = 1 << 20;
+
 impl Output {
     pub fn stdout() -> Self {
+        grow_pipe();
         Output {
             writer: BufWriter::with_capacity(1 << 16, io::stdout()),
             closed: false,
@@ -58,6 +64,15 @@ impl Output {
             other => other,
         }
     }
+}
+
+/// Grows stdout's buffer where it is a pipe; elsewhere (a file, a terminal) the call
+/// fails and nothing changes.
+fn grow_pipe() {
+    let _ = nix::fcntl::fcntl(
+        io::stdout().as_fd(),
+        nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES),
+    );
 }
 
 /// A pipe whose reader has gone reports POLLERR on its write end.

@@ -1,73 +1,283 @@
-//! Events from BPF to user space: a BPF ring buffer, or a per-CPU perf buffer where the
-//! kernel has none, with every lost or skipped event reported on stderr.
+//! Events from BPF to user space: a BPF ring buffer per CPU, one ring buffer shared by
+//! every CPU where the kernel cannot hold ring buffers in a map of maps, or a per-CPU perf
+//! buffer where it has no ring buffer; printed in time order whichever carries them, with
+//! every lost or skipped event reported on stderr.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use crate::nested::{SkipCounters, Skips};
 use crate::out::Output;
+use crate::reorder::Reorder;
+use crate::time::monotonic_us;
 use libbpf_rs::{
-    MapCore, MapFlags, MapMut, MapType, OpenMapMut, PerfBuffer, PerfBufferBuilder, RingBuffer,
-    RingBufferBuilder,
+    MapCore, MapFlags, MapHandle, MapMut, MapType, Object, OpenMapMut, PerfBuffer,
+    PerfBufferBuilder, RingBuffer, RingBufferBuilder,
 };
 
 /// Set to anything but `0` or empty, forces the perf buffer even where a ring buffer works.
 pub const FORCE_PERF_ENV: &str = "TCPTOOLS_PERF_BUFFER";
-/// Size of the ring buffer (all CPUs share it); bpf/stream.bpf.h declares no size of its
-/// own, this is the one.
+/// Set to anything but `0` or empty, forces one shared ring buffer where per-CPU rings work.
+pub const FORCE_SHARED_RING_ENV: &str = "TCPTOOLS_SHARED_RING";
+/// Size of the shared ring buffer, and what the per-CPU rings share out (each at least
+/// [`MIN_CPU_RING_BYTES`]); bpf/stream.bpf.h declares no size of its own, this is the one.
 pub const RINGBUF_BYTES: u32 = 4 << 20;
+/// The smallest ring of one CPU, as large as the shared ring: a burst on one CPU finds no
+/// room in the others'.
+pub const MIN_CPU_RING_BYTES: u32 = 4 << 20;
 /// Size of each CPU's perf buffer, in pages.
 pub const PERF_PAGES_PER_CPU: usize = 64;
-/// How long one poll waits for events.
+/// How long one poll waits for events when none is held for ordering.
 pub const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long a record is held for records of other CPUs that are older to be read first:
+/// far more than a BPF program takes from stamping a record to committing it, even on a
+/// busy virtual machine. No line is printed later than this after its event.
+pub const REORDER_WINDOW: Duration = Duration::from_millis(20);
 /// How often lost and skipped events are checked while running.
 const LOSS_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// The BPF side's map of per-CPU rings (bpf/stream.bpf.h).
+const CPU_RINGS_MAP: &str = "cpu_rings";
 
 /// Which kind of buffer carries the events; chosen before the BPF object is loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
+    /// A ring buffer per CPU (Linux 5.10 here: ring buffers in a map of maps).
+    CpuRings,
+    /// One ring buffer for every CPU (Linux 5.8).
     RingBuffer,
     PerfBuffer,
 }
 
 impl Transport {
-    /// The ring buffer when the kernel has one (5.8+) and the environment does not force
-    /// the perf buffer.
+    /// Per-CPU rings where the kernel takes them, else the shared ring buffer where it has
+    /// one (5.8+), else the perf buffer; the environment may force the latter two. With
+    /// `-v`, says which and why.
     pub fn choose() -> Transport {
-        let forced = std::env::var(FORCE_PERF_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
-        // SAFETY: a plain probe call; a null opts pointer is allowed.
-        let has_ringbuf = unsafe {
-            libbpf_rs::libbpf_sys::libbpf_probe_bpf_map_type(
-                libbpf_rs::libbpf_sys::BPF_MAP_TYPE_RINGBUF,
-                std::ptr::null(),
+        let (transport, why) = if crate::attach::env_set(FORCE_PERF_ENV) {
+            (Transport::PerfBuffer, format!("{FORCE_PERF_ENV} is set"))
+        } else if !probe_map_type(libbpf_rs::libbpf_sys::BPF_MAP_TYPE_RINGBUF) {
+            (Transport::PerfBuffer, "no BPF ring buffer".to_owned())
+        } else if crate::attach::env_set(FORCE_SHARED_RING_ENV) {
+            (
+                Transport::RingBuffer,
+                format!("{FORCE_SHARED_RING_ENV} is set"),
             )
-        } == 1;
-        if forced || !has_ringbuf {
-            Transport::PerfBuffer
+        } else if let Err(err) = probe_cpu_rings() {
+            (
+                Transport::RingBuffer,
+                format!("no ring buffers in a map of maps: {err}"),
+            )
         } else {
-            Transport::RingBuffer
+            (Transport::CpuRings, "one per CPU".to_owned())
+        };
+        if crate::attach::verbose() {
+            eprintln!("events: {} ({why})", transport.name());
+        }
+        transport
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Transport::CpuRings => "per-CPU ring buffers, merged in time order",
+            Transport::RingBuffer => "one shared ring buffer",
+            Transport::PerfBuffer => "perf buffer",
         }
     }
 
-    /// Shapes the open `events` map for this transport and tells the BPF side through its
-    /// `use_ringbuf` constant (bpf/stream.bpf.h): the two must always agree.
-    pub fn prepare(self, events: &mut OpenMapMut, use_ringbuf: &mut u8) -> Result<()> {
-        *use_ringbuf = u8::from(self == Transport::RingBuffer);
+    /// Shapes the open `events` and `cpu_rings` maps for this transport and tells the BPF
+    /// side through its `use_ringbuf` and `ring_per_cpu` constants (bpf/stream.bpf.h): they
+    /// must always agree. Used through [`prepare_stream!`](crate::prepare_stream).
+    pub fn prepare(
+        self,
+        events: &mut OpenMapMut,
+        cpu_rings: &mut OpenMapMut,
+        use_ringbuf: &mut u8,
+        ring_per_cpu: &mut u8,
+    ) -> Result<()> {
+        *use_ringbuf = u8::from(self != Transport::PerfBuffer);
+        *ring_per_cpu = u8::from(self == Transport::CpuRings);
         match self {
-            Transport::RingBuffer => events.set_max_entries(RINGBUF_BYTES),
+            Transport::CpuRings => {
+                // The rings themselves are made after load (fill_cpu_rings): `events`
+                // stays, unused, as small as a ring can be.
+                events.set_max_entries(page_size())?;
+                cpu_rings.set_max_entries(possible_cpus()?)
+            }
+            Transport::RingBuffer => {
+                events.set_max_entries(RINGBUF_BYTES)?;
+                placeholder(cpu_rings)
+            }
             Transport::PerfBuffer => {
                 events.set_type(MapType::PerfEventArray)?;
                 events.set_key_size(4)?;
                 events.set_value_size(4)?;
                 // 0 lets libbpf size it to the number of possible CPUs.
-                events.set_max_entries(0)
+                events.set_max_entries(0)?;
+                placeholder(cpu_rings)
             }
         }
         .context("failed to set up the event buffer map")
     }
+}
+
+/// `prepare_stream!(transport, open, rodata)`: [`Transport::prepare`] on the maps and
+/// constants of an open skeleton whose BPF side includes bpf/stream.bpf.h.
+#[macro_export]
+macro_rules! prepare_stream {
+    ($transport:expr, $open:expr, $rodata:expr) => {
+        $transport.prepare(
+            &mut $open.maps.events,
+            &mut $open.maps.cpu_rings,
+            &mut $rodata.use_ringbuf,
+            &mut $rodata.ring_per_cpu,
+        )
+    };
+}
+
+/// Where per-CPU rings are not used, `cpu_rings` is a one-entry array: the kernel then
+/// never sees a ring buffer in a map of maps, which it may refuse.
+fn placeholder(cpu_rings: &mut OpenMapMut) -> libbpf_rs::Result<()> {
+    let array = MapHandle::create(MapType::Array, Some(CPU_RINGS_MAP), 4, 4, 1, &create_opts())?;
+    cpu_rings.reuse_fd(array.as_fd())
+}
+
+/// Makes a ring for every CPU of a loaded object's `cpu_rings` map, when it is one
+/// (bpf/stream.bpf.h, [`Transport::CpuRings`]); before its programs are attached, so none
+/// finds its CPU's slot empty. The rings are the reader's to open.
+pub fn fill_cpu_rings(object: &Object) -> Result<Vec<MapHandle>> {
+    let Some(outer) = object.maps().find(|map| map.name() == CPU_RINGS_MAP) else {
+        return Ok(Vec::new());
+    };
+    if outer.map_type() != MapType::ArrayOfMaps {
+        return Ok(Vec::new());
+    }
+    let cpus = outer.max_entries();
+    let bytes = cpu_ring_bytes(cpus);
+    let rings = (0..cpus)
+        .map(|_| {
+            MapHandle::create(
+                MapType::RingBuf,
+                Some("cpu_ring"),
+                0,
+                0,
+                bytes,
+                &create_opts(),
+            )
+        })
+        .collect::<libbpf_rs::Result<Vec<_>>>()
+        .context("failed to make the per-CPU ring buffers")?;
+    insert_rings(outer.as_fd(), &rings).context("failed to put the per-CPU rings in their map")?;
+    Ok(rings)
+}
+
+/// Puts ring `i` at key `i`. The kernel waits for an RCU grace period after every update
+/// of a map of maps from user space (milliseconds each, most of a tool's start-up): one
+/// batch update waits once; where the kernel has no batch for it, the updates run side
+/// by side and share their grace periods.
+fn insert_rings(outer: BorrowedFd<'_>, rings: &[MapHandle]) -> io::Result<()> {
+    use libbpf_rs::libbpf_sys::{bpf_map_update_batch, bpf_map_update_elem};
+    let keys: Vec<u32> = (0..rings.len() as u32).collect();
+    let fds: Vec<i32> = rings.iter().map(|ring| ring.as_fd().as_raw_fd()).collect();
+    let mut count = keys.len() as u32;
+    let outer = outer.as_raw_fd();
+    // SAFETY: keys and fds hold `count` elements of the map's key and value size (4 bytes);
+    // a null opts pointer is allowed.
+    let batch = unsafe {
+        bpf_map_update_batch(
+            outer,
+            keys.as_ptr().cast(),
+            fds.as_ptr().cast(),
+            &mut count,
+            std::ptr::null(),
+        )
+    };
+    if batch == 0 {
+        return Ok(());
+    }
+    std::thread::scope(|scope| {
+        let updates: Vec<_> = keys
+            .iter()
+            .zip(&fds)
+            .map(|(key, fd)| {
+                scope.spawn(move || {
+                    // SAFETY: key and fd are 4-byte values, the map's key and value size.
+                    let ret = unsafe {
+                        bpf_map_update_elem(
+                            outer,
+                            (key as *const u32).cast(),
+                            (fd as *const i32).cast(),
+                            0,
+                        )
+                    };
+                    if ret == 0 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
+                })
+            })
+            .collect();
+        updates.into_iter().try_for_each(|update| {
+            update
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("update thread panicked")))
+        })
+    })
+}
+
+/// Each CPU's share of [`RINGBUF_BYTES`], a power of two (as ring sizes must be) no
+/// smaller than [`MIN_CPU_RING_BYTES`].
+pub fn cpu_ring_bytes(cpus: u32) -> u32 {
+    (RINGBUF_BYTES / cpus.max(1))
+        .next_power_of_two()
+        .max(MIN_CPU_RING_BYTES)
+}
+
+fn probe_map_type(map_type: u32) -> bool {
+    // SAFETY: a plain probe call; a null opts pointer is allowed.
+    unsafe { libbpf_rs::libbpf_sys::libbpf_probe_bpf_map_type(map_type, std::ptr::null()) == 1 }
+}
+
+/// Whether the kernel holds ring buffers in a map of maps (from Linux 5.10 on paper):
+/// this asks the running kernel to make one. Nothing is put in it: an update waits for a
+/// grace period, and the kernel's check of an inner map compares no size.
+fn probe_cpu_rings() -> libbpf_rs::Result<()> {
+    let template = MapHandle::create(
+        MapType::RingBuf,
+        None::<&str>,
+        0,
+        0,
+        page_size(),
+        &create_opts(),
+    )?;
+    let mut opts = create_opts();
+    opts.inner_map_fd = template.as_fd().as_raw_fd() as u32;
+    MapHandle::create(MapType::ArrayOfMaps, None::<&str>, 4, 4, 1, &opts).map(drop)
+}
+
+fn create_opts() -> libbpf_rs::libbpf_sys::bpf_map_create_opts {
+    libbpf_rs::libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+        ..Default::default()
+    }
+}
+
+fn page_size() -> u32 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|size| u32::try_from(size).ok())
+        .unwrap_or(4096)
+}
+
+fn possible_cpus() -> libbpf_rs::Result<u32> {
+    let cpus = libbpf_rs::num_possible_cpus()?;
+    Ok(u32::try_from(cpus).unwrap_or(u32::MAX))
 }
 
 enum Buffer<'a> {
@@ -75,13 +285,14 @@ enum Buffer<'a> {
     Perf(PerfBuffer<'a>),
 }
 
-/// Where a tool's events come from: its `events` and `ringbuf_drops` maps
+/// Where a tool's events come from: its `events`, `ringbuf_drops` maps and per-CPU rings
 /// (bpf/stream.bpf.h), the kind of buffer `events` was shaped as, and what else is
 /// reported: its `table_full` map (bpf/sk_store.bpf.h) and the counters of the runs the
 /// kernel skipped (src/nested.rs).
 pub struct EventSource<'a> {
     pub transport: Transport,
     pub events: &'a MapMut<'a>,
+    pub cpu_rings: &'a [MapHandle],
     pub ringbuf_drops: &'a MapMut<'a>,
     pub table_full: &'a MapMut<'a>,
     pub skips: SkipCounters<'a>,
@@ -96,6 +307,7 @@ macro_rules! event_source {
         $crate::stream::EventSource {
             transport: $transport,
             events: &$attached.skel.maps.events,
+            cpu_rings: $attached.cpu_rings(),
             ringbuf_drops: &$attached.skel.maps.ringbuf_drops,
             table_full: &$attached.skel.maps.table_full,
             skips: $attached.skip_counters(),
@@ -103,33 +315,35 @@ macro_rules! event_source {
     };
 }
 
-/// A stream of raw event records, handed one at a time to a callback.
+/// A stream of raw event records, handed one at a time to a callback in the order the
+/// buffers hold them (each CPU's apart with per-CPU buffers).
 pub struct EventStream<'a> {
     buffer: Buffer<'a>,
     losses: Losses<'a>,
 }
 
 impl<'a> EventStream<'a> {
-    /// Opens the stream over a loaded tool's event buffer.
-    pub fn open(source: EventSource<'a>, mut on_event: impl FnMut(&[u8]) + 'a) -> Result<Self> {
-        let events = source.events;
+    /// Opens the stream over a loaded tool's event buffers.
+    pub fn open(source: EventSource<'a>, on_event: impl FnMut(&[u8]) + 'a) -> Result<Self> {
         let buffer = match source.transport {
-            Transport::RingBuffer => {
-                let mut builder = RingBufferBuilder::new();
-                builder.add(events, move |data: &[u8]| {
-                    on_event(data);
-                    0
-                })?;
-                Buffer::Ring(builder.build().context("failed to open ring buffer")?)
+            Transport::CpuRings => {
+                let maps = source.cpu_rings.iter().map(|ring| ring as &dyn MapCore);
+                Buffer::Ring(rings(maps.collect(), on_event)?)
             }
-            Transport::PerfBuffer => Buffer::Perf(
-                PerfBufferBuilder::new(events)
-                    .pages(PERF_PAGES_PER_CPU)
-                    .sample_cb(move |_cpu: i32, data: &[u8]| on_event(data))
-                    .lost_cb(|cpu: i32, count: u64| eprintln!("lost {count} events on CPU #{cpu}"))
-                    .build()
-                    .context("failed to open perf buffer")?,
-            ),
+            Transport::RingBuffer => Buffer::Ring(rings(vec![source.events], on_event)?),
+            Transport::PerfBuffer => {
+                let on_event = RefCell::new(on_event);
+                Buffer::Perf(
+                    PerfBufferBuilder::new(source.events)
+                        .pages(PERF_PAGES_PER_CPU)
+                        .sample_cb(move |_cpu: i32, data: &[u8]| (on_event.borrow_mut())(data))
+                        .lost_cb(|cpu: i32, count: u64| {
+                            eprintln!("lost {count} events on CPU #{cpu}")
+                        })
+                        .build()
+                        .context("failed to open perf buffer")?,
+                )
+            }
         };
         Ok(EventStream {
             buffer,
@@ -137,75 +351,125 @@ impl<'a> EventStream<'a> {
         })
     }
 
-    /// Waits up to `timeout` for events and hands each to the callback. A signal that
-    /// interrupts the wait is not an error.
+    /// Waits up to `timeout` for events, then reads every buffer to its end, handing each
+    /// record to the callback. A signal that interrupts the wait is not an error.
     pub fn poll(&self, timeout: Duration) -> Result<()> {
-        let result = match &self.buffer {
-            // The BPF side skips most wakeups (bpf/stream.bpf.h): after the wait, read
-            // whatever is there, woken or not.
-            Buffer::Ring(ring) => ring.poll(timeout).and_then(|()| ring.consume()),
-            Buffer::Perf(perf) => perf.poll(timeout),
-        };
-        match result {
-            Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
-            other => other.context("error polling the event buffer"),
-        }
+        self.wait(timeout)?;
+        self.drain()
     }
 
-    /// Polls until `after_batch` returns false or a stop is requested, calling it after
-    /// every poll (to flush output), and reports losses as they happen and at the end.
-    pub fn run(&self, mut after_batch: impl FnMut() -> bool) -> Result<()> {
-        while !crate::signal::stop_requested() {
-            self.poll(POLL_TIMEOUT)?;
-            if !after_batch() {
-                break;
-            }
-            self.losses.report_if_due();
-        }
-        // Whatever is already in the buffer still reaches the output.
-        self.poll(Duration::ZERO)?;
-        after_batch();
-        self.losses.report();
-        Ok(())
+    /// Waits up to `timeout` for a buffer's wakeup (reading the buffers that woke).
+    fn wait(&self, timeout: Duration) -> Result<()> {
+        let result = match &self.buffer {
+            Buffer::Ring(ring) => ring.poll(timeout),
+            Buffer::Perf(perf) => perf.poll(timeout),
+        };
+        interrupted_is_ok(result)
     }
+
+    /// Reads every buffer to its end, woken or not: the BPF side skips most wakeups
+    /// (bpf/stream.bpf.h).
+    fn drain(&self) -> Result<()> {
+        let result = match &self.buffer {
+            Buffer::Ring(ring) => ring.consume(),
+            Buffer::Perf(perf) => perf.consume(),
+        };
+        interrupted_is_ok(result)
+    }
+}
+
+fn interrupted_is_ok(result: libbpf_rs::Result<()>) -> Result<()> {
+    match result {
+        Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
+        other => other.context("error polling the event buffer"),
+    }
+}
+
+/// One reader over `maps`' rings, all handing their records to `on_event`.
+fn rings<'a>(
+    maps: Vec<&'a dyn MapCore>,
+    on_event: impl FnMut(&[u8]) + 'a,
+) -> Result<RingBuffer<'a>> {
+    let on_event = Rc::new(RefCell::new(on_event));
+    let mut builder = RingBufferBuilder::new();
+    for map in maps {
+        let on_event = Rc::clone(&on_event);
+        builder.add(map, move |data: &[u8]| {
+            (on_event.borrow_mut())(data);
+            0
+        })?;
+    }
+    builder.build().context("failed to open ring buffer")
+}
+
+/// A record's own time, as the kernel stamped it: what lines are ordered by.
+pub trait KernelTime {
+    /// Kernel monotonic time (CLOCK_MONOTONIC), in microseconds.
+    fn kernel_time_us(&self) -> u64;
 }
 
 /// The event tools' loop: prints `header` once the event buffer is open (a perf buffer
 /// drops what the kernel sends before that, so the header promises nothing is missed),
-/// then `line` for each record `decode` makes of the raw bytes, flushing after each batch,
-/// until SIGINT, SIGTERM or a closed stdout. A write error ends the loop and is returned.
-pub fn print_events<'a, R>(
+/// then `line` for each record `decode` makes of the raw bytes, in the order of the
+/// records' kernel times across every CPU (held at most [`REORDER_WINDOW`]), flushing
+/// after each batch, until SIGINT, SIGTERM or a closed stdout. A write error ends the loop
+/// and is returned.
+pub fn print_events<'a, R: KernelTime + 'a>(
     source: EventSource<'a>,
     header: &[u8],
     decode: fn(&[u8]) -> Option<R>,
     mut line: impl FnMut(R, &mut dyn Write) -> io::Result<()> + 'a,
 ) -> Result<()> {
-    let out = RefCell::new(Output::stdout());
-    let failure = RefCell::new(None);
-    let stream = EventStream::open(source, |data| {
-        let Some(record) = decode(data) else {
-            // bcc's words for a record shorter than its struct.
-            eprintln!("Error: packet too small");
-            return;
-        };
-        if let Err(err) = out.borrow_mut().emit(|w| line(record, w)) {
-            failure.borrow_mut().get_or_insert(err);
-        }
+    let held = Rc::new(RefCell::new(Reorder::new(REORDER_WINDOW)));
+    let arrivals = Rc::clone(&held);
+    let stream = EventStream::open(source, move |data| match decode(data) {
+        Some(record) => arrivals.borrow_mut().push(record.kernel_time_us(), record),
+        // bcc's words for a record shorter than its struct.
+        None => eprintln!("Error: packet too small"),
     })?;
-    {
-        let mut out = out.borrow_mut();
-        out.emit(|w| w.write_all(header))?;
-        out.flush()?;
-    }
-    stream.run(|| {
-        let mut out = out.borrow_mut();
+    let mut out = Output::stdout();
+    out.emit(|w| w.write_all(header))?;
+    out.flush()?;
+    let mut failure = None;
+    let mut print = |record: R, out: &mut Output, failure: &mut Option<io::Error>| {
+        if let Err(err) = out.emit(|w| line(record, w)) {
+            failure.get_or_insert(err);
+        }
+    };
+    while !crate::signal::stop_requested() {
+        // Polls wait whole milliseconds: rounded up, a record due soon is not spun for.
+        let timeout = held
+            .borrow()
+            .due_in(monotonic_us())
+            .map_or(POLL_TIMEOUT, |due| {
+                Duration::from_millis(due.as_micros().div_ceil(1000) as u64).min(POLL_TIMEOUT)
+            });
+        stream.wait(timeout)?;
+        let drained_us = monotonic_us();
+        stream.drain()?;
+        held.borrow_mut()
+            .release(drained_us, |r| print(r, &mut out, &mut failure));
         if let Err(err) = out.flush() {
-            failure.borrow_mut().get_or_insert(err);
+            failure.get_or_insert(err);
         }
-        failure.borrow().is_none() && !out.is_closed()
-    })?;
-    drop(stream);
-    match failure.into_inner() {
+        if failure.is_some() || out.is_closed() {
+            break;
+        }
+        stream.losses.report_if_due();
+    }
+    // Whatever is already in the buffers still reaches the output.
+    stream.drain()?;
+    held.borrow_mut()
+        .release_all(|r| print(r, &mut out, &mut failure));
+    if let Err(err) = out.flush() {
+        failure.get_or_insert(err);
+    }
+    stream.losses.report();
+    let late = held.borrow().late();
+    if late > 0 && crate::attach::verbose() {
+        eprintln!("{late} events came later than the reorder window: printed out of time order");
+    }
+    match failure {
         Some(err) => Err(err).context("failed to write output"),
         None => Ok(()),
     }

@@ -3,6 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Local, SecondsFormat};
+use nix::time::ClockId;
 
 /// RFC 3339 with microseconds, for JSON output.
 pub fn rfc3339(at: DateTime<Local>) -> String {
@@ -10,11 +11,13 @@ pub fn rfc3339(at: DateTime<Local>) -> String {
 }
 
 /// Wall-clock time for event lines, read only when a layout shows it; `HH:MM:SS` is
-/// formatted once per second, not once per event.
+/// formatted once per second, not once per event. Also the wall-clock time of an event's
+/// kernel time.
 pub struct WallClock {
     fixed: Option<DateTime<Local>>,
     second: u64,
     hms: String,
+    boot: KernelEpoch,
 }
 
 impl WallClock {
@@ -24,6 +27,7 @@ impl WallClock {
             fixed: None,
             second: u64::MAX,
             hms: String::new(),
+            boot: KernelEpoch::measure(),
         }
     }
 
@@ -33,7 +37,13 @@ impl WallClock {
             fixed: Some(at),
             second: u64::MAX,
             hms: at.format("%H:%M:%S").to_string(),
+            boot: KernelEpoch::default(),
         }
+    }
+
+    /// The wall-clock time of kernel monotonic time `ts_us` (a stopped clock's time).
+    pub fn at_kernel_us(&self, ts_us: u64) -> DateTime<Local> {
+        self.fixed.unwrap_or_else(|| self.boot.wall_clock(ts_us))
     }
 
     pub fn now(&self) -> DateTime<Local> {
@@ -53,6 +63,50 @@ impl WallClock {
         }
         &self.hms
     }
+}
+
+/// Where CLOCK_MONOTONIC's zero is on the wall clock (CLOCK_REALTIME), measured once: an
+/// event's kernel time maps to the wall clock with no clock read per event, and events
+/// print in the order of their times. A wall clock set later is not followed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelEpoch {
+    realtime_minus_monotonic_ns: i128,
+}
+
+impl KernelEpoch {
+    /// Reads the two clocks a few times, keeping the pair read closest together.
+    pub fn measure() -> Self {
+        let best = (0..5)
+            .map(|_| {
+                let before = clock_ns(ClockId::CLOCK_MONOTONIC);
+                let real = clock_ns(ClockId::CLOCK_REALTIME);
+                let after = clock_ns(ClockId::CLOCK_MONOTONIC);
+                (after - before, real - (before + after) / 2)
+            })
+            .min_by_key(|&(spread, _)| spread)
+            .map_or(0, |(_, offset)| offset);
+        KernelEpoch {
+            realtime_minus_monotonic_ns: best,
+        }
+    }
+
+    pub fn wall_clock(&self, ts_us: u64) -> DateTime<Local> {
+        let ns = self.realtime_minus_monotonic_ns + i128::from(ts_us) * 1000;
+        let ns = i64::try_from(ns).unwrap_or(i64::MAX);
+        DateTime::from_timestamp_nanos(ns).with_timezone(&Local)
+    }
+}
+
+fn clock_ns(clock: ClockId) -> i128 {
+    clock.now().map_or(0, |t| {
+        i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec())
+    })
+}
+
+/// CLOCK_MONOTONIC in microseconds: the clock of the events' kernel times
+/// (bpf_ktime_get_ns).
+pub fn monotonic_us() -> u64 {
+    u64::try_from(clock_ns(ClockId::CLOCK_MONOTONIC) / 1000).unwrap_or(0)
 }
 
 /// Seconds from the first event to this one, both in kernel microseconds. A signed

@@ -1,12 +1,12 @@
 //! tcpconnlat: trace TCP connects and show how long each waited for its answer.
 
 use anyhow::Result;
-use chrono::Local;
 
 use tcptools::cli;
 use tcptools::event_source;
 use tcptools::stream::{self, Transport};
 use tcptools::tcpconnlat::{bpf, Config, ConnectLatency, Options, Printer};
+use tcptools::time::WallClock;
 
 fn main() {
     cli::main::<Options>(trace)
@@ -19,6 +19,7 @@ fn trace(config: &Config) -> Result<()> {
     let (bpf, cgroups) = bpf::load(&config.filter, &traced.filter, transport)?;
     traced.follow(cgroups);
 
+    let clock = WallClock::system();
     let mut printer = Printer::new(config.format, traced.identities());
     let mut header = Vec::new();
     printer.header(&mut header)?;
@@ -29,6 +30,6 @@ fn trace(config: &Config) -> Result<()> {
             eprintln!("broken event: event->af={}", connect.endpoints.family);
             return Ok(());
         }
-        printer.line(&connect, Local::now(), w)
+        printer.line(&connect, clock.at_kernel_us(connect.ts_us), w)
     })
 }

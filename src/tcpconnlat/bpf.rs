@@ -35,7 +35,7 @@ pub fn load(
         TcpconnlatSkelBuilder::default,
         |open, hook| {
             let rodata = attach::rodata(&mut open.maps.rodata_data)?;
-            transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
+            crate::prepare_stream!(transport, open, rodata)?;
             rodata.settings = types::tcpconnlat_settings {
                 container: container_settings!(types::container_settings, container),
                 family: filter.family,

@@ -41,3 +41,9 @@ impl ConnectLatency {
         family == AF_INET || family == AF_INET6
     }
 }
+
+impl crate::stream::KernelTime for ConnectLatency {
+    fn kernel_time_us(&self) -> u64 {
+        self.ts_us
+    }
+}

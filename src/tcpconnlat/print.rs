@@ -76,7 +76,7 @@ impl Printer {
         w.write_all(b"\n")
     }
 
-    /// One connect, printed at wall-clock time `at` (used by JSON only).
+    /// One connect, which happened at wall-clock time `at` (used by JSON only).
     pub fn line(
         &mut self,
         ev: &ConnectLatency,
@@ -120,7 +120,8 @@ fn lat_ms(ev: &ConnectLatency) -> f64 {
 pub const JSON_FIELDS: &[(&str, &str)] = &[
     (
         "time",
-        "The wall-clock time the event was printed, RFC 3339 with microseconds.",
+        "The wall-clock time of the event, RFC 3339 with microseconds: its kernel time, \
+mapped to the wall clock once at start, so that lines in time order have times in order.",
     ),
     ("pid", "The process (tgid) that called connect()."),
     ("comm", "Its name at connect() time."),

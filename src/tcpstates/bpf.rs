@@ -55,7 +55,7 @@ pub fn load(
         TcpstatesSkelBuilder::default,
         |open, hook| {
             let rodata = attach::rodata(&mut open.maps.rodata_data)?;
-            transport.prepare(&mut open.maps.events, &mut rodata.use_ringbuf)?;
+            crate::prepare_stream!(transport, open, rodata)?;
             rodata.settings = filter.settings();
             rodata.settings.container = container_settings!(types::container_settings, container);
             size_cgroup_set!(open, container)?;

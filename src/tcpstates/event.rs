@@ -63,6 +63,12 @@ impl StateChange {
     }
 }
 
+impl crate::stream::KernelTime for StateChange {
+    fn kernel_time_us(&self) -> u64 {
+        self.ts_us
+    }
+}
+
 /// Who acted on a socket: the connect() or listen() caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner {

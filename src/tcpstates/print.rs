@@ -256,7 +256,8 @@ fn shown_process(ev: &StateChange, f: Format) -> Option<(u32, &Comm)> {
 pub const JSON_FIELDS: &[(&str, &str)] = &[
     (
         "time",
-        "The wall-clock time the event was printed, RFC 3339 with microseconds.",
+        "The wall-clock time of the event, RFC 3339 with microseconds: its kernel time, \
+mapped to the wall clock once at start, so that lines in time order have times in order.",
     ),
     ("skaddr", "The kernel's socket address, lowercase hex."),
     (
@@ -308,7 +309,7 @@ fn json_line(
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let mut object = json!({
-        "time": rfc3339(clock.now()),
+        "time": rfc3339(clock.at_kernel_us(ev.ts_us)),
         "skaddr": format!("{:x}", ev.skaddr),
         "pid": ev.pid,
         "comm": ev.comm.to_text(),
