@@ -89,6 +89,17 @@ fn time_to_end(pid: u32) -> Duration {
     panic!("the exporter did not end within 5 s");
 }
 
+/// Sends `signal` to the exporter: it ends within a second, exit 0, saying nothing.
+fn ends_within_a_second(exporter: Exporter, signal: Signal) {
+    let pid = exporter.pid();
+    kill(Pid::from_raw(pid as i32), signal).expect("signal the exporter");
+    let took = time_to_end(pid);
+    assert!(took < Duration::from_secs(1), "{signal:?} took {took:?}");
+    let done = exporter.stop();
+    assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
+    assert_eq!(done.stderr, "");
+}
+
 /// Raises this process's open-file limit to its hard limit: the crowd tests hold thousands
 /// of sockets.
 fn raise_descriptor_limit() {
@@ -282,13 +293,7 @@ fn idle_connections_lock_no_scrape_out() {
     let idle = crowd(&ns, 48130, CROWD);
     thread::sleep(Duration::from_millis(300));
     scrapes_answer_at_once(&ns, 48130);
-    let pid = exporter.pid();
-    kill(Pid::from_raw(pid as i32), Signal::SIGINT).expect("SIGINT");
-    let took = time_to_end(pid);
-    assert!(took < Duration::from_secs(1), "SIGINT took {took:?}");
-    let done = exporter.stop();
-    assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
-    assert_eq!(done.stderr, "");
+    ends_within_a_second(exporter, Signal::SIGINT);
     drop(idle);
 }
 
@@ -333,13 +338,7 @@ fn trickling_connections_lock_no_scrape_out() {
     );
     assert_eq!(refused, Some(0.0));
     let trickling = trickle.join().expect("trickle");
-    let pid = exporter.pid();
-    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
-    let took = time_to_end(pid);
-    assert!(took < Duration::from_secs(1), "SIGTERM took {took:?}");
-    let done = exporter.stop();
-    assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
-    assert_eq!(done.stderr, "");
+    ends_within_a_second(exporter, Signal::SIGTERM);
     drop((idle, trickling));
 }
 
@@ -483,13 +482,7 @@ fn http2_connections_lock_no_scrape_out() {
         h2_crowd(&ns, 48160, &certs.ca, 100, false),
         h2_crowd(&ns, 48160, &certs.ca, 100, true),
     );
-    let pid = exporter.pid();
-    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
-    let took = time_to_end(pid);
-    assert!(took < Duration::from_secs(1), "SIGTERM took {took:?}");
-    let done = exporter.stop();
-    assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
-    assert_eq!(done.stderr, "");
+    ends_within_a_second(exporter, Signal::SIGTERM);
     drop(held);
 }
 
