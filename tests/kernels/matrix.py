@@ -2,6 +2,7 @@
 """The kernel matrix: boots Debian's cloud kernels in qemu (TCG) and runs every tool inside each, via tests/kernels/init.sh."""
 
 import argparse
+import fcntl
 import glob
 import os
 import re
@@ -504,10 +505,18 @@ def main():
     targets = args.arch or [(arch_of(os.uname().machine), Path("target/static/release"),
                              Path("target/kernels/traffic"))]
 
-    t0 = time.monotonic()
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    # One run per work directory: a second would overwrite this one's initramfs and logs.
+    lock = open(work / ".lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"test-kernels: another run uses {work}; waiting for it to end", file=sys.stderr,
+              flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    t0 = time.monotonic()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     logdir = work / "logs"
     logdir.mkdir(exist_ok=True)
     try:
