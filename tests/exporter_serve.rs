@@ -89,6 +89,23 @@ fn time_to_end(pid: u32) -> Duration {
     panic!("the exporter did not end within 5 s");
 }
 
+/// After 2 * CROWD connections, a scrape's counts: at least those beyond the exporter's
+/// MAX_CONNECTIONS shed, none refused.
+fn shed_not_refused(text: &str) {
+    let shed = sample(text, "tcptools_exporter_http_connections_shed_total", &[]);
+    let least = (2 * CROWD - MAX_CONNECTIONS) as f64;
+    assert!(
+        shed.is_some_and(|n| n >= least),
+        "shed {shed:?}, want {least} at least"
+    );
+    let refused = sample(
+        text,
+        "tcptools_exporter_http_connections_refused_total",
+        &[],
+    );
+    assert_eq!(refused, Some(0.0));
+}
+
 /// Sends `signal` to the exporter: it ends within a second, exit 0, saying nothing.
 fn ends_within_a_second(exporter: Exporter, signal: Signal) {
     let pid = exporter.pid();
@@ -325,18 +342,7 @@ fn trickling_connections_lock_no_scrape_out() {
         text = scrapes_answer_at_once(&ns, 48140);
         thread::sleep(Duration::from_secs(1));
     }
-    let shed = sample(&text, "tcptools_exporter_http_connections_shed_total", &[]);
-    let least = (2 * CROWD - MAX_CONNECTIONS) as f64;
-    assert!(
-        shed.is_some_and(|n| n >= least),
-        "shed {shed:?}, want {least} at least"
-    );
-    let refused = sample(
-        &text,
-        "tcptools_exporter_http_connections_refused_total",
-        &[],
-    );
-    assert_eq!(refused, Some(0.0));
+    shed_not_refused(&text);
     let trickling = trickle.join().expect("trickle");
     ends_within_a_second(exporter, Signal::SIGTERM);
     drop((idle, trickling));
@@ -458,18 +464,7 @@ fn http2_connections_lock_no_scrape_out() {
         assert!(check_exposition(&body) > 0);
         text = body;
     }
-    let shed = sample(&text, "tcptools_exporter_http_connections_shed_total", &[]);
-    let least = (2 * CROWD - MAX_CONNECTIONS) as f64;
-    assert!(
-        shed.is_some_and(|n| n >= least),
-        "shed {shed:?}, want {least} at least"
-    );
-    let refused = sample(
-        &text,
-        "tcptools_exporter_http_connections_refused_total",
-        &[],
-    );
-    assert_eq!(refused, Some(0.0));
+    shed_not_refused(&text);
     let deadline = all_held + IDLE_LIMIT + Duration::from_secs(3);
     let mut held: Vec<H2Held> = idle.into_iter().chain(unfinished).collect();
     let open = held
