@@ -316,7 +316,8 @@ macro_rules! event_source {
 }
 
 /// A stream of raw event records, handed one at a time to a callback in the order the
-/// buffers hold them (each CPU's apart with per-CPU buffers).
+/// buffers hold them, with the buffer each came from (a CPU's ring or perf buffer; 0 for
+/// the shared ring).
 pub struct EventStream<'a> {
     buffer: Buffer<'a>,
     losses: Losses<'a>,
@@ -324,7 +325,7 @@ pub struct EventStream<'a> {
 
 impl<'a> EventStream<'a> {
     /// Opens the stream over a loaded tool's event buffers.
-    pub fn open(source: EventSource<'a>, on_event: impl FnMut(&[u8]) + 'a) -> Result<Self> {
+    pub fn open(source: EventSource<'a>, on_event: impl FnMut(usize, &[u8]) + 'a) -> Result<Self> {
         let buffer = match source.transport {
             Transport::CpuRings => {
                 let maps = source.cpu_rings.iter().map(|ring| ring as &dyn MapCore);
@@ -336,7 +337,9 @@ impl<'a> EventStream<'a> {
                 Buffer::Perf(
                     PerfBufferBuilder::new(source.events)
                         .pages(PERF_PAGES_PER_CPU)
-                        .sample_cb(move |_cpu: i32, data: &[u8]| (on_event.borrow_mut())(data))
+                        .sample_cb(move |cpu: i32, data: &[u8]| {
+                            (on_event.borrow_mut())(cpu.max(0) as usize, data)
+                        })
                         .lost_cb(|cpu: i32, count: u64| {
                             eprintln!("lost {count} events on CPU #{cpu}")
                         })
@@ -385,17 +388,18 @@ fn interrupted_is_ok(result: libbpf_rs::Result<()>) -> Result<()> {
     }
 }
 
-/// One reader over `maps`' rings, all handing their records to `on_event`.
+/// One reader over `maps`' rings, all handing their records to `on_event` with the index
+/// of their ring.
 fn rings<'a>(
     maps: Vec<&'a dyn MapCore>,
-    on_event: impl FnMut(&[u8]) + 'a,
+    on_event: impl FnMut(usize, &[u8]) + 'a,
 ) -> Result<RingBuffer<'a>> {
     let on_event = Rc::new(RefCell::new(on_event));
     let mut builder = RingBufferBuilder::new();
-    for map in maps {
+    for (ring, map) in maps.into_iter().enumerate() {
         let on_event = Rc::clone(&on_event);
         builder.add(map, move |data: &[u8]| {
-            (on_event.borrow_mut())(data);
+            (on_event.borrow_mut())(ring, data);
             0
         })?;
     }
@@ -422,8 +426,10 @@ pub fn print_events<'a, R: KernelTime + 'a>(
 ) -> Result<()> {
     let held = Rc::new(RefCell::new(Reorder::new(REORDER_WINDOW)));
     let arrivals = Rc::clone(&held);
-    let stream = EventStream::open(source, move |data| match decode(data) {
-        Some(record) => arrivals.borrow_mut().push(record.kernel_time_us(), record),
+    let stream = EventStream::open(source, move |buffer, data| match decode(data) {
+        Some(record) => arrivals
+            .borrow_mut()
+            .push(buffer, record.kernel_time_us(), record),
         // bcc's words for a record shorter than its struct.
         None => eprintln!("Error: packet too small"),
     })?;

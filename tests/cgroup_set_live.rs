@@ -139,7 +139,7 @@ fn the_set_traces_exactly_its_members_as_they_come_and_go() {
         .expect("load tcpstates' programs");
     let seen: Seen = Rc::default();
     let sink = seen.clone();
-    let stream = EventStream::open(event_source!(transport, loaded), move |data| {
+    let stream = EventStream::open(event_source!(transport, loaded), move |_, data| {
         sink.borrow_mut()
             .push(StateChange::decode(data).expect("a state change"));
     })
