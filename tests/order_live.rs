@@ -155,12 +155,10 @@ fn both_cpus_in_order(tag: &str, base: u16, env: &[(&str, &str)], buffer: &str) 
 
     let connects = events(&collect(connects, 2 * PER_CPU, buffer));
     assert_eq!(connects.len(), 2 * PER_CPU, "tcpconnlat with {buffer}");
-    let clients: BTreeSet<_> = connects
-        .iter()
-        .map(|c| (c["lport"].to_string(), c["dport"].to_string()))
-        .collect();
+    // Not by ports alone: loopback reuses a client port in TIME_WAIT (tcp_tw_reuse).
+    let lines: BTreeSet<_> = connects.iter().map(Value::to_string).collect();
     assert_eq!(
-        clients.len(),
+        lines.len(),
         2 * PER_CPU,
         "tcpconnlat printed a connect twice"
     );
