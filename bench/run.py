@@ -788,16 +788,17 @@ def trial(tool: str, variant: str, rate: int, ports: Ports, tmp: Path, seconds: 
             (tmp / name).unlink(missing_ok=True)
 
 
-CONTENTION_KEYS = ("all", "spins", "spin_ns", "nested")
+CONTENTION_KEYS = ("all", "spins", "spin_ns", "nested", "ring", "ring_ns")
 
 
 def contention_counts(path: Path) -> dict | None:
     """`floor contention`'s last line: lock contentions over its life, summed over the
-    CPUs (bench/bpf/contention.bpf.c)."""
+    CPUs (bench/bpf/contention.bpf.c); the ring's two None where the kernel did not say
+    where its ring buffer's reserve is."""
     for line in reversed(path.read_text().splitlines()):
         fields = line.split()
         if fields and fields[0] == "contention" and len(fields) == 1 + len(CONTENTION_KEYS):
-            return dict(zip(CONTENTION_KEYS, map(int, fields[1:])))
+            return {k: None if v == "-" else int(v) for k, v in zip(CONTENTION_KEYS, fields[1:])}
     return None
 
 
@@ -908,7 +909,8 @@ def derive(trials: list[dict]) -> None:
 
 def derive_contention(t: dict) -> None:
     """Lock contention per event of the tracepoint (the floor's runs and misses): all
-    contentions and spinning ones per 1,000 events, ns spun per event."""
+    contentions and spinning ones per 1,000 events, ns spun per event; waits for a ring
+    buffer's lock and the µs they spun, per storm."""
     c = t.get("contention")
     events = t.get("floor_runs", 0) + t.get("floor_misses", 0)
     if not c or not events:
@@ -916,6 +918,11 @@ def derive_contention(t: dict) -> None:
     t["contentions_per_kevent"] = c["all"] * 1000 / events
     t["spins_per_kevent"] = c["spins"] * 1000 / events
     t["spin_ns_per_event"] = c["spin_ns"] / events
+    t["storm_events"] = events
+    if c["ring"] is not None:
+        # Rare on a few CPUs: whole counts per storm say more than a rate per event.
+        t["ring_waits"] = c["ring"]
+        t["ring_spin_us"] = c["ring_ns"] / 1000
 
 
 def floor_program(t: dict) -> dict | None:
@@ -968,6 +975,7 @@ def summarize(trials: list[dict], probes: list[dict], soak: dict | None = None) 
             "bpf_ns_per_line", "floor_ns_per_run", "x_floor", "cpu_us_per_event", "rss_mib",
             "ready_ms_under_test", "bpf_runs", "floor_runs", "events",
             "contentions_per_kevent", "spins_per_kevent", "spin_ns_per_event",
+            "storm_events", "ring_waits", "ring_spin_us",
             "reference_records"]
     summary: dict = {}
     for tool, spec in TOOLS.items():
@@ -1162,7 +1170,9 @@ def report(meta: dict, summary: dict, quick: bool) -> str:
     a("- `ours-pipe` (tcpstates, at max only): the tool's stdout is a pipe to `cat`, which "
       "writes the file (`tcpstates | cat > file`); counted as `ours`. The scaling figure's "
       "variants (`scale-*`, its section) also run at max only: the 7 trials a repetition "
-      "they add (about 2-3 minutes in all) keep `make bench` under 25 minutes.")
+      "they add take about 3 minutes in all (the storm on one CPU runs at half the rate, "
+      "so its fixed number of connections takes twice as long), which keeps `make bench` "
+      "under 25 minutes.")
     a("- bcc's tcpconnlat reference (`bench/bpf/bench_bcc.bpf.c`) writes bcc's record, "
       "padded to the size of ours (88 bytes), with `bpf_ringbuf_reserve`/`submit` into a "
       "4 MiB ring of its own, without a wakeup (as ours, which wakes its reader at most "
@@ -1386,13 +1396,16 @@ def scaling_section(rows: dict) -> str:
       "floor's life (the tracer's start and drain included) per event of the tracepoint: "
       "every kernel lock that had to wait (socket locks, accept queues, timers, the "
       "rings' spinlocks), machine-wide (other load on the machine counts too), so the "
-      "ring's lock is only part of it; the ring's share is at "
-      "most the difference from the *none* row. *Spins*: spinlock and rwlock waits "
-      "alone (the kind a ring's lock is), with the ns they spun.")
+      "ring's lock is only part of it. *Spins*: spinlock and rwlock waits alone (the kind "
+      "a ring's lock is), with the ns they spun. *Ring-lock waits*: the spins whose kernel "
+      "stack passes through `__bpf_ringbuf_reserve` (its address range from "
+      "`/proc/kallsyms`; `–` where it has none): a ring's own lock, any ring's (the "
+      "tool's, or another tracer's on the machine), with the ns they spun.")
     a("")
     a("| storm | buffer | achieved conn/s | BPF ns/event | × floor | lost (reported) | "
-      "contentions / 1k events | spins / 1k events | ns spun / event |")
-    a("|---|---|---|---|---|---|---|---|---|")
+      "contentions / 1k events | spins / 1k events | ns spun / event | events in the "
+      "storm | ring-lock waits in the storm | µs spun on a ring's lock in the storm |")
+    a("|---" * 12 + "|")
     for storm, storm_text in SCALE_STORMS.items():
         for buf, buf_text in SCALE_BUFFERS.items():
             row = rows.get(f"scale-{storm}-{buf}")
@@ -1403,7 +1416,8 @@ def scaling_section(rows: dict) -> str:
                           f"{fmm(row['lost_reported'])}")
             a(f"| {storm_text} | {buf_text} | {fmm(row['achieved'])} | {tool_cells} | "
               f"{fmm(row['contentions_per_kevent'], 1)} | {fmm(row['spins_per_kevent'], 1)} | "
-              f"{fmm(row['spin_ns_per_event'], 1)} |")
+              f"{fmm(row['spin_ns_per_event'], 1)} | {fmm(row['storm_events'])} | "
+              f"{fmm(row['ring_waits'])} | {fmm(row['ring_spin_us'], 1)} |")
     a("")
     a("What 2 CPUs can show and what they cannot. In the kernel's ring buffer "
       "(kernel/bpf/ringbuf.c) every record is reserved under the ring's one spinlock, "
@@ -1423,6 +1437,15 @@ def scaling_section(rows: dict) -> str:
       "shared, written once per batch). Measuring that growth needs a host with many "
       "cores; this machine bounds only its first step.")
     a("")
+    shared = rows.get("scale-spread-shared")
+    if shared and shared.get("ring_waits") is not None and shared.get("storm_events"):
+        a(f"In this run, with the storm on every CPU, the shared ring's lock was waited for "
+          f"{fmt(med(shared, 'ring_waits'))} times (median) in a storm of "
+          f"{fmt(med(shared, 'storm_events'))} events, {fmt(med(shared, 'ring_spin_us'), 1)} "
+          "µs in all: on 2 CPUs the lock is almost never taken by both at once, so the "
+          "difference between the two buffers here is the per-CPU ring's lookup and the "
+          "lines the CPUs share, not waiting.")
+        a("")
     return "\n".join(L)
 
 
@@ -1646,11 +1669,11 @@ def scaling_target(st: dict) -> list[tuple[str, str, bool | None]]:
     for storm in SCALE_STORMS:
         pair = [med(st.get(f"scale-{storm}-{buf}"), "bpf_ns_per_event")
                 for buf in ("shared", "percpu")]
-        spins = [med(st.get(f"scale-{storm}-{buf}"), "spin_ns_per_event")
+        spins = [med(st.get(f"scale-{storm}-{buf}"), "ring_waits")
                  for buf in ("shared", "percpu")]
         complete = complete and None not in pair + spins
         cells.append(f"{storm}: shared {fmt(pair[0])} / per-CPU {fmt(pair[1])} ns/event, "
-                     f"spun {fmt(spins[0], 1)} / {fmt(spins[1], 1)} ns/event")
+                     f"ring-lock waits {fmt(spins[0])} / {fmt(spins[1])} a storm")
     if not any(f"scale-{s}-shared" in st for s in SCALE_STORMS):
         return []
     return [("tcpstates: a scaling figure (BPF ns/event and lock contention, one CPU against "
