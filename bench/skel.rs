@@ -23,3 +23,8 @@ pub mod bench_bcc {
 pub mod pieces {
     include!(concat!(env!("OUT_DIR"), "/pieces.skel.rs"));
 }
+
+/// Lock contention counts and spin time (lock:contention_begin/end): the scaling figure.
+pub mod contention {
+    include!(concat!(env!("OUT_DIR"), "/contention.skel.rs"));
+}
