@@ -8,6 +8,8 @@
 #include "hist.bpf.h"
 #include "container.bpf.h"
 #include "slots.bpf.h"
+#include "exporter.h"
+#include "sock.bpf.h"
 
 /* Keeps a piece's result alive without a store: a store to a global both CPUs write would
  * add a cache line's trips between them to every piece. */
@@ -280,6 +282,29 @@ P(p_slot)
 	v = bpf_map_lookup_elem(&piece_slot_values, &ref.index);
 	if (v)
 		*v = newstate;
+	return 0;
+}
+
+/* The exporter's group entries (bpf/exporter.bpf.c, --group-by): a hash shared by the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct group_key);
+	__type(value, struct group_state);
+} piece_groups SEC(".maps");
+
+static const struct group_state zero_group_state = {};
+
+/* What --group-by adds to a state change once the group is known: the group's entry for
+ * the state left (one group here, as the storm is one cgroup), found or made, and the
+ * transition counted with an atomic add on a line both CPUs write. */
+P(p_group_hash)
+{
+	struct group_key key = { .group = input + 1, .index = oldstate & (STATES - 1) };
+	struct group_state *v = lookup_or_init(&piece_groups, &key, &zero_group_state);
+
+	if (v)
+		__sync_fetch_and_add(&v->to[newstate & (STATES - 1)], 1);
 	return 0;
 }
 
