@@ -203,6 +203,9 @@ PIECES_GROUPS = {
         "p_percpu_add": "per-CPU array: lookup, `+= 1`",
         "p_percpu_atomic": "per-CPU array: lookup, atomic add",
         "p_shared_atomic": "array shared by the CPUs: lookup, atomic add",
+        "p_group_hash": "`--group-by`'s part once the group is known: the group's entry for "
+                        "the state left in a hash shared by the CPUs (16-byte key), found or "
+                        "made, and one atomic add (bpf/exporter.bpf.c)",
         "p_div": "a 64-bit division (by 1000, as ns to µs)",
         "p_log2": "`log2_u64()` (bpf/hist.bpf.h): a histogram's slot",
     },
