@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -138,7 +138,7 @@ impl Transport {
     /// The per-CPU rings, one per possible CPU; none with another transport.
     pub fn cpu_rings(&self) -> &[MapHandle] {
         match self {
-            Transport::CpuRings(rings) => &rings.rings,
+            Transport::CpuRings(rings) => rings.rings(),
             _ => &[],
         }
     }
@@ -146,36 +146,38 @@ impl Transport {
 
 /// A ring per possible CPU and the map of maps (`cpu_rings`, bpf/stream.bpf.h) that holds
 /// them. The kernel waits for an RCU grace period after every update of a map of maps from
-/// user space (milliseconds, once the most of a tool's start-up): the rings are put in
-/// their map on a thread of their own, started before the object is opened, so that wait
-/// overlaps the object's load (BTF, relocations, verification) instead of following it.
+/// user space (milliseconds, once the most of a tool's start-up): the rings are made and
+/// put in their map on a thread of their own, started before the object is opened, so that
+/// wait (and the rings' allocation) overlaps the object's load (BTF, relocations,
+/// verification) instead of following it.
 pub struct CpuRings {
     /// Handed to the object in place of the map it declares ([`Transport::prepare`]).
     outer: MapHandle,
-    rings: Vec<MapHandle>,
     filling: Mutex<Filling>,
+    /// The rings, once in their map.
+    rings: OnceLock<Vec<MapHandle>>,
 }
 
 enum Filling {
-    /// The thread putting the rings in the map; it holds their raw descriptors, so it is
-    /// joined before they are closed (Drop).
-    Running(JoinHandle<io::Result<()>>),
-    Filled,
+    /// The thread making the rings and putting them in the map; it holds the map's raw
+    /// descriptor, so it is joined before the map is closed (Drop).
+    Running(JoinHandle<Result<Vec<MapHandle>>>),
+    Done,
     Failed(String),
 }
 
 impl std::fmt::Debug for CpuRings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CpuRings")
-            .field("rings", &self.rings.len())
+            .field("rings", &self.rings.get().map(Vec::len))
             .finish_non_exhaustive()
     }
 }
 
 impl CpuRings {
     /// Makes the map of maps, whose inner maps are like `template` (the kernel refuses
-    /// ring buffers in one before 5.10: that error says so), and a ring for every possible
-    /// CPU, and starts putting them in it.
+    /// ring buffers in one before 5.10: that error says so), and starts making a ring for
+    /// every possible CPU and putting them in it.
     fn start(template: &MapHandle) -> Result<CpuRings> {
         let mut opts = create_opts();
         opts.inner_map_fd = template.as_fd().as_raw_fd() as u32;
@@ -183,30 +185,15 @@ impl CpuRings {
         // Named as the object's map: libbpf takes the name of a map it reuses.
         let outer = MapHandle::create(MapType::ArrayOfMaps, Some(CPU_RINGS_MAP), 4, 4, cpus, &opts)
             .context("no ring buffers in a map of maps")?;
-        let bytes = cpu_ring_bytes(cpus);
-        let rings = (0..cpus)
-            .map(|_| {
-                MapHandle::create(
-                    MapType::RingBuf,
-                    Some("cpu_ring"),
-                    0,
-                    0,
-                    bytes,
-                    &create_opts(),
-                )
-            })
-            .collect::<libbpf_rs::Result<Vec<_>>>()
-            .context("failed to make the per-CPU ring buffers")?;
         let outer_fd = outer.as_fd().as_raw_fd();
-        let fds: Vec<RawFd> = rings.iter().map(|ring| ring.as_fd().as_raw_fd()).collect();
         let thread = std::thread::Builder::new()
             .name("cpu-rings".into())
-            .spawn(move || insert_rings(outer_fd, &fds))
+            .spawn(move || fill(outer_fd, cpus))
             .context("failed to start the thread that fills the per-CPU rings' map")?;
         Ok(CpuRings {
             outer,
-            rings,
             filling: Mutex::new(Filling::Running(thread)),
+            rings: OnceLock::new(),
         })
     }
 
@@ -214,12 +201,18 @@ impl CpuRings {
     /// with other programs meets it again).
     fn wait_filled(&self) -> Result<()> {
         let mut filling = self.filling.lock().unwrap_or_else(|e| e.into_inner());
-        filling.finish();
+        if let Some(rings) = filling.finish() {
+            let _ = self.rings.set(rings);
+        }
         match &*filling {
-            Filling::Failed(err) => Err(anyhow::anyhow!("{err}"))
-                .context("failed to put the per-CPU rings in their map"),
+            Filling::Failed(err) => Err(anyhow::anyhow!("{err}")),
             _ => Ok(()),
         }
+    }
+
+    /// The rings, in CPU order; none before [`CpuRings::wait_filled`].
+    fn rings(&self) -> &[MapHandle] {
+        self.rings.get().map_or(&[], Vec::as_slice)
     }
 }
 
@@ -233,22 +226,43 @@ impl Drop for CpuRings {
 }
 
 impl Filling {
-    /// Joins the thread if it still runs, keeping its outcome.
-    fn finish(&mut self) {
-        *self = match std::mem::replace(self, Filling::Filled) {
-            Filling::Running(thread) => match join(thread) {
-                Ok(()) => Filling::Filled,
-                Err(err) => Filling::Failed(err.to_string()),
-            },
-            done => done,
+    /// Joins the thread if it still runs, keeping its outcome; returns its rings.
+    fn finish(&mut self) -> Option<Vec<MapHandle>> {
+        let Filling::Running(thread) = std::mem::replace(self, Filling::Done) else {
+            return None;
         };
+        let outcome = thread
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the thread filling the map panicked")));
+        match outcome {
+            Ok(rings) => Some(rings),
+            Err(err) => {
+                *self = Filling::Failed(format!("{err:#}"));
+                None
+            }
+        }
     }
 }
 
-fn join(thread: JoinHandle<io::Result<()>>) -> io::Result<()> {
-    thread
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("the thread filling the map panicked")))
+/// Makes `cpus` rings and puts ring `i` at key `i` of the map `outer`.
+fn fill(outer: RawFd, cpus: u32) -> Result<Vec<MapHandle>> {
+    let bytes = cpu_ring_bytes(cpus);
+    let rings = (0..cpus)
+        .map(|_| {
+            MapHandle::create(
+                MapType::RingBuf,
+                Some("cpu_ring"),
+                0,
+                0,
+                bytes,
+                &create_opts(),
+            )
+        })
+        .collect::<libbpf_rs::Result<Vec<_>>>()
+        .context("failed to make the per-CPU ring buffers")?;
+    let fds: Vec<RawFd> = rings.iter().map(|ring| ring.as_fd().as_raw_fd()).collect();
+    insert_rings(outer, &fds).context("failed to put the per-CPU rings in their map")?;
+    Ok(rings)
 }
 
 /// `prepare_stream!(transport, open, rodata)`: [`Transport::prepare`] on the maps and
@@ -272,7 +286,7 @@ fn placeholder(cpu_rings: &mut OpenMapMut) -> libbpf_rs::Result<()> {
     cpu_rings.reuse_fd(array.as_fd())
 }
 
-/// Puts ring `i` at key `i` (on [`CpuRings`]' own thread). The kernel waits for an RCU
+/// Puts ring `i` at key `i`. The kernel waits for an RCU
 /// grace period after every update of a map of maps from user space: one batch update
 /// waits once; where the kernel has no batch for it, the updates run side
 /// by side and share their grace periods.
