@@ -50,7 +50,10 @@ static __always_inline const struct tcp_sock *sk_tcp(const struct sock *sk)
  * (or where sk_tcp() finds no tcp_sock) with a probe read. */
 static __always_inline __u16 sk_lport(const struct sock *sk, const int hook)
 {
-	const struct inet_sock *inet = (const struct inet_sock *)sk;
+	/* Through struct tcp_sock, as the tp_btf path, not struct inet_sock, the first member
+	 * of its first member: the same offset, and one kernel type fewer for libbpf to look
+	 * up when it relocates (a scan of every kernel type each, at every start). */
+	const struct tcp_sock *tcp = (const struct tcp_sock *)sk;
 	__u16 sport;
 
 	if (hook == HOOK_TP_BTF) {
@@ -59,7 +62,7 @@ static __always_inline __u16 sk_lport(const struct sock *sk, const int hook)
 		if (tp)
 			return bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
 	}
-	bpf_core_read(&sport, sizeof(sport), &inet->inet_sport);
+	bpf_core_read(&sport, sizeof(sport), &tcp->inet_conn.icsk_inet.inet_sport);
 	return bpf_ntohs(sport);
 }
 

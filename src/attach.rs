@@ -9,11 +9,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{OpenObject, PrintLevel};
 
 use crate::nested::{self, SkipCounters};
 use crate::programs::{Program, ProgramSets};
+use crate::stream::Transport;
 
 /// How a program is attached to its tracepoint (bpf/hook.bpf.h).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,16 +52,9 @@ pub struct Attached<S> {
     programs: Vec<(Program, OwnedFd)>,
     /// The catchers' per-CPU state maps (`nested_*`).
     nested: Vec<libbpf_rs::MapHandle>,
-    /// The event rings of the CPUs, where the tool has them (src/stream.rs).
-    cpu_rings: Vec<libbpf_rs::MapHandle>,
 }
 
 impl<S> Attached<S> {
-    /// The per-CPU event rings, one per possible CPU; none with another transport.
-    pub fn cpu_rings(&self) -> &[libbpf_rs::MapHandle] {
-        &self.cpu_rings
-    }
-
     /// The loaded programs, main programs first, then the catchers.
     pub fn programs(&self) -> Vec<(Program, BorrowedFd<'_>)> {
         self.programs
@@ -141,6 +135,26 @@ where
     )
 }
 
+/// [`load_then`] for a tool whose events `transport` carries (src/stream.rs): where it has
+/// per-CPU rings, they are in their map (which took the kernel's grace period while the
+/// object loaded) before any program is attached, at every attempt.
+pub fn load_events<B, F, P, T>(
+    builder: impl Fn() -> B,
+    transport: &Transport,
+    configure: F,
+    prepare: P,
+) -> Result<(Attached<SkelOf<B>>, T)>
+where
+    B: ProgramSets,
+    F: Fn(&mut B::Output, Hook) -> Result<()>,
+    P: Fn(&SkelOf<B>) -> Result<T>,
+{
+    load_then(builder, configure, |skel| {
+        transport.wait_ready()?;
+        prepare(skel)
+    })
+}
+
 /// The loaded skeleton type of a skeleton builder.
 pub type SkelOf<B> = <<B as SkelBuilder<'static>>::Output as OpenSkel<'static>>::Output;
 
@@ -159,7 +173,6 @@ fn load_with<B: ProgramSets, T>(
     }
     configure(&mut open, hook)?;
     let mut skel = open.load().context("failed to load BPF object")?;
-    let cpu_rings = crate::stream::fill_cpu_rings(skel.object())?;
     let prepared = prepare(&skel)?;
     let (links, programs) = attach_programs::<B>(&mut skel, hook)?;
     let nested = B::nested_maps(&skel)
@@ -173,7 +186,6 @@ fn load_with<B: ProgramSets, T>(
         hook,
         programs,
         nested,
-        cpu_rings,
     };
     Ok((attached, prepared))
 }

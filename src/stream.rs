@@ -5,8 +5,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -16,8 +18,8 @@ use crate::out::Output;
 use crate::reorder::Reorder;
 use crate::time::monotonic_us;
 use libbpf_rs::{
-    MapCore, MapFlags, MapHandle, MapMut, MapType, Object, OpenMapMut, PerfBuffer,
-    PerfBufferBuilder, RingBuffer, RingBufferBuilder,
+    MapCore, MapFlags, MapHandle, MapMut, MapType, OpenMapMut, PerfBuffer, PerfBufferBuilder,
+    RingBuffer, RingBufferBuilder,
 };
 
 /// Set to anything but `0` or empty, forces the perf buffer even where a ring buffer works.
@@ -44,10 +46,11 @@ const LOSS_CHECK_EVERY: Duration = Duration::from_secs(1);
 const CPU_RINGS_MAP: &str = "cpu_rings";
 
 /// Which kind of buffer carries the events; chosen before the BPF object is loaded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Transport {
-    /// A ring buffer per CPU (Linux 5.10 here: ring buffers in a map of maps).
-    CpuRings,
+    /// A ring buffer per CPU (Linux 5.10 here: ring buffers in a map of maps), made and
+    /// being put in their map while the object loads.
+    CpuRings(CpuRings),
     /// One ring buffer for every CPU (Linux 5.8).
     RingBuffer,
     PerfBuffer,
@@ -56,24 +59,23 @@ pub enum Transport {
 impl Transport {
     /// Per-CPU rings where the kernel takes them, else the shared ring buffer where it has
     /// one (5.8+), else the perf buffer; the environment may force the latter two. With
-    /// `-v`, says which and why.
+    /// `-v`, says which and why. Making the rings is the probe for them, and they are put
+    /// in their map from here on, while the object loads ([`CpuRings`]).
     pub fn choose() -> Transport {
         let (transport, why) = if crate::attach::env_set(FORCE_PERF_ENV) {
             (Transport::PerfBuffer, format!("{FORCE_PERF_ENV} is set"))
-        } else if !probe_map_type(libbpf_rs::libbpf_sys::BPF_MAP_TYPE_RINGBUF) {
-            (Transport::PerfBuffer, "no BPF ring buffer".to_owned())
-        } else if crate::attach::env_set(FORCE_SHARED_RING_ENV) {
-            (
-                Transport::RingBuffer,
-                format!("{FORCE_SHARED_RING_ENV} is set"),
-            )
-        } else if let Err(err) = probe_cpu_rings() {
-            (
-                Transport::RingBuffer,
-                format!("no ring buffers in a map of maps: {err}"),
-            )
         } else {
-            (Transport::CpuRings, "one per CPU".to_owned())
+            match ring_template() {
+                Err(err) => (Transport::PerfBuffer, format!("no BPF ring buffer: {err}")),
+                Ok(_) if crate::attach::env_set(FORCE_SHARED_RING_ENV) => (
+                    Transport::RingBuffer,
+                    format!("{FORCE_SHARED_RING_ENV} is set"),
+                ),
+                Ok(template) => match CpuRings::start(&template) {
+                    Ok(rings) => (Transport::CpuRings(rings), "one per CPU".to_owned()),
+                    Err(err) => (Transport::RingBuffer, format!("{err:#}")),
+                },
+            }
         };
         if crate::attach::verbose() {
             eprintln!("events: {} ({why})", transport.name());
@@ -81,9 +83,9 @@ impl Transport {
         transport
     }
 
-    fn name(self) -> &'static str {
+    fn name(&self) -> &'static str {
         match self {
-            Transport::CpuRings => "per-CPU ring buffers, merged in time order",
+            Transport::CpuRings(_) => "per-CPU ring buffers, merged in time order",
             Transport::RingBuffer => "one shared ring buffer",
             Transport::PerfBuffer => "perf buffer",
         }
@@ -93,20 +95,20 @@ impl Transport {
     /// side through its `use_ringbuf` and `ring_per_cpu` constants (bpf/stream.bpf.h): they
     /// must always agree. Used through [`prepare_stream!`](crate::prepare_stream).
     pub fn prepare(
-        self,
+        &self,
         events: &mut OpenMapMut,
         cpu_rings: &mut OpenMapMut,
         use_ringbuf: &mut u8,
         ring_per_cpu: &mut u8,
     ) -> Result<()> {
-        *use_ringbuf = u8::from(self != Transport::PerfBuffer);
-        *ring_per_cpu = u8::from(self == Transport::CpuRings);
+        *use_ringbuf = u8::from(!matches!(self, Transport::PerfBuffer));
+        *ring_per_cpu = u8::from(matches!(self, Transport::CpuRings(_)));
         match self {
-            Transport::CpuRings => {
-                // The rings themselves are made after load (fill_cpu_rings): `events`
-                // stays, unused, as small as a ring can be.
+            Transport::CpuRings(rings) => {
+                // The object takes the map of rings made at start: `events` stays, unused,
+                // as small as a ring can be.
                 events.set_max_entries(page_size())?;
-                cpu_rings.set_max_entries(possible_cpus()?)
+                cpu_rings.reuse_fd(rings.outer.as_fd())
             }
             Transport::RingBuffer => {
                 events.set_max_entries(RINGBUF_BYTES)?;
@@ -123,6 +125,144 @@ impl Transport {
         }
         .context("failed to set up the event buffer map")
     }
+
+    /// Waits until every CPU's ring is in its map, where there are per-CPU rings: to be
+    /// called before any program is attached, so none finds its CPU's slot empty.
+    pub fn wait_ready(&self) -> Result<()> {
+        match self {
+            Transport::CpuRings(rings) => rings.wait_filled(),
+            _ => Ok(()),
+        }
+    }
+
+    /// The per-CPU rings, one per possible CPU; none with another transport.
+    pub fn cpu_rings(&self) -> &[MapHandle] {
+        match self {
+            Transport::CpuRings(rings) => rings.rings(),
+            _ => &[],
+        }
+    }
+}
+
+/// A ring per possible CPU and the map of maps (`cpu_rings`, bpf/stream.bpf.h) that holds
+/// them. The kernel waits for an RCU grace period after every update of a map of maps from
+/// user space (milliseconds, once the most of a tool's start-up): the rings are made and
+/// put in their map on a thread of their own, started before the object is opened, so that
+/// wait (and the rings' allocation) overlaps the object's load (BTF, relocations,
+/// verification) instead of following it.
+pub struct CpuRings {
+    /// Handed to the object in place of the map it declares ([`Transport::prepare`]).
+    outer: MapHandle,
+    filling: Mutex<Filling>,
+    /// The rings, once in their map.
+    rings: OnceLock<Vec<MapHandle>>,
+}
+
+enum Filling {
+    /// The thread making the rings and putting them in the map; it holds the map's raw
+    /// descriptor, so it is joined before the map is closed (Drop).
+    Running(JoinHandle<Result<Vec<MapHandle>>>),
+    Done,
+    Failed(String),
+}
+
+impl std::fmt::Debug for CpuRings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuRings")
+            .field("rings", &self.rings.get().map(Vec::len))
+            .finish_non_exhaustive()
+    }
+}
+
+impl CpuRings {
+    /// Makes the map of maps, whose inner maps are like `template` (the kernel refuses
+    /// ring buffers in one before 5.10: that error says so), and starts making a ring for
+    /// every possible CPU and putting them in it.
+    fn start(template: &MapHandle) -> Result<CpuRings> {
+        let mut opts = create_opts();
+        opts.inner_map_fd = template.as_fd().as_raw_fd() as u32;
+        let cpus = possible_cpus().context("failed to count the possible CPUs")?;
+        // Named as the object's map: libbpf takes the name of a map it reuses.
+        let outer = MapHandle::create(MapType::ArrayOfMaps, Some(CPU_RINGS_MAP), 4, 4, cpus, &opts)
+            .context("no ring buffers in a map of maps")?;
+        let outer_fd = outer.as_fd().as_raw_fd();
+        let thread = std::thread::Builder::new()
+            .name("cpu-rings".into())
+            .spawn(move || fill(outer_fd, cpus))
+            .context("failed to start the thread that fills the per-CPU rings' map")?;
+        Ok(CpuRings {
+            outer,
+            filling: Mutex::new(Filling::Running(thread)),
+            rings: OnceLock::new(),
+        })
+    }
+
+    /// Joins the filling thread once; its error is returned to every caller (a retry
+    /// with other programs meets it again).
+    fn wait_filled(&self) -> Result<()> {
+        let mut filling = self.filling.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rings) = filling.finish() {
+            let _ = self.rings.set(rings);
+        }
+        match &*filling {
+            Filling::Failed(err) => Err(anyhow::anyhow!("{err}")),
+            _ => Ok(()),
+        }
+    }
+
+    /// The rings, in CPU order; none before [`CpuRings::wait_filled`].
+    fn rings(&self) -> &[MapHandle] {
+        self.rings.get().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl Drop for CpuRings {
+    fn drop(&mut self) {
+        self.filling
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .finish();
+    }
+}
+
+impl Filling {
+    /// Joins the thread if it still runs, keeping its outcome; returns its rings.
+    fn finish(&mut self) -> Option<Vec<MapHandle>> {
+        let Filling::Running(thread) = std::mem::replace(self, Filling::Done) else {
+            return None;
+        };
+        let outcome = thread
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the thread filling the map panicked")));
+        match outcome {
+            Ok(rings) => Some(rings),
+            Err(err) => {
+                *self = Filling::Failed(format!("{err:#}"));
+                None
+            }
+        }
+    }
+}
+
+/// Makes `cpus` rings and puts ring `i` at key `i` of the map `outer`.
+fn fill(outer: RawFd, cpus: u32) -> Result<Vec<MapHandle>> {
+    let bytes = cpu_ring_bytes(cpus);
+    let rings = (0..cpus)
+        .map(|_| {
+            MapHandle::create(
+                MapType::RingBuf,
+                Some("cpu_ring"),
+                0,
+                0,
+                bytes,
+                &create_opts(),
+            )
+        })
+        .collect::<libbpf_rs::Result<Vec<_>>>()
+        .context("failed to make the per-CPU ring buffers")?;
+    let fds: Vec<RawFd> = rings.iter().map(|ring| ring.as_fd().as_raw_fd()).collect();
+    insert_rings(outer, &fds).context("failed to put the per-CPU rings in their map")?;
+    Ok(rings)
 }
 
 /// `prepare_stream!(transport, open, rodata)`: [`Transport::prepare`] on the maps and
@@ -146,45 +286,14 @@ fn placeholder(cpu_rings: &mut OpenMapMut) -> libbpf_rs::Result<()> {
     cpu_rings.reuse_fd(array.as_fd())
 }
 
-/// Makes a ring for every CPU of a loaded object's `cpu_rings` map, when it is one
-/// (bpf/stream.bpf.h, [`Transport::CpuRings`]); before its programs are attached, so none
-/// finds its CPU's slot empty. The rings are the reader's to open.
-pub fn fill_cpu_rings(object: &Object) -> Result<Vec<MapHandle>> {
-    let Some(outer) = object.maps().find(|map| map.name() == CPU_RINGS_MAP) else {
-        return Ok(Vec::new());
-    };
-    if outer.map_type() != MapType::ArrayOfMaps {
-        return Ok(Vec::new());
-    }
-    let cpus = outer.max_entries();
-    let bytes = cpu_ring_bytes(cpus);
-    let rings = (0..cpus)
-        .map(|_| {
-            MapHandle::create(
-                MapType::RingBuf,
-                Some("cpu_ring"),
-                0,
-                0,
-                bytes,
-                &create_opts(),
-            )
-        })
-        .collect::<libbpf_rs::Result<Vec<_>>>()
-        .context("failed to make the per-CPU ring buffers")?;
-    insert_rings(outer.as_fd(), &rings).context("failed to put the per-CPU rings in their map")?;
-    Ok(rings)
-}
-
-/// Puts ring `i` at key `i`. The kernel waits for an RCU grace period after every update
-/// of a map of maps from user space (milliseconds each, most of a tool's start-up): one
-/// batch update waits once; where the kernel has no batch for it, the updates run side
+/// Puts ring `i` at key `i`. The kernel waits for an RCU
+/// grace period after every update of a map of maps from user space: one batch update
+/// waits once; where the kernel has no batch for it, the updates run side
 /// by side and share their grace periods.
-fn insert_rings(outer: BorrowedFd<'_>, rings: &[MapHandle]) -> io::Result<()> {
+fn insert_rings(outer: RawFd, fds: &[RawFd]) -> io::Result<()> {
     use libbpf_rs::libbpf_sys::{bpf_map_update_batch, bpf_map_update_elem};
-    let keys: Vec<u32> = (0..rings.len() as u32).collect();
-    let fds: Vec<i32> = rings.iter().map(|ring| ring.as_fd().as_raw_fd()).collect();
+    let keys: Vec<u32> = (0..fds.len() as u32).collect();
     let mut count = keys.len() as u32;
-    let outer = outer.as_raw_fd();
     // SAFETY: keys and fds hold `count` elements of the map's key and value size (4 bytes);
     // a null opts pointer is allowed.
     let batch = unsafe {
@@ -202,7 +311,7 @@ fn insert_rings(outer: BorrowedFd<'_>, rings: &[MapHandle]) -> io::Result<()> {
     std::thread::scope(|scope| {
         let updates: Vec<_> = keys
             .iter()
-            .zip(&fds)
+            .zip(fds)
             .map(|(key, fd)| {
                 scope.spawn(move || {
                     // SAFETY: key and fd are 4-byte values, the map's key and value size.
@@ -238,26 +347,17 @@ pub fn cpu_ring_bytes(cpus: u32) -> u32 {
         .max(MIN_CPU_RING_BYTES)
 }
 
-fn probe_map_type(map_type: u32) -> bool {
-    // SAFETY: a plain probe call; a null opts pointer is allowed.
-    unsafe { libbpf_rs::libbpf_sys::libbpf_probe_bpf_map_type(map_type, std::ptr::null()) == 1 }
-}
-
-/// Whether the kernel holds ring buffers in a map of maps (from Linux 5.10 on paper):
-/// this asks the running kernel to make one. Nothing is put in it: an update waits for a
-/// grace period, and the kernel's check of an inner map compares no size.
-fn probe_cpu_rings() -> libbpf_rs::Result<()> {
-    let template = MapHandle::create(
+/// A ring buffer as small as one can be: the probe for ring buffers, and the template of
+/// the per-CPU rings' map (the kernel's check of an inner ring buffer compares no size).
+fn ring_template() -> libbpf_rs::Result<MapHandle> {
+    MapHandle::create(
         MapType::RingBuf,
         None::<&str>,
         0,
         0,
         page_size(),
         &create_opts(),
-    )?;
-    let mut opts = create_opts();
-    opts.inner_map_fd = template.as_fd().as_raw_fd() as u32;
-    MapHandle::create(MapType::ArrayOfMaps, None::<&str>, 4, 4, 1, &opts).map(drop)
+    )
 }
 
 fn create_opts() -> libbpf_rs::libbpf_sys::bpf_map_create_opts {
@@ -285,14 +385,13 @@ enum Buffer<'a> {
     Perf(PerfBuffer<'a>),
 }
 
-/// Where a tool's events come from: its `events`, `ringbuf_drops` maps and per-CPU rings
-/// (bpf/stream.bpf.h), the kind of buffer `events` was shaped as, and what else is
+/// Where a tool's events come from: its `events`, `ringbuf_drops` maps (bpf/stream.bpf.h),
+/// the transport it was loaded for (with its per-CPU rings), and what else is
 /// reported: its `table_full` map (bpf/sk_store.bpf.h) and the counters of the runs the
 /// kernel skipped (src/nested.rs).
 pub struct EventSource<'a> {
-    pub transport: Transport,
+    pub transport: &'a Transport,
     pub events: &'a MapMut<'a>,
-    pub cpu_rings: &'a [MapHandle],
     pub ringbuf_drops: &'a MapMut<'a>,
     pub table_full: &'a MapMut<'a>,
     pub skips: SkipCounters<'a>,
@@ -305,9 +404,8 @@ pub struct EventSource<'a> {
 macro_rules! event_source {
     ($transport:expr, $attached:expr) => {
         $crate::stream::EventSource {
-            transport: $transport,
+            transport: &$transport,
             events: &$attached.skel.maps.events,
-            cpu_rings: $attached.cpu_rings(),
             ringbuf_drops: &$attached.skel.maps.ringbuf_drops,
             table_full: &$attached.skel.maps.table_full,
             skips: $attached.skip_counters(),
@@ -327,8 +425,12 @@ impl<'a> EventStream<'a> {
     /// Opens the stream over a loaded tool's event buffers.
     pub fn open(source: EventSource<'a>, on_event: impl FnMut(usize, &[u8]) + 'a) -> Result<Self> {
         let buffer = match source.transport {
-            Transport::CpuRings => {
-                let maps = source.cpu_rings.iter().map(|ring| ring as &dyn MapCore);
+            Transport::CpuRings(_) => {
+                let maps = source
+                    .transport
+                    .cpu_rings()
+                    .iter()
+                    .map(|ring| ring as &dyn MapCore);
                 Buffer::Ring(rings(maps.collect(), on_event)?)
             }
             Transport::RingBuffer => Buffer::Ring(rings(vec![source.events], on_event)?),

@@ -135,7 +135,7 @@ fn the_set_traces_exactly_its_members_as_they_come_and_go() {
         ..Default::default()
     };
     let transport = Transport::choose();
-    let (loaded, set) = bpf::load(&bpf::Filter::default(), &growing, false, transport)
+    let (loaded, set) = bpf::load(&bpf::Filter::default(), &growing, false, &transport)
         .expect("load tcpstates' programs");
     let seen: Seen = Rc::default();
     let sink = seen.clone();
@@ -218,7 +218,7 @@ fn members_the_set_cannot_hold_are_refused() {
         &bpf::Filter::default(),
         &ContainerFilter::default(),
         false,
-        Transport::choose(),
+        &Transport::choose(),
     )
     .expect("load tcpstates' programs");
     let root = container::Cgroup {
@@ -240,7 +240,7 @@ fn members_the_set_cannot_hold_are_refused() {
         &bpf::Filter::default(),
         &growing,
         false,
-        Transport::choose(),
+        &Transport::choose(),
     )
     .expect("load tcpstates' programs");
     let deep = container::Cgroup {

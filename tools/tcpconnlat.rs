@@ -16,7 +16,7 @@ fn trace(config: &Config) -> Result<()> {
     let format = config.format;
     let mut traced = config.container.trace(format.shows(), "tcpconnlat")?;
     let transport = Transport::choose();
-    let (bpf, cgroups) = bpf::load(&config.filter, &traced.filter, transport)?;
+    let (bpf, cgroups) = bpf::load(&config.filter, &traced.filter, &transport)?;
     traced.follow(cgroups);
 
     let clock = WallClock::system();

@@ -23,7 +23,7 @@ fn trace(config: &Config) -> Result<()> {
         &config.filter,
         &traced.filter,
         config.format.needs_owner(),
-        transport,
+        &transport,
     )?;
     traced.follow(cgroups);
     if config.format.owner && !sk_store::in_sk_storage(bpf.hook) {

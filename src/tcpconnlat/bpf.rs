@@ -29,10 +29,11 @@ const CONNECT_SLOT_BITS: u32 = 10;
 pub fn load(
     filter: &Filter,
     container: &ContainerFilter,
-    transport: Transport,
+    transport: &Transport,
 ) -> Result<(Attached<TcpconnlatSkel<'static>>, CgroupSet)> {
-    attach::load_then(
+    attach::load_events(
         TcpconnlatSkelBuilder::default,
+        transport,
         |open, hook| {
             let rodata = attach::rodata(&mut open.maps.rodata_data)?;
             crate::prepare_stream!(transport, open, rodata)?;

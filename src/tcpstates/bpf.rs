@@ -49,10 +49,11 @@ pub fn load(
     filter: &Filter,
     container: &ContainerFilter,
     owners: bool,
-    transport: Transport,
+    transport: &Transport,
 ) -> Result<(Attached<TcpstatesSkel<'static>>, CgroupSet)> {
-    attach::load_then(
+    attach::load_events(
         TcpstatesSkelBuilder::default,
+        transport,
         |open, hook| {
             let rodata = attach::rodata(&mut open.maps.rodata_data)?;
             crate::prepare_stream!(transport, open, rodata)?;
