@@ -146,7 +146,7 @@ impl Transport {
 
 /// A ring per possible CPU and the map of maps (`cpu_rings`, bpf/stream.bpf.h) that holds
 /// them. The kernel waits for an RCU grace period after every update of a map of maps from
-/// user space (milliseconds, once the most of a tool's start-up): the rings are made and
+/// user space (milliseconds: it was most of a tool's start-up): the rings are made and
 /// put in their map on a thread of their own, started before the object is opened, so that
 /// wait (and the rings' allocation) overlaps the object's load (BTF, relocations,
 /// verification) instead of following it.
@@ -286,10 +286,9 @@ fn placeholder(cpu_rings: &mut OpenMapMut) -> libbpf_rs::Result<()> {
     cpu_rings.reuse_fd(array.as_fd())
 }
 
-/// Puts ring `i` at key `i`. The kernel waits for an RCU
-/// grace period after every update of a map of maps from user space: one batch update
-/// waits once; where the kernel has no batch for it, the updates run side
-/// by side and share their grace periods.
+/// Puts ring `i` at key `i`. The kernel waits for an RCU grace period after every update
+/// of a map of maps from user space: one batch update waits once; where the kernel has no
+/// batch for it, the updates run side by side and share their grace periods.
 fn insert_rings(outer: RawFd, fds: &[RawFd]) -> io::Result<()> {
     use libbpf_rs::libbpf_sys::{bpf_map_update_batch, bpf_map_update_elem};
     let keys: Vec<u32> = (0..fds.len() as u32).collect();

@@ -137,10 +137,36 @@ pub fn connection_on(listener: &TcpListener, rounds: usize) -> (SocketAddr, TcpS
 
 /// A tool running as a child process, its stdout collected line by line.
 pub struct Tool {
-    child: Child,
+    child: KilledOnDrop,
     lines: Receiver<String>,
     seen: Vec<String>,
     stderr: thread::JoinHandle<String>,
+}
+
+/// A tool's process, killed when dropped while still running: a test that panics between
+/// start and stop leaves no tool behind (one holding the live tests' lock, say).
+struct KilledOnDrop(Child);
+
+impl std::ops::Deref for KilledOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KilledOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// What a tool printed and how it ended.
@@ -178,7 +204,7 @@ impl Tool {
             text
         });
         let mut tool = Tool {
-            child,
+            child: KilledOnDrop(child),
             lines,
             seen: Vec::new(),
             stderr,
