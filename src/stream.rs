@@ -28,10 +28,13 @@ pub const FORCE_PERF_ENV: &str = "TCPTOOLS_PERF_BUFFER";
 pub const FORCE_SHARED_RING_ENV: &str = "TCPTOOLS_SHARED_RING";
 /// Size of the shared ring buffer, and what the per-CPU rings share out (each at least
 /// [`MIN_CPU_RING_BYTES`]); bpf/stream.bpf.h declares no size of its own, this is the one.
+/// A ring's pages count twice in the reader's resident memory (libbpf maps the data twice,
+/// so a record never wraps), and the kernel's memory is locked: the rings of all CPUs
+/// together are as large as the shared ring until the minimum below takes over.
 pub const RINGBUF_BYTES: u32 = 4 << 20;
-/// The smallest ring of one CPU, as large as the shared ring: a burst on one CPU finds no
-/// room in the others'.
-pub const MIN_CPU_RING_BYTES: u32 = 4 << 20;
+/// The smallest ring of one CPU: what bcc's perf buffer gives each CPU (64 pages). On 2
+/// CPUs each ring is 2 MiB, on 16 or more 256 KiB.
+pub const MIN_CPU_RING_BYTES: u32 = 256 << 10;
 /// Size of each CPU's perf buffer, in pages.
 pub const PERF_PAGES_PER_CPU: usize = 64;
 /// How long one poll waits for events when none is held for ordering.
