@@ -547,14 +547,7 @@ pub fn print_events<'a, R: KernelTime + 'a>(
         }
     };
     while !crate::signal::stop_requested() {
-        // Polls wait whole milliseconds: rounded up, a record due soon is not spun for.
-        let timeout = held
-            .borrow()
-            .due_in(monotonic_us())
-            .map_or(POLL_TIMEOUT, |due| {
-                Duration::from_millis(due.as_micros().div_ceil(1000) as u64).min(POLL_TIMEOUT)
-            });
-        stream.wait(timeout)?;
+        stream.wait(poll_timeout(&held.borrow()))?;
         let drained_us = monotonic_us();
         stream.drain()?;
         held.borrow_mut()
@@ -583,6 +576,15 @@ pub fn print_events<'a, R: KernelTime + 'a>(
         Some(err) => Err(err).context("failed to write output"),
         None => Ok(()),
     }
+}
+
+/// How long to wait for the buffers: until the oldest record held is due, at most
+/// [`POLL_TIMEOUT`]. Polls wait whole milliseconds: rounded up, a record due soon is not
+/// spun for.
+fn poll_timeout<R>(held: &Reorder<R>) -> Duration {
+    held.due_in(monotonic_us()).map_or(POLL_TIMEOUT, |due| {
+        Duration::from_millis(due.as_micros().div_ceil(1000) as u64).min(POLL_TIMEOUT)
+    })
 }
 
 /// Counts of events that never reached user space, and of sockets the raw_tp programs
