@@ -547,7 +547,10 @@ pub fn print_events<'a, R: KernelTime + 'a>(
         }
     };
     while !crate::signal::stop_requested() {
-        stream.wait(poll_timeout(&held.borrow()))?;
+        // A statement of its own: the wait hands records to `held`, which must not be
+        // borrowed then.
+        let timeout = poll_timeout(&held.borrow());
+        stream.wait(timeout)?;
         let drained_us = monotonic_us();
         stream.drain()?;
         held.borrow_mut()
