@@ -143,8 +143,9 @@ pub struct Tool {
     stderr: thread::JoinHandle<String>,
 }
 
-/// A tool's process, killed when dropped while still running: a test that panics between
-/// start and stop leaves no tool behind (one holding the live tests' lock, say).
+/// A test's child process, killed when dropped while still running (or when its state
+/// cannot be read): a test that panics between start and stop leaves no tool behind (one
+/// holding the live tests' lock, say). [`Tool`] and [`Proc`] hold theirs in one.
 struct KilledOnDrop(Child);
 
 impl std::ops::Deref for KilledOnDrop {
@@ -162,7 +163,7 @@ impl std::ops::DerefMut for KilledOnDrop {
 
 impl Drop for KilledOnDrop {
     fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
+        if self.0.try_wait().ok().flatten().is_none() {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
@@ -472,7 +473,7 @@ pub fn wait_for_bpf_links(pid: u32, count: usize) -> bool {
 /// A process started by a test (in a cgroup and a network namespace of its own, say), its
 /// stdout collected line by line. Killed on drop if still running.
 pub struct Proc {
-    child: Child,
+    child: KilledOnDrop,
     lines: Receiver<String>,
     pub seen: Vec<String>,
 }
@@ -508,7 +509,7 @@ impl Proc {
             }
         });
         Proc {
-            child,
+            child: KilledOnDrop(child),
             lines,
             seen: Vec::new(),
         }
@@ -560,15 +561,6 @@ impl Proc {
                 self.seen
             );
             thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }
