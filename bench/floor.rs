@@ -19,6 +19,8 @@ use skel::contention::ContentionSkelBuilder;
 use skel::floor::FloorSkelBuilder;
 use tcptools::{cli, privilege, signal};
 
+#[path = "drain.rs"]
+mod drain;
 #[path = "skel.rs"]
 mod skel;
 
@@ -87,7 +89,7 @@ fn hold_floor() -> Result<()> {
                 seen.set(seen.get() + 1);
                 0
             })?;
-            drain_until_stopped(&rb.build()?)?;
+            drain::until_stopped(&rb.build()?)?;
             println!("records {}", records.get());
             Ok(())
         }
@@ -112,23 +114,6 @@ fn load_floor(
 fn hold() -> Result<()> {
     println!("ready");
     while signal::sleep_unless_stopped(Duration::from_secs(3600)) {}
-    Ok(())
-}
-
-/// Says `ready`, then empties the reference's ring every few milliseconds until SIGINT or
-/// SIGTERM. The program never wakes the reader (BPF_RB_NO_WAKEUP): the wait only paces the
-/// loop, so every reserve finds room, as the tool's does.
-fn drain_until_stopped(rb: &libbpf_rs::RingBuffer<'_>) -> Result<()> {
-    println!("ready");
-    while !signal::stop_requested() {
-        let drained = rb
-            .poll(Duration::from_millis(5))
-            .and_then(|()| rb.consume());
-        match drained {
-            Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-            other => other.context("ring buffer")?,
-        }
-    }
     Ok(())
 }
 

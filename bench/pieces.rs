@@ -1,6 +1,5 @@
 //! Lab: attaches bench/bpf/pieces.bpf.c's programs, drains its ring buffers, until SIGINT.
 use std::mem::MaybeUninit;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
@@ -9,6 +8,8 @@ use skel::pieces::PiecesSkelBuilder;
 use tcptools::{attach, sk_store};
 use tcptools::{cli, signal};
 
+#[path = "drain.rs"]
+mod drain;
 #[path = "skel.rs"]
 mod skel;
 
@@ -41,19 +42,5 @@ fn hold() -> Result<()> {
     rb.add(&skel.maps.rb_res, |_| 0)?;
     rb.add(&skel.maps.rb_cpu0, |_| 0)?;
     rb.add(&skel.maps.rb_cpu1, |_| 0)?;
-    let rb = rb.build()?;
-    println!("ready");
-    while !signal::stop_requested() {
-        // The programs never wake the reader (BPF_RB_NO_WAKEUP): the wait only paces the
-        // loop, and consume() drains, else the buffers fill and the ring buffer pieces
-        // measure a failed reserve.
-        let drained = rb
-            .poll(Duration::from_millis(5))
-            .and_then(|()| rb.consume());
-        match drained {
-            Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-            other => other.context("ring buffer")?,
-        }
-    }
-    Ok(())
+    drain::until_stopped(&rb.build()?)
 }
